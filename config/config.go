@@ -1,0 +1,90 @@
+// Package config loads Chatbox's configuration: TOML (unknown keys are an
+// error naming the key), then CHATBOX_<SECTION>_<KEY> environment overrides,
+// then defaults and validation whose messages name the key and the problem.
+// It does no other I/O except, in dev mode, generating secrets once and
+// keeping them in data_dir.
+package config
+
+import "time"
+
+// Modes of operation.
+const (
+	ModeDev        = "dev"
+	ModeProduction = "production"
+)
+
+// Config is the whole configuration; its TOML layout is CONTRACT §2.
+type Config struct {
+	Server  Server  `toml:"server"`
+	Auth    Auth    `toml:"auth"`
+	Storage Storage `toml:"storage"`
+	LLM     LLM     `toml:"llm"`
+}
+
+type Server struct {
+	Listen          string   `toml:"listen"`            // default "127.0.0.1:8080"
+	Mode            string   `toml:"mode"`              // "dev" (default) or "production"
+	PathPrefix      string   `toml:"path_prefix"`       // "" or "/something", no trailing slash
+	AllowedOrigins  []string `toml:"allowed_origins"`   // WebSocket Origin allowlist; default derived from listen
+	CORSOrigins     []string `toml:"cors_origins"`      // HTTP API CORS allowlist
+	MaxMessageBytes int64    `toml:"max_message_bytes"` // default 65536
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`  // default 30s
+	IdleTimeout     Duration `toml:"idle_timeout"`      // a silent peer is closed after this; default 60s
+	PingInterval    Duration `toml:"ping_interval"`     // server pings this often; default 25s
+}
+
+type Auth struct {
+	JWTSecret        string `toml:"jwt_secret"`
+	JWTPublicKeyFile string `toml:"jwt_public_key_file"`
+	Issuer           string `toml:"issuer"`
+	Audience         string `toml:"audience"`
+}
+
+type Storage struct {
+	MongoURI               string   `toml:"mongo_uri"`
+	Database               string   `toml:"database"` // default "chatbox"
+	DataDir                string   `toml:"data_dir"` // default "./data"
+	EncryptionKey          string   `toml:"encryption_key"`
+	PreviousEncryptionKeys []string `toml:"previous_encryption_keys"`
+	Timeout                Duration `toml:"timeout"` // deadline of one store call; default 5s
+}
+
+type LLM struct {
+	DefaultModel string  `toml:"default_model"` // default "demo"
+	Models       []Model `toml:"models"`        // default: the one demo model
+	// DemoDelay is the pause between the demo provider's words; default 60ms.
+	DemoDelay Duration `toml:"demo_delay"`
+
+	ConnectTimeout    Duration `toml:"connect_timeout"`     // dial + TLS + response headers; default 10s
+	FirstTokenTimeout Duration `toml:"first_token_timeout"` // request start to first text; default 30s
+	IdleTimeout       Duration `toml:"idle_timeout"`        // longest gap between chunks; default 30s
+	MaxRetries        int      `toml:"max_retries"`         // before the first token; default 2
+	// ContextBudget caps the conversation sent to a model, in characters,
+	// trimmed from the oldest end; default 24000.
+	ContextBudget int `toml:"context_budget"`
+}
+
+type Model struct {
+	ID           string   `toml:"id"`
+	Name         string   `toml:"name"`
+	Provider     string   `toml:"provider"` // demo | openai | anthropic | gemini
+	Model        string   `toml:"model"`
+	BaseURL      string   `toml:"base_url"`
+	APIKeyEnv    string   `toml:"api_key_env"`
+	SystemPrompt string   `toml:"system_prompt"`
+	Fallback     []string `toml:"fallback"` // model ids tried in order before the first token
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "1m").
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}

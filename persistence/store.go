@@ -1,0 +1,129 @@
+// Package persistence owns the stored shape of conversations: the Store
+// interface the actors write through, the domain records, and encryption of
+// message text at rest. The MongoDB implementation lives in persistence/mongo;
+// persistence/embedded starts the in-process FerretDB that dev mode and tests
+// use through the very same MongoDB code.
+//
+// A Store is safe for concurrent use. Only a session's SessionActor writes
+// that session's documents; writes are fenced by seq so that a second,
+// stale writer loses (ErrConflict) instead of corrupting the session.
+package persistence
+
+import (
+	"context"
+	"time"
+)
+
+// Role says who wrote a message.
+type Role string
+
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleAdmin     Role = "admin"
+	RoleSystem    Role = "system"
+)
+
+// Status of a stored message. A reply checkpointed while it streams is stored
+// as StatusInterrupted, so that if the process dies the partial text is there
+// and says it was cut off; the final write replaces it.
+type Status string
+
+const (
+	StatusComplete    Status = "complete"
+	StatusStopped     Status = "stopped"
+	StatusFailed      Status = "failed"
+	StatusInterrupted Status = "interrupted"
+)
+
+// Session modes: who answers the user.
+const (
+	ModeBot   = "bot"
+	ModeHuman = "human"
+)
+
+// Session is a conversation's header record.
+type Session struct {
+	ID            string
+	UserID        string
+	Title         string
+	Model         string
+	Status        string // "active"
+	Mode          string // ModeBot or ModeHuman
+	AdminID       string
+	AdminName     string
+	HelpRequested bool
+	MessageCount  int64
+	LastSeq       int64 // seq of the newest stored message; 0 when empty
+	TokensIn      int64
+	TokensOut     int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Message is one stored message. Text is plaintext in memory and encrypted
+// in the database.
+type Message struct {
+	ID        string
+	SessionID string
+	Seq       int64
+	Role      Role
+	Author    string
+	Text      string
+	Status    Status
+	CreatedAt time.Time
+	TokensIn  int64
+	TokensOut int64
+}
+
+// Page asks for one page of a list. Cursor is the opaque NextCursor of the
+// previous page, empty for the first one. Limit is capped by the store.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// AdminFilter narrows and orders the admin's list of all sessions. Zero
+// values mean "any"; Sort is "updated_at" (default), "created_at" or
+// "message_count"; Order is "desc" (default) or "asc".
+type AdminFilter struct {
+	UserID        string
+	Status        string
+	HelpRequested *bool
+	TakenOver     *bool
+	From, To      time.Time // on created_at, inclusive; zero is unbounded
+	Sort          string
+	Order         string
+}
+
+// Store is the durable record of sessions and messages.
+type Store interface {
+	// CreateSession inserts a new session; s.ID must be set.
+	CreateSession(ctx context.Context, s *Session) error
+	// GetSession returns ErrNotFound when there is no such session.
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// UpdateSession writes the mutable header fields (title, model, mode,
+	// admin, help flag, token totals, updated_at) of an existing session.
+	UpdateSession(ctx context.Context, s *Session) error
+
+	// AppendMessage stores m at m.Seq, which must be the session's LastSeq+1:
+	// it inserts under the unique {session_id, seq} index and then advances
+	// the session's last_seq, message_count and updated_at only if last_seq
+	// is still m.Seq-1. A lost race answers ErrConflict.
+	AppendMessage(ctx context.Context, m *Message) error
+	// UpdateMessage rewrites the text, status and usage of a stored message
+	// (a reply's checkpoint or its final state).
+	UpdateMessage(ctx context.Context, m *Message) error
+
+	// ListMessages returns up to limit messages with seq > afterSeq, in seq order.
+	ListMessages(ctx context.Context, sessionID string, afterSeq int64, limit int) ([]Message, error)
+	// ListSessions returns a user's sessions, newest updated_at first.
+	ListSessions(ctx context.Context, userID string, p Page) (sessions []Session, nextCursor string, err error)
+	// ListAllSessions is the admin's filtered, sorted, paginated list.
+	ListAllSessions(ctx context.Context, f AdminFilter, p Page) (sessions []Session, nextCursor string, err error)
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the connection; it is safe to call more than once.
+	Close(ctx context.Context) error
+}
