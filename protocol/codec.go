@@ -1,0 +1,143 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// DecodeError is a frame the server cannot act on. Code is the wire error
+// code; the message is safe to show to the client.
+type DecodeError struct {
+	Code    string
+	Message string
+	ID      string // the command's id when it could be read
+}
+
+func (e *DecodeError) Error() string { return e.Code + ": " + e.Message }
+
+var errTrailing = errors.New("more than one JSON value in the frame")
+
+// Decode parses and validates one client frame: exactly one JSON object with
+// a known type and the fields that type requires.
+func Decode(frame []byte) (Command, error) {
+	var c Command
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, &DecodeError{Code: CodeBadRequest, Message: "the frame is not a JSON object"}
+	}
+	if dec.More() {
+		return Command{}, &DecodeError{Code: CodeBadRequest, Message: errTrailing.Error()}
+	}
+	bad := func(msg string) (Command, error) {
+		return Command{}, &DecodeError{Code: CodeBadRequest, Message: msg, ID: c.ID}
+	}
+	if len(c.ID) > MaxClientIDLen {
+		c.ID = ""
+		return bad(fmt.Sprintf("id is longer than %d characters", MaxClientIDLen))
+	}
+	switch c.Type {
+	case TypeSend:
+		if c.Text == "" {
+			return bad("send needs a non-empty text")
+		}
+		if !utf8.ValidString(c.Text) {
+			return bad("text is not valid UTF-8")
+		}
+	case TypeStop, TypeHelp, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease:
+		if c.SessionID == "" {
+			return bad(c.Type + " needs a session_id")
+		}
+	case TypeSync:
+		if c.SessionID == "" {
+			return bad("sync needs a session_id")
+		}
+		if c.AfterSeq < 0 {
+			return bad("after_seq must not be negative")
+		}
+	case TypePing:
+	case "":
+		return bad("the frame has no type")
+	default:
+		return bad("unknown type " + strconv.Quote(truncate(c.Type, 32)))
+	}
+	return c, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// AppendDelta appends the JSON of a delta event to dst. It is the hot path of
+// streaming, so it is written by hand and does not allocate beyond dst.
+func AppendDelta(dst []byte, sessionID, messageID string, seq int64, offset int, text string) []byte {
+	dst = append(dst, `{"type":"delta","session_id":`...)
+	dst = appendString(dst, sessionID)
+	dst = append(dst, `,"message_id":`...)
+	dst = appendString(dst, messageID)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendInt(dst, int64(offset), 10)
+	dst = append(dst, `,"text":`...)
+	dst = appendString(dst, text)
+	return append(dst, '}')
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping as encoding/json does
+// (including <, > and & for safe embedding in HTML, and U+2028/U+2029).
+// Invalid UTF-8 becomes U+FFFD.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

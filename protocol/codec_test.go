@@ -1,0 +1,151 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"pgregory.net/rapid"
+)
+
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct {
+		name, frame, code string
+	}{
+		{"broken json", `{"type":"send",`, CodeBadRequest},
+		{"not an object", `[1,2]`, CodeBadRequest},
+		{"two objects", `{"type":"ping"}{"type":"ping"}`, CodeBadRequest},
+		{"two objects by newline", "{\"type\":\"ping\"}\n{\"type\":\"ping\"}", CodeBadRequest},
+		{"no type", `{"id":"x"}`, CodeBadRequest},
+		{"unknown type", `{"type":"launch"}`, CodeBadRequest},
+		{"send without text", `{"type":"send","id":"1"}`, CodeBadRequest},
+		{"stop without session", `{"type":"stop"}`, CodeBadRequest},
+		{"sync negative", `{"type":"sync","session_id":"s","after_seq":-1}`, CodeBadRequest},
+		{"id too long", `{"type":"ping","id":"` + strings.Repeat("x", 65) + `"}`, CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode([]byte(tt.frame))
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Code != tt.code {
+				t.Fatalf("Decode(%q) = %v, want code %s", tt.frame, err, tt.code)
+			}
+		})
+	}
+}
+
+func TestDecodeKeepsTheIDOfABadCommand(t *testing.T) {
+	_, err := Decode([]byte(`{"type":"send","id":"c1"}`))
+	var de *DecodeError
+	if !errors.As(err, &de) || de.ID != "c1" {
+		t.Fatalf("got %v, want a DecodeError with id c1", err)
+	}
+}
+
+func genCommand(t *rapid.T) Command {
+	typ := rapid.SampledFrom([]string{TypeSend, TypeStop, TypeSync, TypeHelp, TypePing, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease}).Draw(t, "type")
+	c := Command{Type: typ, ID: rapid.StringN(0, MaxClientIDLen, MaxClientIDLen).Draw(t, "id")}
+	if typ != TypePing {
+		c.SessionID = rapid.StringMatching(`[a-z0-9]{1,32}`).Draw(t, "session")
+	}
+	if typ == TypeSend {
+		c.Text = rapid.StringN(1, 200, -1).Draw(t, "text")
+		c.Model = rapid.StringMatching(`[a-z]{0,8}`).Draw(t, "model")
+	}
+	if typ == TypeSync {
+		c.AfterSeq = rapid.Int64Range(0, 1<<40).Draw(t, "after")
+	}
+	return c
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := genCommand(t)
+		if len(c.ID) > MaxClientIDLen {
+			t.Skip("id over the limit in bytes")
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", b, err)
+		}
+		if got != c {
+			t.Fatalf("round trip: got %+v, want %+v", got, c)
+		}
+	})
+}
+
+func TestDecodeNeverPanics(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		_, _ = Decode(rapid.SliceOf(rapid.Byte()).Draw(t, "frame"))
+	})
+}
+
+// The hand-written delta encoder must produce JSON that decodes to exactly
+// the fields given, for any text, including invalid UTF-8 (which becomes
+// U+FFFD as with encoding/json).
+func TestAppendDeltaMatchesEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		specials := rapid.StringOf(rapid.SampledFrom([]rune{'"', '\\', '<', '>', '&', '\n', '\r', '\t', 0, 0x1f, 0x7f, '\u2028', '\u2029', 'é', '😀'}))
+		rawBytes := rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) })
+		text := rapid.OneOf(rapid.String(), specials, rawBytes).Draw(t, "text")
+		sid := rapid.String().Draw(t, "sid")
+		seq := rapid.Int64Range(0, 1<<50).Draw(t, "seq")
+		off := rapid.IntRange(0, 1<<30).Draw(t, "offset")
+		frame := AppendDelta(nil, sid, "m1", seq, off, text)
+		want, _ := json.Marshal(map[string]any{"type": "delta", "session_id": sid, "message_id": "m1", "seq": seq, "offset": off, "text": text})
+		var g, w map[string]any
+		if err := json.Unmarshal(frame, &g); err != nil {
+			t.Fatalf("invalid JSON %q: %v", frame, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		gb, _ := json.Marshal(g)
+		wb, _ := json.Marshal(w)
+		if string(gb) != string(wb) {
+			t.Fatalf("got %s, want %s", gb, wb)
+		}
+	})
+}
+
+func TestMergeFollows(t *testing.T) {
+	a := NewDelta("s", "m", 2, 0, "héllo ")
+	b := NewDelta("s", "m", 2, len("héllo "), "wörld")
+	if !a.Follows(b) {
+		t.Fatal("b should follow a")
+	}
+	m := a.Merge(b)
+	if m.Text != "héllo wörld" || m.Offset != 0 {
+		t.Fatalf("merged %+v", m)
+	}
+	if c := NewDelta("s", "m", 2, 100, "x"); a.Follows(c) {
+		t.Fatal("a gap must not merge")
+	}
+	if c := NewDelta("s", "other", 2, len("héllo "), "x"); a.Follows(c) {
+		t.Fatal("another reply must not merge")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{"type":"send","id":"1","text":"hi"}`, `{"type":"sync","session_id":"s","after_seq":3}`, `{`, `[]`, `{"type":"ping"}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b)
+		if err == nil && c.Type == "" {
+			t.Fatalf("accepted a frame without type: %q", b)
+		}
+	})
+}
+
+func BenchmarkAppendDelta(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendDelta(buf[:0], "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", 42, 1234, " token")
+	}
+}

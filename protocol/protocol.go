@@ -1,0 +1,214 @@
+// Package protocol is the WebSocket wire format of CONTRACT §4: the commands
+// clients send, the events the server sends, and their JSON codec.
+//
+// Every outbound event is encoded exactly once, when it is created, into an
+// immutable *Event whose Frame is shared by every connection that receives
+// it; no per-device encoding happens on the hot path. Events and their frames
+// must not be modified after creation; they are safe to share between
+// goroutines.
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Command types sent by clients.
+const (
+	TypeSend     = "send"
+	TypeStop     = "stop"
+	TypeSync     = "sync"
+	TypeHelp     = "help"
+	TypePing     = "ping"
+	TypeWatch    = "watch"
+	TypeUnwatch  = "unwatch"
+	TypeTakeover = "takeover"
+	TypeRelease  = "release"
+)
+
+// Event types sent by the server.
+const (
+	TypeHello   = "hello"
+	TypeAck     = "ack"
+	TypeMessage = "message"
+	TypeDelta   = "delta"
+	TypeError   = "error"
+	TypePong    = "pong"
+	// TypeTakeover and TypeRelease are also event types.
+)
+
+// Error codes of CONTRACT §4.
+const (
+	CodeBadRequest          = "bad_request"
+	CodeUnauthorized        = "unauthorized"
+	CodeForbidden           = "forbidden"
+	CodeNotFound            = "not_found"
+	CodeTooLarge            = "too_large"
+	CodeRateLimited         = "rate_limited"
+	CodeBusy                = "busy"
+	CodeStorageUnavailable  = "storage_unavailable"
+	CodeProviderUnavailable = "provider_unavailable"
+	CodeInternal            = "internal"
+)
+
+// MaxClientIDLen bounds the client's id of a send or ping.
+const MaxClientIDLen = 64
+
+// Command is one decoded client frame. Fields a type does not use are zero.
+type Command struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	Text      string `json:"text,omitempty"`
+	Model     string `json:"model,omitempty"`
+	AfterSeq  int64  `json:"after_seq,omitempty"`
+}
+
+// Message is the wire shape of a stored message (the `message` of a message
+// event, and the items of the HTTP message lists).
+type Message struct {
+	ID        string    `json:"id"`
+	Seq       int64     `json:"seq"`
+	Role      string    `json:"role"`
+	Author    string    `json:"author"`
+	Text      string    `json:"text"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ModelInfo is one entry of hello's model list.
+type ModelInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Hello is the first frame on every connection.
+type Hello struct {
+	UserID       string      `json:"user_id"`
+	Name         string      `json:"name"`
+	ConnectionID string      `json:"connection_id"`
+	Admin        bool        `json:"admin"`
+	Models       []ModelInfo `json:"models"`
+	DefaultModel string      `json:"default_model"`
+}
+
+// Kind tells the connection's outbound queue how it may treat an event.
+type Kind uint8
+
+const (
+	// KindOther events are delivered one by one, in order.
+	KindOther Kind = iota
+	// KindDelta events of the same reply may be merged when they pile up.
+	KindDelta
+)
+
+// Event is an encoded server event. Frame is the complete JSON text of one
+// WebSocket frame. For deltas the decoded fields are kept so that a slow
+// connection's queue can merge consecutive deltas of one reply.
+type Event struct {
+	Kind      Kind
+	Frame     []byte
+	SessionID string
+	MessageID string // deltas only
+	Seq       int64  // deltas only
+	Offset    int    // deltas only
+	Text      string // deltas only
+}
+
+func marshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value passed here is a fixed struct of strings, numbers and
+		// times; failing to encode one is a programming error.
+		panic("protocol: encode event: " + err.Error())
+	}
+	return b
+}
+
+func other(sessionID string, v any) *Event {
+	return &Event{Kind: KindOther, SessionID: sessionID, Frame: marshal(v)}
+}
+
+// NewHello encodes the hello event.
+func NewHello(h Hello) *Event {
+	return other("", struct {
+		Type string `json:"type"`
+		Hello
+	}{TypeHello, h})
+}
+
+// NewAck encodes the ack of the send whose client id is id.
+func NewAck(id, sessionID, messageID string, seq int64) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		ID        string `json:"id"`
+		SessionID string `json:"session_id"`
+		MessageID string `json:"message_id"`
+		Seq       int64  `json:"seq"`
+	}{TypeAck, id, sessionID, messageID, seq})
+}
+
+// NewMessage encodes a whole-message event.
+func NewMessage(sessionID string, m Message) *Event {
+	return other(sessionID, struct {
+		Type      string  `json:"type"`
+		SessionID string  `json:"session_id"`
+		Message   Message `json:"message"`
+	}{TypeMessage, sessionID, m})
+}
+
+// NewError encodes an error event; id and sessionID may be empty.
+func NewError(id, sessionID, code, message string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		ID        string `json:"id,omitempty"`
+		SessionID string `json:"session_id,omitempty"`
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+	}{TypeError, id, sessionID, code, message})
+}
+
+// NewPong answers a ping.
+func NewPong(id string) *Event {
+	return other("", struct {
+		Type string `json:"type"`
+		ID   string `json:"id,omitempty"`
+	}{TypePong, id})
+}
+
+// NewTakeover says a human, adminName, now answers in the session.
+func NewTakeover(sessionID, adminName string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		AdminName string `json:"admin_name"`
+	}{TypeTakeover, sessionID, adminName})
+}
+
+// NewRelease says the bot answers again.
+func NewRelease(sessionID string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+	}{TypeRelease, sessionID})
+}
+
+// NewDelta encodes a piece of a reply in progress.
+func NewDelta(sessionID, messageID string, seq int64, offset int, text string) *Event {
+	return &Event{
+		Kind: KindDelta, SessionID: sessionID, MessageID: messageID, Seq: seq, Offset: offset, Text: text,
+		Frame: AppendDelta(nil, sessionID, messageID, seq, offset, text),
+	}
+}
+
+// Follows reports whether delta d continues delta e directly, so the two can
+// be sent as one.
+func (e *Event) Follows(d *Event) bool {
+	return e.Kind == KindDelta && d.Kind == KindDelta && e.MessageID == d.MessageID &&
+		e.SessionID == d.SessionID && e.Offset+len(e.Text) == d.Offset
+}
+
+// Merge returns one delta carrying e's text followed by d's; d must follow e.
+func (e *Event) Merge(d *Event) *Event {
+	return NewDelta(e.SessionID, e.MessageID, e.Seq, e.Offset, e.Text+d.Text)
+}
