@@ -1,8 +1,3 @@
-// Package config loads Chatbox's configuration: TOML (unknown keys are an
-// error naming the key), then CHATBOX_<SECTION>_<KEY> environment overrides,
-// then defaults and validation whose messages name the key and the problem.
-// It does no other I/O except, in dev mode, generating secrets once and
-// keeping them in data_dir.
 package config
 
 import "time"
@@ -13,6 +8,14 @@ const (
 	ModeProduction = "production"
 )
 
+// Providers a model may name.
+const (
+	ProviderDemo      = "demo"
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+	ProviderGemini    = "gemini"
+)
+
 // Config is the whole configuration; its TOML layout is CONTRACT §2.
 type Config struct {
 	Server  Server  `toml:"server"`
@@ -21,6 +24,8 @@ type Config struct {
 	LLM     LLM     `toml:"llm"`
 }
 
+// Server is the [server] section: the listener, the WebSocket limits and
+// the browser-facing allowlists.
 type Server struct {
 	Listen          string   `toml:"listen"`            // default "127.0.0.1:8080"
 	Mode            string   `toml:"mode"`              // "dev" (default) or "production"
@@ -33,6 +38,8 @@ type Server struct {
 	PingInterval    Duration `toml:"ping_interval"`     // server pings this often; default 25s
 }
 
+// Auth is the [auth] section: how bearer tokens are verified. At most one
+// of JWTSecret (HS256) and JWTPublicKeyFile (RS256/ES256) is set.
 type Auth struct {
 	JWTSecret        string `toml:"jwt_secret"`
 	JWTPublicKeyFile string `toml:"jwt_public_key_file"`
@@ -40,6 +47,8 @@ type Auth struct {
 	Audience         string `toml:"audience"`
 }
 
+// Storage is the [storage] section: where conversations live and the keys
+// that encrypt message text.
 type Storage struct {
 	MongoURI               string   `toml:"mongo_uri"`
 	Database               string   `toml:"database"` // default "chatbox"
@@ -49,6 +58,8 @@ type Storage struct {
 	Timeout                Duration `toml:"timeout"` // deadline of one store call; default 5s
 }
 
+// LLM is the [llm] section: the models clients may select and the limits
+// applied to every provider call.
 type LLM struct {
 	DefaultModel string  `toml:"default_model"` // default "demo"
 	Models       []Model `toml:"models"`        // default: the one demo model
@@ -64,6 +75,8 @@ type LLM struct {
 	ContextBudget int `toml:"context_budget"`
 }
 
+// Model is one [[llm.models]] entry: a model id clients select and the
+// provider that serves it.
 type Model struct {
 	ID           string   `toml:"id"`
 	Name         string   `toml:"name"`
@@ -78,8 +91,10 @@ type Model struct {
 // Duration is a time.Duration written as a Go duration string ("30s", "1m").
 type Duration struct{ time.Duration }
 
+// MarshalText writes d as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText parses a Go duration string such as "30s" or "1m30s".
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
