@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -27,8 +28,8 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		if err := decode(c, b); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		if err := decode(c, path, b); err != nil {
+			return nil, err
 		}
 	}
 	if getenv != nil {
@@ -43,9 +44,10 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-// decode reads a TOML document into c, strictly. Errors carry the line but
-// never the document's text, which may hold secrets.
-func decode(c *Config, b []byte) error {
+// decode reads the TOML document b, from path, into c, strictly. Errors
+// read "config PATH:LINE: problem", one per unknown key, and never quote the
+// document's text, which may hold secrets.
+func decode(c *Config, path string, b []byte) error {
 	err := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields().Decode(c)
 	if err == nil {
 		return nil
@@ -59,20 +61,70 @@ func decode(c *Config, b []byte) error {
 			if strings.HasPrefix(e.Error(), "toml: missing table") {
 				what = "table"
 			}
-			errs = append(errs, fmt.Errorf("line %d: unknown %s %q", line, what, strings.Join(e.Key(), ".")))
+			errs = append(errs, fmt.Errorf("config %s:%d: unknown %s %q", path, line, what, strings.Join(e.Key(), ".")))
 		}
 		return errors.Join(errs...)
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		line, _ := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		msg := humanize(strings.TrimPrefix(de.Error(), "toml: "))
 		if k := de.Key(); len(k) > 0 {
-			return fmt.Errorf("line %d: %s: %s", line, strings.Join(k, "."), msg)
+			return fmt.Errorf("config %s:%d: %s: %s", path, line, strings.Join(k, "."), msg)
 		}
-		return fmt.Errorf("line %d: %s", line, msg)
+		return fmt.Errorf("config %s:%d: %s", path, line, msg)
 	}
-	return err
+	if key := misplacedDuration(b); key != "" {
+		// go-toml reports this one without the key.
+		return fmt.Errorf("config %s: %s: must be a duration string such as \"30s\"", path, key)
+	}
+	return fmt.Errorf("config %s: %w", path, err)
+}
+
+// misplacedDuration returns the first duration key that the document b sets
+// to something other than a string, or "".
+func misplacedDuration(b []byte) string {
+	var doc map[string]any
+	if toml.Unmarshal(b, &doc) != nil {
+		return ""
+	}
+	for _, v := range envVars(scalarDefaults()) {
+		if v.field.Type() != durationType {
+			continue
+		}
+		section, key, _ := strings.Cut(v.key, ".")
+		table, _ := doc[section].(map[string]any)
+		if val, ok := table[key]; ok {
+			if _, isString := val.(string); !isString {
+				return v.key
+			}
+		}
+	}
+	return ""
+}
+
+// typeMismatch matches go-toml's message for a value of the wrong type.
+var typeMismatch = regexp.MustCompile(`^cannot decode TOML (.+) into .*of type (\S+)$`)
+
+// humanize rewrites go-toml's type-mismatch message, which names Go types,
+// into one that names TOML kinds.
+func humanize(msg string) string {
+	m := typeMismatch.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := map[string]string{
+		"string":          "a string",
+		"int":             "an integer",
+		"int64":           "an integer",
+		"bool":            "true or false",
+		"[]string":        "a list of strings",
+		"config.Duration": `a duration string such as "30s"`,
+	}[m[2]]
+	if want == "" {
+		return msg
+	}
+	return fmt.Sprintf("must be %s, got a TOML %s", want, m[1])
 }
 
 var durationType = reflect.TypeFor[Duration]()
