@@ -17,3 +17,8 @@ var (
 	// configured; its text cannot be read.
 	ErrKeyMissing = errors.New("encryption key missing")
 )
+
+// ErrCorrupt: a stored ciphertext did not authenticate under its key and
+// associated data. It was damaged, tampered with, or copied from another
+// record; its text must not be trusted or shown.
+var ErrCorrupt = errors.New("ciphertext does not authenticate")

@@ -57,6 +57,7 @@ type Session struct {
 	LastSeq       int64 // seq of the newest stored message; 0 when empty
 	TokensIn      int64
 	TokensOut     int64
+	ShareID       string // non-empty while a read-only share link is live
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -68,12 +69,27 @@ type Message struct {
 	SessionID string
 	Seq       int64
 	Role      Role
-	Author    string
+	Author    string // display name: the user's, the admin's, or the model's
+	AuthorID  string // the user or admin id; empty for the model
 	Text      string
 	Status    Status
 	CreatedAt time.Time
 	TokensIn  int64
 	TokensOut int64
+	// Unreadable is set on a message read back whose text cannot be
+	// decrypted (its key is no longer configured, or the record was
+	// tampered with); Text is then empty.
+	Unreadable bool
+}
+
+// Stats are stored totals for the admin dashboard.
+type Stats struct {
+	Sessions      int64
+	Messages      int64
+	TokensIn      int64
+	TokensOut     int64
+	HelpRequested int64
+	TakenOver     int64
 }
 
 // Page asks for one page of a list. Cursor is the opaque NextCursor of the
@@ -102,6 +118,8 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// GetSession returns ErrNotFound when there is no such session.
 	GetSession(ctx context.Context, id string) (*Session, error)
+	// GetSessionByShareID finds the session a live share link points at.
+	GetSessionByShareID(ctx context.Context, shareID string) (*Session, error)
 	// UpdateSession writes the mutable header fields (title, model, mode,
 	// admin, help flag, token totals, updated_at) of an existing session.
 	UpdateSession(ctx context.Context, s *Session) error
@@ -121,6 +139,9 @@ type Store interface {
 	ListSessions(ctx context.Context, userID string, p Page) (sessions []Session, nextCursor string, err error)
 	// ListAllSessions is the admin's filtered, sorted, paginated list.
 	ListAllSessions(ctx context.Context, f AdminFilter, p Page) (sessions []Session, nextCursor string, err error)
+
+	// Stats counts what is stored, in the database.
+	Stats(ctx context.Context) (Stats, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

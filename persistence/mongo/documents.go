@@ -1,0 +1,135 @@
+package mongo
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatbox/chatbox/persistence"
+)
+
+// sessionDoc is the stored shape of a session.
+type sessionDoc struct {
+	ID            string    `bson:"_id"`
+	UserID        string    `bson:"user_id"`
+	TitleKeyID    string    `bson:"title_key_id"`
+	TitleCT       []byte    `bson:"title_ct"`
+	Model         string    `bson:"model"`
+	Status        string    `bson:"status"`
+	Mode          string    `bson:"mode"`
+	AdminID       string    `bson:"admin_id"`
+	AdminName     string    `bson:"admin_name"`
+	HelpRequested bool      `bson:"help_requested"`
+	MessageCount  int64     `bson:"message_count"`
+	LastSeq       int64     `bson:"last_seq"`
+	TokensIn      int64     `bson:"tokens_in"`
+	TokensOut     int64     `bson:"tokens_out"`
+	ShareID       string    `bson:"share_id,omitempty"`
+	CreatedAt     time.Time `bson:"created_at"`
+	UpdatedAt     time.Time `bson:"updated_at"`
+}
+
+// messageDoc is the stored shape of a message.
+type messageDoc struct {
+	ID        string    `bson:"_id"`
+	SessionID string    `bson:"session_id"`
+	Seq       int64     `bson:"seq"`
+	Role      string    `bson:"role"`
+	Author    string    `bson:"author"`
+	AuthorID  string    `bson:"author_id,omitempty"`
+	KeyID     string    `bson:"key_id"`
+	CT        []byte    `bson:"ct"`
+	Status    string    `bson:"status"`
+	CreatedAt time.Time `bson:"created_at"`
+	TokensIn  int64     `bson:"tokens_in"`
+	TokensOut int64     `bson:"tokens_out"`
+}
+
+// ms truncates t to what a BSON datetime holds, in UTC.
+func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
+
+func (s *Store) sessionToDoc(x *persistence.Session) sessionDoc {
+	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
+	return sessionDoc{
+		ID:            x.ID,
+		UserID:        x.UserID,
+		TitleKeyID:    keyID,
+		TitleCT:       ct,
+		Model:         x.Model,
+		Status:        x.Status,
+		Mode:          x.Mode,
+		AdminID:       x.AdminID,
+		AdminName:     x.AdminName,
+		HelpRequested: x.HelpRequested,
+		MessageCount:  x.MessageCount,
+		LastSeq:       x.LastSeq,
+		TokensIn:      x.TokensIn,
+		TokensOut:     x.TokensOut,
+		ShareID:       x.ShareID,
+		CreatedAt:     x.CreatedAt,
+		UpdatedAt:     x.UpdatedAt,
+	}
+}
+
+func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.Session {
+	title, err := s.keys.Open(d.TitleKeyID, d.TitleCT, persistence.TitleAD(d.ID))
+	if err != nil {
+		s.unreadable(ctx, err, "session title unreadable", "session_id", d.ID, "key_id", d.TitleKeyID)
+	}
+	return persistence.Session{
+		ID:            d.ID,
+		UserID:        d.UserID,
+		Title:         string(title),
+		Model:         d.Model,
+		Status:        d.Status,
+		Mode:          d.Mode,
+		AdminID:       d.AdminID,
+		AdminName:     d.AdminName,
+		HelpRequested: d.HelpRequested,
+		MessageCount:  d.MessageCount,
+		LastSeq:       d.LastSeq,
+		TokensIn:      d.TokensIn,
+		TokensOut:     d.TokensOut,
+		ShareID:       d.ShareID,
+		CreatedAt:     d.CreatedAt.UTC(),
+		UpdatedAt:     d.UpdatedAt.UTC(),
+	}
+}
+
+func (s *Store) messageToDoc(m *persistence.Message) messageDoc {
+	keyID, ct := s.keys.Seal([]byte(m.Text), persistence.MessageAD(m.SessionID, m.Seq))
+	return messageDoc{
+		ID:        m.ID,
+		SessionID: m.SessionID,
+		Seq:       m.Seq,
+		Role:      string(m.Role),
+		Author:    m.Author,
+		AuthorID:  m.AuthorID,
+		KeyID:     keyID,
+		CT:        ct,
+		Status:    string(m.Status),
+		CreatedAt: m.CreatedAt,
+		TokensIn:  m.TokensIn,
+		TokensOut: m.TokensOut,
+	}
+}
+
+func (s *Store) messageFromDoc(ctx context.Context, d *messageDoc) persistence.Message {
+	text, err := s.keys.Open(d.KeyID, d.CT, persistence.MessageAD(d.SessionID, d.Seq))
+	if err != nil {
+		s.unreadable(ctx, err, "message text unreadable", "session_id", d.SessionID, "seq", d.Seq, "key_id", d.KeyID)
+	}
+	return persistence.Message{
+		ID:         d.ID,
+		SessionID:  d.SessionID,
+		Seq:        d.Seq,
+		Role:       persistence.Role(d.Role),
+		Author:     d.Author,
+		AuthorID:   d.AuthorID,
+		Text:       string(text),
+		Status:     persistence.Status(d.Status),
+		CreatedAt:  d.CreatedAt.UTC(),
+		TokensIn:   d.TokensIn,
+		TokensOut:  d.TokensOut,
+		Unreadable: err != nil,
+	}
+}

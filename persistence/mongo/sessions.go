@@ -1,0 +1,240 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/chatbox/chatbox/persistence"
+)
+
+// Page sizes of the session lists.
+const (
+	defaultSessionLimit = 50
+	maxSessionLimit     = 200
+)
+
+// CreateSession inserts s. A zero CreatedAt is now and a zero UpdatedAt is
+// CreatedAt; both are truncated to milliseconds in s itself, so that s holds
+// what is stored. An empty Status is "active" and an empty Mode is
+// persistence.ModeBot, also in s. An existing id answers ErrConflict.
+func (s *Store) CreateSession(ctx context.Context, x *persistence.Session) error {
+	if x.ID == "" {
+		return errors.New("create session: no id")
+	}
+	if x.CreatedAt.IsZero() {
+		x.CreatedAt = time.Now()
+	}
+	if x.UpdatedAt.IsZero() {
+		x.UpdatedAt = x.CreatedAt
+	}
+	x.CreatedAt, x.UpdatedAt = ms(x.CreatedAt), ms(x.UpdatedAt)
+	if x.Status == "" {
+		x.Status = "active"
+	}
+	if x.Mode == "" {
+		x.Mode = persistence.ModeBot
+	}
+
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if _, err := s.sessions.InsertOne(ctx, s.sessionToDoc(x)); err != nil {
+		return wrap(err, "create session %s", x.ID)
+	}
+	return nil
+}
+
+// GetSession returns the session or ErrNotFound.
+func (s *Store) GetSession(ctx context.Context, id string) (*persistence.Session, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	var d sessionDoc
+	if err := s.sessions.FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
+		return nil, wrap(err, "get session %s", id)
+	}
+	x := s.sessionFromDoc(ctx, &d)
+	return &x, nil
+}
+
+// GetSessionByShareID returns the session whose live share link is shareID,
+// or ErrNotFound (also for an empty id, which never names a link).
+func (s *Store) GetSessionByShareID(ctx context.Context, shareID string) (*persistence.Session, error) {
+	if shareID == "" {
+		return nil, fmt.Errorf("get shared session: %w", persistence.ErrNotFound)
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	var d sessionDoc
+	if err := s.sessions.FindOne(ctx, bson.M{"share_id": shareID}).Decode(&d); err != nil {
+		return nil, wrap(err, "get shared session")
+	}
+	x := s.sessionFromDoc(ctx, &d)
+	return &x, nil
+}
+
+// UpdateSession writes the header fields of an existing session (or answers
+// ErrNotFound). It leaves user_id, created_at, last_seq and message_count
+// alone: those belong to CreateSession and AppendMessage. updated_at only
+// moves forward (a zero UpdatedAt means now): a session must never slide
+// back behind a page cursor that already passed it.
+func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error {
+	updated := x.UpdatedAt
+	if updated.IsZero() {
+		updated = time.Now()
+	}
+	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
+	update := bson.M{
+		"$set": bson.M{
+			"title_key_id":   keyID,
+			"title_ct":       ct,
+			"model":          x.Model,
+			"status":         x.Status,
+			"mode":           x.Mode,
+			"admin_id":       x.AdminID,
+			"admin_name":     x.AdminName,
+			"help_requested": x.HelpRequested,
+			"tokens_in":      x.TokensIn,
+			"tokens_out":     x.TokensOut,
+			"share_id":       x.ShareID,
+		},
+		"$max": bson.M{"updated_at": ms(updated)},
+	}
+
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	res, err := s.sessions.UpdateOne(ctx, bson.M{"_id": x.ID}, update)
+	if err != nil {
+		return wrap(err, "update session %s", x.ID)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("update session %s: %w", x.ID, persistence.ErrNotFound)
+	}
+	return nil
+}
+
+// ListSessions returns userID's sessions, most recently updated first.
+func (s *Store) ListSessions(ctx context.Context, userID string, p persistence.Page) ([]persistence.Session, string, error) {
+	list, next, err := s.listSessions(ctx, bson.D{{Key: "user_id", Value: userID}}, sortUpdatedAt, orderDesc, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("list sessions of user %s: %w", userID, err)
+	}
+	return list, next, nil
+}
+
+// ListAllSessions is the admin's list: every filter of f narrows it (AND),
+// sorted by f.Sort then _id, both in f.Order.
+func (s *Store) ListAllSessions(ctx context.Context, f persistence.AdminFilter, p persistence.Page) ([]persistence.Session, string, error) {
+	field, dir := f.Sort, f.Order
+	if field == "" {
+		field = sortUpdatedAt
+	}
+	if dir == "" {
+		dir = orderDesc
+	}
+	if _, ok := sortFields[field]; !ok {
+		return nil, "", fmt.Errorf("list all sessions: unknown sort %q", f.Sort)
+	}
+	if dir != orderAsc && dir != orderDesc {
+		return nil, "", fmt.Errorf("list all sessions: unknown order %q", f.Order)
+	}
+
+	filter := bson.D{}
+	if f.UserID != "" {
+		filter = append(filter, bson.E{Key: "user_id", Value: f.UserID})
+	}
+	if f.Status != "" {
+		filter = append(filter, bson.E{Key: "status", Value: f.Status})
+	}
+	if f.HelpRequested != nil {
+		filter = append(filter, bson.E{Key: "help_requested", Value: *f.HelpRequested})
+	}
+	if f.TakenOver != nil {
+		if *f.TakenOver {
+			filter = append(filter, bson.E{Key: "mode", Value: persistence.ModeHuman})
+		} else {
+			filter = append(filter, bson.E{Key: "mode", Value: bson.M{"$ne": persistence.ModeHuman}})
+		}
+	}
+	if !f.From.IsZero() || !f.To.IsZero() {
+		created := bson.D{}
+		if !f.From.IsZero() {
+			// A sub-millisecond From must not admit the millisecond it falls in.
+			from := ms(f.From)
+			if from.Before(f.From) {
+				from = from.Add(time.Millisecond)
+			}
+			created = append(created, bson.E{Key: "$gte", Value: from})
+		}
+		if !f.To.IsZero() {
+			created = append(created, bson.E{Key: "$lte", Value: ms(f.To)})
+		}
+		filter = append(filter, bson.E{Key: "created_at", Value: created})
+	}
+
+	list, next, err := s.listSessions(ctx, filter, field, dir, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("list all sessions: %w", err)
+	}
+	return list, next, nil
+}
+
+// listSessions runs one page of a keyset-paginated session query: sorted
+// by (field, _id) in dir, starting after the cursor's (key, id). Fetching
+// one more than the limit tells whether there is a next page.
+func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir string, p persistence.Page) ([]persistence.Session, string, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultSessionLimit
+	}
+	limit = min(limit, maxSessionLimit)
+
+	if p.Cursor != "" {
+		c, err := decodeCursor(p.Cursor, field, dir)
+		if err != nil {
+			return nil, "", err
+		}
+		after := sortFields[field].value(c.Key)
+		op := "$lt"
+		if dir == orderAsc {
+			op = "$gt"
+		}
+		filter = append(filter[:len(filter):len(filter)], bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: field, Value: bson.D{{Key: op, Value: after}}}},
+			bson.D{{Key: field, Value: after}, {Key: "_id", Value: bson.D{{Key: op, Value: c.ID}}}},
+		}})
+	}
+	order := -1
+	if dir == orderAsc {
+		order = 1
+	}
+	opts := options.Find().
+		SetSort(bson.D{{Key: field, Value: order}, {Key: "_id", Value: order}}).
+		SetLimit(int64(limit) + 1)
+
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	cur, err := s.sessions.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, "", wrap(err, "find")
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", wrap(err, "read")
+	}
+
+	next := ""
+	if len(docs) > limit {
+		docs = docs[:limit]
+		last := &docs[limit-1]
+		next = encodeCursor(cursor{Sort: field, Order: dir, Key: sortFields[field].key(last), ID: last.ID})
+	}
+	out := make([]persistence.Session, len(docs))
+	for i := range docs {
+		out[i] = s.sessionFromDoc(ctx, &docs[i])
+	}
+	return out, next, nil
+}

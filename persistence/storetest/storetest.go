@@ -1,0 +1,130 @@
+// Package storetest gives tests a real persistence/mongo Store on a fresh
+// database: on the MongoDB named by CHATBOX_TEST_MONGO_URI when it is set,
+// otherwise on one in-process FerretDB (persistence/embedded) that the first
+// caller starts and every later test of the same test binary shares.
+//
+// Its functions are safe to call from parallel tests. A package that uses
+// the embedded server should call Main from its TestMain, so that the
+// server is stopped and its temporary directory removed when the tests end.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/persistence/embedded"
+	"github.com/chatbox/chatbox/persistence/mongo"
+)
+
+// EnvURI names the environment variable that points the tests at a real
+// MongoDB instead of the embedded FerretDB.
+const EnvURI = "CHATBOX_TEST_MONGO_URI"
+
+// testKey is the fixed key of Keyring: test data is not secret, and a fixed
+// key lets a test reopen what another store wrote.
+var testKey = []byte("chatbox storetest key, 32 bytes!")
+
+// shared is the embedded server of this test binary, started on first use.
+var shared struct {
+	once sync.Once
+	dir  string
+	srv  *embedded.Server
+	err  error
+}
+
+// Main runs the tests of m, then stops the shared embedded server, if one
+// was started, and removes its directory. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { storetest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.srv != nil {
+		_ = shared.srv.Close()
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+	}
+	if code != 0 {
+		os.Exit(code)
+	}
+}
+
+// URI is the connection string tests should use: CHATBOX_TEST_MONGO_URI, or
+// else the shared embedded server's, starting it on first use.
+func URI(t testing.TB) string {
+	t.Helper()
+	if uri := os.Getenv(EnvURI); uri != "" {
+		return uri
+	}
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "chatbox-storetest-")
+		if shared.err != nil {
+			return
+		}
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		shared.srv, shared.err = embedded.Start(context.Background(), shared.dir, log)
+	})
+	if shared.err != nil {
+		t.Fatalf("start embedded ferretdb: %v", shared.err)
+	}
+	return shared.srv.URI()
+}
+
+// Key is a copy of the fixed test key.
+func Key() []byte { return append([]byte(nil), testKey...) }
+
+// Keyring is a keyring with the fixed test key.
+func Keyring(t testing.TB) *persistence.Keyring {
+	t.Helper()
+	k, err := persistence.NewKeyring(testKey)
+	if err != nil {
+		t.Fatalf("test keyring: %v", err)
+	}
+	return k
+}
+
+// DatabaseName returns a fresh, unique database name.
+func DatabaseName() string {
+	return "chatbox_test_" + strings.ToLower(rand.Text()[:12])
+}
+
+// Open returns a store with its indexes on a fresh database, which is
+// dropped when the test ends.
+func Open(t testing.TB) *mongo.Store {
+	t.Helper()
+	st := OpenAt(t, URI(t), DatabaseName())
+	t.Cleanup(func() {
+		if err := st.Database().Drop(context.Background()); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	return st
+}
+
+// OpenAt returns a store with its indexes on database at uri, keyed with
+// Keyring, closed (but not dropped) when the test ends.
+func OpenAt(t testing.TB, uri, database string) *mongo.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: database, Keyring: Keyring(t)})
+	if err != nil {
+		t.Fatalf("open test store: %v", err)
+	}
+	// Registered before any caller's cleanup, so it runs after them: a
+	// caller may still use the store in its own cleanup (dropping it).
+	t.Cleanup(func() {
+		if err := st.Close(ctx); err != nil {
+			t.Errorf("close test store: %v", err)
+		}
+	})
+	if err := st.EnsureIndexes(ctx); err != nil {
+		t.Fatalf("create test indexes: %v", err)
+	}
+	return st
+}
