@@ -3,25 +3,84 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/anthropic"
 	"github.com/chatbox/chatbox/providers/demo"
+	"github.com/chatbox/chatbox/providers/gemini"
+	"github.com/chatbox/chatbox/providers/openai"
 )
 
 // buildCatalog turns the [[llm.models]] configuration into a provider catalog.
-// getenv reads API keys named by api_key_env.
+// getenv reads API keys named by api_key_env. It does no network I/O: a
+// vendor is first contacted by the first generation that uses it.
 func buildCatalog(cfg config.LLM, getenv func(string) string, log *slog.Logger) (*providers.Catalog, error) {
+	timeouts := providers.Timeouts{
+		Connect:    cfg.ConnectTimeout.Duration,
+		FirstToken: cfg.FirstTokenTimeout.Duration,
+		Idle:       cfg.IdleTimeout.Duration,
+	}
 	entries := make([]providers.Entry, 0, len(cfg.Models))
-	for _, m := range cfg.Models {
+	for i, m := range cfg.Models {
+		key := fmt.Sprintf("llm.models[%d]", i)
 		e := providers.Entry{ID: m.ID, Name: m.Name, Model: m.Model, SystemPrompt: m.SystemPrompt, Fallback: m.Fallback}
+		apiKey := ""
+		if m.APIKeyEnv != "" && getenv != nil {
+			apiKey = getenv(m.APIKeyEnv)
+		}
 		switch m.Provider {
-		case "demo":
-			e.Provider = &demo.Provider{Delay: cfg.DemoDelay.Duration}
+		case config.ProviderDemo:
+		case config.ProviderOpenAI, config.ProviderAnthropic, config.ProviderGemini:
+			if m.Model == "" {
+				return nil, fmt.Errorf("%s.model: must name the vendor's model for provider %q", key, m.Provider)
+			}
+			// Local OpenAI-compatible servers need no key; the vendors' own
+			// endpoints (and Gemini always) do.
+			if apiKey == "" && (m.BaseURL == "" || m.Provider == config.ProviderGemini) {
+				return nil, fmt.Errorf("%s.api_key_env: environment variable %q is empty; model %q needs an API key", key, m.APIKeyEnv, m.ID)
+			}
 		default:
-			return nil, fmt.Errorf("llm.models %q: provider %q is not supported", m.ID, m.Provider)
+			return nil, fmt.Errorf("%s.provider: %q is not supported (demo, openai, anthropic or gemini)", key, m.Provider)
+		}
+		var err error
+		switch m.Provider {
+		case config.ProviderDemo:
+			e.Provider = &demo.Provider{Delay: demoDelay(cfg.DemoDelay.Duration)}
+		case config.ProviderOpenAI:
+			e.Provider, err = openai.New(openai.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
+		case config.ProviderAnthropic:
+			e.Provider, err = anthropic.New(anthropic.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
+		case config.ProviderGemini:
+			e.Provider, err = gemini.New(gemini.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
+		}
+		if err != nil {
+			// With the key checked above, what is left is the base URL. The
+			// vendor packages never put the key in an error.
+			return nil, fmt.Errorf("%s.base_url: %w", key, err)
 		}
 		entries = append(entries, e)
 	}
-	return providers.NewCatalog(entries, cfg.DefaultModel)
+	// max_retries = 0 in the file means no retries (the config package keeps
+	// an explicit zero), which the catalog spells as a negative number.
+	retries := cfg.MaxRetries
+	if retries == 0 {
+		retries = -1
+	}
+	// Trimming to context_budget is done by the session actors, which know
+	// the conversation; the catalog's own ContextBudget stays off.
+	return providers.NewCatalogWithOptions(entries, cfg.DefaultModel, providers.Options{
+		MaxRetries: retries,
+		Logger:     log,
+	})
+}
+
+// demoDelay maps demo_delay to the demo provider: in the file "0s" means
+// instant, while the provider reads zero as its default pace.
+func demoDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

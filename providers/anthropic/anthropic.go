@@ -1,0 +1,256 @@
+// Package anthropic streams replies from the Anthropic Messages API:
+// POST {base_url}/v1/messages with stream: true, read as Server-Sent Events
+// (message_start, content_block_*, message_delta, message_stop, ping, error).
+//
+// It makes exactly one HTTP request per Stream call; retries and failover
+// belong to the Catalog. A Client is immutable after New and safe for
+// concurrent use.
+package anthropic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/sse"
+)
+
+const (
+	// DefaultBaseURL is Anthropic's own endpoint.
+	DefaultBaseURL = "https://api.anthropic.com"
+	// DefaultMaxTokens bounds a reply when Config.MaxTokens is zero; the
+	// API requires a bound.
+	DefaultMaxTokens = 1024
+	// APIVersion is the anthropic-version header this client speaks.
+	APIVersion = "2023-06-01"
+)
+
+// Config configures a Client. Zero values are documented per field.
+type Config struct {
+	// BaseURL is the API root without /v1; empty means DefaultBaseURL.
+	BaseURL string
+	// APIKey is sent as x-api-key. It is required for DefaultBaseURL and
+	// optional elsewhere (a proxy may add it).
+	APIKey string
+	// MaxTokens bounds each reply; zero means DefaultMaxTokens.
+	MaxTokens int
+	// Timeouts bound each request; zero fields take the providers defaults.
+	Timeouts providers.Timeouts
+	// HTTPClient overrides the client built from Timeouts.Connect.
+	HTTPClient *http.Client
+}
+
+// Client is the Anthropic provider.
+type Client struct {
+	url       string
+	key       string
+	maxTokens int
+	timeouts  providers.Timeouts
+	http      *http.Client
+}
+
+var _ providers.Provider = (*Client)(nil)
+
+// New checks cfg and builds a Client. It does no I/O.
+func New(cfg Config) (*Client, error) {
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+		if cfg.APIKey == "" {
+			return nil, errors.New("anthropic: an API key is required for " + DefaultBaseURL)
+		}
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("anthropic: base URL %q is not an http(s) URL", base)
+	}
+	c := &Client{
+		url:       strings.TrimSuffix(base, "/") + "/v1/messages",
+		key:       cfg.APIKey,
+		maxTokens: cfg.MaxTokens,
+		timeouts:  cfg.Timeouts,
+		http:      cfg.HTTPClient,
+	}
+	if c.maxTokens <= 0 {
+		c.maxTokens = DefaultMaxTokens
+	}
+	if c.http == nil {
+		c.http = providers.NewHTTPClient(cfg.Timeouts)
+	}
+	return c, nil
+}
+
+type wireMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type wireRequest struct {
+	Model     string        `json:"model"`
+	MaxTokens int           `json:"max_tokens"`
+	System    string        `json:"system,omitempty"`
+	Messages  []wireMessage `json:"messages"`
+	Stream    bool          `json:"stream"`
+}
+
+// encodeRequest shapes the conversation the way the API insists on: no
+// empty text, and a user turn first (leading assistant turns are dropped;
+// the Catalog's Trim already avoids them).
+func (c *Client) encodeRequest(req providers.Request) ([]byte, error) {
+	w := wireRequest{Model: req.Model, MaxTokens: c.maxTokens, System: req.System, Stream: true}
+	w.Messages = make([]wireMessage, 0, len(req.Messages))
+	for _, m := range req.Messages {
+		if m.Text == "" || (len(w.Messages) == 0 && m.Role == providers.RoleAssistant) {
+			continue
+		}
+		w.Messages = append(w.Messages, wireMessage{Role: string(m.Role), Content: m.Text})
+	}
+	if len(w.Messages) == 0 {
+		return nil, errors.New("no user message to send")
+	}
+	return json.Marshal(w)
+}
+
+// Stream sends one streaming Messages request and yields its text as it
+// arrives, then a final chunk with usage.
+func (c *Client) Stream(ctx context.Context, req providers.Request) iter.Seq2[providers.Chunk, error] {
+	return func(yield func(providers.Chunk, error) bool) {
+		wd := providers.NewWatchdog(ctx, c.timeouts, req.Model)
+		defer wd.Stop()
+		body, err := c.encodeRequest(req)
+		if err != nil {
+			yield(providers.Chunk{}, &providers.Error{Kind: providers.KindBadRequest, Model: req.Model, Err: fmt.Errorf("encode request: %w", err)})
+			return
+		}
+		hreq, err := http.NewRequestWithContext(wd.Context(), http.MethodPost, c.url, bytes.NewReader(body))
+		if err != nil {
+			yield(providers.Chunk{}, &providers.Error{Kind: providers.KindBadRequest, Model: req.Model, Err: err})
+			return
+		}
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.Header.Set("Accept", "text/event-stream")
+		hreq.Header.Set("anthropic-version", APIVersion)
+		if c.key != "" {
+			hreq.Header.Set("x-api-key", c.key)
+		}
+		resp, err := c.http.Do(hreq)
+		if err != nil {
+			yield(providers.Chunk{}, wd.Err(req.Model, err))
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			yield(providers.Chunk{}, providers.ResponseError(req.Model, resp, c.key, errorMessage))
+			return
+		}
+		c.read(wd, req.Model, resp.Body, yield)
+	}
+}
+
+// event is the union of the stream's event payloads that matter here.
+type event struct {
+	Type    string `json:"type"`
+	Message struct {
+		Usage wireUsage `json:"usage"`
+	} `json:"message"`
+	Delta struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"delta"`
+	Usage wireUsage `json:"usage"`
+	Error apiError  `json:"error"`
+}
+
+type wireUsage struct {
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+}
+
+type apiError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+func (c *Client) read(wd *providers.Watchdog, model string, body io.Reader, yield func(providers.Chunk, error) bool) {
+	r := sse.NewReader(body)
+	var usage providers.Usage
+	var ev event
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			yield(providers.Chunk{}, &providers.Error{Kind: providers.KindUnavailable, Model: model, Err: providers.ErrIncomplete})
+			return
+		}
+		if err != nil {
+			yield(providers.Chunk{}, wd.Err(model, err))
+			return
+		}
+		if e.Type == "ping" {
+			continue // a keep-alive: not progress
+		}
+		ev = event{}
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			yield(providers.Chunk{}, providers.StreamError(providers.KindUnavailable, model, "malformed %s event: %v", e.Type, err))
+			return
+		}
+		wd.Event()
+		switch e.Type {
+		case "message_start":
+			usage.InputTokens = ev.Message.Usage.InputTokens
+			usage.OutputTokens = ev.Message.Usage.OutputTokens
+		case "content_block_delta":
+			// Thinking, signature and tool-input deltas are not reply text.
+			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+				wd.Text()
+				if !yield(providers.Chunk{Text: ev.Delta.Text}, nil) {
+					return
+				}
+			}
+		case "message_delta":
+			// Counts here are cumulative for the message.
+			usage.OutputTokens = max(usage.OutputTokens, ev.Usage.OutputTokens)
+			usage.InputTokens = max(usage.InputTokens, ev.Usage.InputTokens)
+		case "message_stop":
+			yield(providers.Chunk{Usage: &usage}, nil)
+			return
+		case "error":
+			msg := providers.Redact(ev.Error.Type+": "+ev.Error.Message, c.key)
+			yield(providers.Chunk{}, providers.StreamError(errorKind(ev.Error.Type), model, "stream error: %s", msg))
+			return
+		}
+	}
+}
+
+// errorKind maps Anthropic's error types, which mid-stream arrive without
+// an HTTP status.
+func errorKind(typ string) providers.Kind {
+	switch typ {
+	case "rate_limit_error":
+		return providers.KindRateLimited
+	case "authentication_error", "permission_error":
+		return providers.KindAuth
+	case "invalid_request_error", "not_found_error", "request_too_large":
+		return providers.KindBadRequest
+	case "timeout_error":
+		return providers.KindTimeout
+	}
+	return providers.KindUnavailable // api_error, overloaded_error, anything new
+}
+
+func errorMessage(body []byte) string {
+	var w struct {
+		Error apiError `json:"error"`
+	}
+	if json.Unmarshal(body, &w) != nil || w.Error.Message == "" {
+		return ""
+	}
+	return w.Error.Type + ": " + w.Error.Message
+}
