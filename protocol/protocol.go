@@ -11,6 +11,8 @@ package protocol
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/chatbox/chatbox/persistence"
 )
 
 // Command types sent by clients.
@@ -185,6 +187,18 @@ func NewTakeover(sessionID, adminName string) *Event {
 	}{TypeTakeover, sessionID, adminName})
 }
 
+// TypeHelp is also the event admins receive when a user asks for a human.
+
+// NewHelp alerts admins that a user asked for a human in a session.
+func NewHelp(sessionID, userID, title string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		UserID    string `json:"user_id"`
+		Title     string `json:"title"`
+	}{TypeHelp, sessionID, userID, title})
+}
+
 // NewRelease says the bot answers again.
 func NewRelease(sessionID string) *Event {
 	return other(sessionID, struct {
@@ -211,4 +225,38 @@ func (e *Event) Follows(d *Event) bool {
 // Merge returns one delta carrying e's text followed by d's; d must follow e.
 func (e *Event) Merge(d *Event) *Event {
 	return NewDelta(e.SessionID, e.MessageID, e.Seq, e.Offset, e.Text+d.Text)
+}
+
+// Session is the wire shape of a session (CONTRACT §5).
+type Session struct {
+	ID            string    `json:"id"`
+	UserID        string    `json:"user_id"`
+	Title         string    `json:"title"`
+	Model         string    `json:"model"`
+	Status        string    `json:"status"`
+	Mode          string    `json:"mode"`
+	AdminName     string    `json:"admin_name"`
+	HelpRequested bool      `json:"help_requested"`
+	MessageCount  int64     `json:"message_count"`
+	TokensIn      int64     `json:"tokens_in"`
+	TokensOut     int64     `json:"tokens_out"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// MessageOf is the wire shape of a stored message.
+func MessageOf(m persistence.Message) Message {
+	return Message{
+		ID: m.ID, Seq: m.Seq, Role: string(m.Role), Author: m.Author, Text: m.Text,
+		Status: string(m.Status), CreatedAt: m.CreatedAt.UTC(),
+	}
+}
+
+// SessionOf is the wire shape of a stored session.
+func SessionOf(s persistence.Session) Session {
+	return Session{
+		ID: s.ID, UserID: s.UserID, Title: s.Title, Model: s.Model, Status: s.Status, Mode: s.Mode,
+		AdminName: s.AdminName, HelpRequested: s.HelpRequested, MessageCount: s.MessageCount,
+		TokensIn: s.TokensIn, TokensOut: s.TokensOut, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
+	}
 }

@@ -1,0 +1,168 @@
+package actors
+
+import (
+	"log/slog"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/protocol"
+)
+
+// Sink is one socket's outbound side, supplied by the transport.
+type Sink interface {
+	// WriteFrame writes one text frame. The connActor's flusher is its only
+	// caller for event frames; implementations serialise it with their own
+	// control frames (pings, close).
+	WriteFrame(frame []byte) error
+	// Close sends a close frame with code and reason, then closes the socket.
+	// It is idempotent and safe to call from any goroutine.
+	Close(code uint16, reason string)
+}
+
+// WebSocket close codes the actors decide on.
+const (
+	CloseNormal      uint16 = 1000
+	CloseGoingAway   uint16 = 1001
+	CloseTryAgain    uint16 = 1013 // the outbound queue overflowed: resume with sync
+	closeInternal    uint16 = 1011
+	closeReasonSlow         = "slow consumer: reconnect and sync"
+	defaultOutboxCap        = 256
+)
+
+// connActor owns one connection's outbound queue. Events arrive in the order
+// the user actor sent them; the outbox coalesces consecutive deltas of one
+// reply and a flusher goroutine, started only while there is something to
+// write, drains it into the socket. An idle connection therefore holds no
+// goroutine here.
+type connActor struct {
+	hub      *Hub
+	identity Identity
+	connID   string
+	out      *outbox
+}
+
+func (c *connActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.push(ctx, c.hub.hello(c.identity, c.connID))
+		if c.identity.Admin {
+			ctx.Send(c.hub.admins, &adminOnline{conn: ctx.Self()})
+		}
+	case *protocol.Event:
+		c.push(ctx, m)
+	case *closeConn:
+		c.out.close(m.code, m.reason)
+	case *actor.Restarting:
+		// The socket's state is unknown after a crash: close it, the client
+		// reconnects and syncs. Only this connection is affected.
+		c.out.close(closeInternal, "internal error")
+	case *actor.Stopped:
+		c.out.close(CloseGoingAway, "server closing the connection")
+	}
+}
+
+func (c *connActor) push(ctx actor.Context, ev *protocol.Event) {
+	switch c.out.push(ev) {
+	case pushOverflow:
+		c.hub.metrics.slowCloses.Inc()
+		c.hub.log.Warn("outbound queue overflow; closing", slog.String("conn_id", c.connID), slog.String("user_id", c.identity.UserID))
+		c.out.close(CloseTryAgain, closeReasonSlow)
+	case pushCoalesced:
+		c.hub.metrics.coalesced.Inc()
+	case pushStartFlush:
+		c.hub.goroutines.Go(c.out.flush)
+	}
+}
+
+type pushResult uint8
+
+const (
+	pushQueued pushResult = iota
+	pushStartFlush
+	pushCoalesced
+	pushOverflow
+	pushClosed
+)
+
+// outbox is a bounded queue of encoded events between a connActor (the only
+// producer) and its flusher goroutine (the only consumer).
+type outbox struct {
+	sink Sink
+	cap  int
+
+	mu       sync.Mutex // guards the fields below
+	queue    []*protocol.Event
+	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
+	flushing bool              // a flusher goroutine is running
+	closed   bool
+}
+
+func newOutbox(sink Sink, capacity int) *outbox {
+	if capacity <= 0 {
+		capacity = defaultOutboxCap
+	}
+	return &outbox{sink: sink, cap: capacity}
+}
+
+// push queues ev, merging it into the last queued delta when it continues
+// that delta. It reports whether the caller must start a flusher.
+func (o *outbox) push(ev *protocol.Event) pushResult {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return pushClosed
+	}
+	if n := len(o.queue); n > 0 && o.queue[n-1].Follows(ev) {
+		o.queue[n-1] = o.queue[n-1].Merge(ev)
+		return pushCoalesced
+	}
+	if len(o.queue) >= o.cap {
+		return pushOverflow
+	}
+	o.queue = append(o.queue, ev)
+	if o.flushing {
+		return pushQueued
+	}
+	o.flushing = true
+	return pushStartFlush
+}
+
+// flush writes queued frames until the queue is empty, then exits.
+func (o *outbox) flush() {
+	var batch []*protocol.Event
+	for {
+		o.mu.Lock()
+		if batch != nil {
+			clear(batch)
+			o.spare = batch[:0]
+		}
+		if len(o.queue) == 0 || o.closed {
+			o.flushing = false
+			o.mu.Unlock()
+			return
+		}
+		batch, o.queue = o.queue, o.spare
+		o.spare = nil
+		o.mu.Unlock()
+
+		for _, ev := range batch {
+			if err := o.sink.WriteFrame(ev.Frame); err != nil {
+				o.close(CloseGoingAway, "write failed")
+				break
+			}
+		}
+	}
+}
+
+// close stops all further writes and closes the socket; idempotent.
+func (o *outbox) close(code uint16, reason string) {
+	o.mu.Lock()
+	already := o.closed
+	o.closed = true
+	o.queue = nil
+	o.mu.Unlock()
+	if !already {
+		o.sink.Close(code, reason)
+	}
+}

@@ -1,0 +1,182 @@
+package actors
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatbox/chatbox/protocol"
+	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/demo"
+)
+
+// gateSink is a Sink whose writes block until the test opens the gate, like
+// a slow device; it records every frame and the close code.
+type gateSink struct {
+	gate chan struct{}
+
+	mu        sync.Mutex // guards frames and closeCode
+	frames    [][]byte
+	closeCode uint16
+}
+
+func newGateSink() *gateSink { return &gateSink{gate: make(chan struct{})} }
+
+func (s *gateSink) WriteFrame(f []byte) error {
+	<-s.gate
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frames = append(s.frames, f)
+	return nil
+}
+
+func (s *gateSink) Close(code uint16, _ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeCode == 0 {
+		s.closeCode = code
+	}
+}
+
+func (s *gateSink) snapshot() ([][]byte, uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.frames...), s.closeCode
+}
+
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in time")
+		}
+		time.Sleep(time.Millisecond) // polling, not ordering
+	}
+}
+
+func TestOutboxCoalescesDeltasOfASlowConsumerWithoutGaps(t *testing.T) {
+	sink := newGateSink()
+	o := newOutbox(sink, 8)
+	var wg sync.WaitGroup
+	want := ""
+	for i := range 100 {
+		text := "w" + strconv.Itoa(i) + " "
+		res := o.push(protocol.NewDelta("s", "m", 2, len(want), text))
+		want += text
+		if res == pushStartFlush {
+			wg.Go(o.flush)
+		}
+		if res == pushOverflow {
+			t.Fatalf("deltas of one reply overflowed at %d", i)
+		}
+	}
+	close(sink.gate)
+	wg.Wait()
+	frames, code := sink.snapshot()
+	if code != 0 {
+		t.Fatalf("closed with %d", code)
+	}
+	if len(frames) >= 100 {
+		t.Fatalf("%d frames for 100 deltas: nothing was coalesced", len(frames))
+	}
+	got := ""
+	for _, f := range frames {
+		var d struct {
+			Offset int    `json:"offset"`
+			Text   string `json:"text"`
+		}
+		if err := json.Unmarshal(f, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Offset != len(got) {
+			t.Fatalf("frame at offset %d after %d bytes", d.Offset, len(got))
+		}
+		got += d.Text
+	}
+	if got != want {
+		t.Fatalf("coalesced text %q, want %q", got, want)
+	}
+}
+
+func TestOutboxOverflowOfOtherEventsClosesWith1013(t *testing.T) {
+	sink := newGateSink()
+	o := newOutbox(sink, 4)
+	// The blocked flusher holds at most one batch (≤ the bound), so the
+	// queue must overflow within twice the bound plus one.
+	var last pushResult
+	for i := 0; i < 2*4+1 && last != pushOverflow; i++ {
+		last = o.push(protocol.NewPong(strconv.Itoa(i)))
+		if last == pushStartFlush {
+			go o.flush()
+		}
+	}
+	if last != pushOverflow {
+		t.Fatalf("no overflow after 9 events into a bound of 4 with a stalled writer")
+	}
+	// The connActor reacts to an overflow by closing with 1013; do the same.
+	o.close(CloseTryAgain, closeReasonSlow)
+	close(sink.gate)
+	if _, code := sink.snapshot(); code != CloseTryAgain {
+		t.Fatalf("close code %d, want %d", code, CloseTryAgain)
+	}
+	if r := o.push(protocol.NewPong("late")); r != pushClosed {
+		t.Fatalf("push after close: %v", r)
+	}
+}
+
+// countSink counts frames and signals when it has seen want of them.
+type countSink struct {
+	n    atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (s *countSink) WriteFrame([]byte) error {
+	if s.n.Add(1) == s.want {
+		close(s.done)
+	}
+	return nil
+}
+func (s *countSink) Close(uint16, string) {}
+
+func demoCatalog(tb testing.TB) *providers.Catalog {
+	tb.Helper()
+	c, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{Delay: -1}}}, "demo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkFanOutDeltaToThreeDevices measures one delta event, encoded once,
+// going session → user actor → three connection actors → their sockets.
+func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
+	h := New(Config{Models: demoCatalog(b), OutboxLimit: 1 << 20})
+	h.Start()
+	defer h.Shutdown(b.Context())
+	const devices = 3
+	sinks := make([]*countSink, devices)
+	var conn *Conn
+	for i := range sinks {
+		sinks[i] = &countSink{want: int64(b.N) + 1, done: make(chan struct{})} // +1: hello
+		c, err := h.Connect(Identity{UserID: "u"}, sinks[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn = c
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// Distinct replies so the outbox never merges: every event is a frame.
+		ev := protocol.NewDelta("s", strconv.Itoa(i), 2, 0, " token")
+		h.root.Send(conn.user, &deliver{event: ev})
+	}
+	for _, s := range sinks {
+		<-s.done
+	}
+}

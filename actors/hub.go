@@ -1,0 +1,313 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/protocol"
+	"github.com/chatbox/chatbox/providers"
+)
+
+// Models is what the actors need of the model catalog; *providers.Catalog
+// satisfies it.
+type Models interface {
+	Models() []providers.ModelInfo
+	Default() string
+	Has(id string) bool
+	Stream(ctx context.Context, id string, msgs []providers.Message) iter.Seq2[providers.Chunk, error]
+}
+
+var _ Models = (*providers.Catalog)(nil)
+
+// Notifier tells people outside Chatbox that a user asked for a human;
+// *notify.Webhook satisfies it. It must not block.
+type Notifier interface {
+	HelpRequested(sessionID, userID string)
+}
+
+// Config configures a Hub. Zero durations and sizes take the documented defaults.
+type Config struct {
+	Store   persistence.Store // required
+	Models  Models            // required
+	Logger  *slog.Logger      // default: discard
+	Metrics *metrics.Set      // default: a private set
+	Notify  Notifier          // optional
+
+	SessionIdle     time.Duration // a session actor with nothing to do stops after this; default 2m
+	UserIdle        time.Duration // a user actor with no connection or session stops after this; default 1m
+	OutboxLimit     int           // events queued per connection before close 1013; default 256
+	CheckpointEvery time.Duration // a long reply is stored this often while it streams; default 3s
+	ContextBudget   int           // characters of conversation sent to a model; default 24000
+	HistoryWindow   int           // messages a session keeps in memory for context; default 200
+	StoreTimeout    time.Duration // deadline of one store call; default 5s
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+	setDefault(&c.SessionIdle, 2*time.Minute)
+	setDefault(&c.UserIdle, time.Minute)
+	setDefault(&c.OutboxLimit, defaultOutboxCap)
+	setDefault(&c.CheckpointEvery, 3*time.Second)
+	setDefault(&c.ContextBudget, 24000)
+	setDefault(&c.HistoryWindow, 200)
+	setDefault(&c.StoreTimeout, 5*time.Second)
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Hub owns the actor system and is the transport's door into it. Create it
+// with New, then Start; Shutdown stops every actor and waits for every
+// goroutine the hub started.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics hubMetrics
+	models  []protocol.ModelInfo
+	names   map[string]string // model id → display name
+
+	system    *actor.ActorSystem
+	root      *actor.RootContext
+	directory *actor.PID
+	admins    *actor.PID
+
+	// baseCtx is the parent of every generation's context; cancelled last
+	// in Shutdown so no provider request outlives the hub.
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	goroutines sync.WaitGroup // generations and outbox flushers
+
+	shutdownOnce sync.Once
+}
+
+// New builds a hub; it starts nothing.
+func New(cfg Config) *Hub {
+	cfg.setDefaults()
+	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}}
+	h.metrics = newHubMetrics(cfg.Metrics)
+	for _, m := range cfg.Models.Models() {
+		h.models = append(h.models, protocol.ModelInfo{ID: m.ID, Name: m.Name})
+		h.names[m.ID] = m.Name
+	}
+	return h
+}
+
+// Start starts the actor system and the directory.
+func (h *Hub) Start() {
+	protoLog := slog.New(minLevel{h.cfg.Logger.Handler(), slog.LevelWarn}).With(slog.String("component", "protoactor"))
+	h.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }))
+	h.root = h.system.Root
+	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
+	props := actor.PropsFromProducer(func() actor.Actor { return &directory{hub: h, users: newChildren()} },
+		actor.WithSupervisor(childSupervisor))
+	h.directory = h.root.Spawn(props)
+	h.admins = h.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &admins{conns: map[string]*actor.PID{}} }))
+}
+
+// ErrShuttingDown answers Connect once Shutdown has begun.
+var ErrShuttingDown = errors.New("hub is shutting down")
+
+// connectTimeout bounds the wait for the directory to attach a connection.
+const connectTimeout = 5 * time.Second
+
+// Connect attaches a new connection of identity whose socket is sink. The
+// hello event is the first frame queued on it.
+func (h *Hub) Connect(identity Identity, sink Sink) (*Conn, error) {
+	if h.baseCtx.Err() != nil {
+		return nil, ErrShuttingDown
+	}
+	connID := newID()
+	res, err := h.root.RequestFuture(h.directory, &attach{identity: identity, connID: connID, sink: sink}, connectTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("attach connection: %w", err)
+	}
+	a, ok := res.(*attached)
+	if !ok || a.conn == nil {
+		return nil, errors.New("attach connection: refused")
+	}
+	h.metrics.liveConns.Add(1)
+	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn}, nil
+}
+
+// Conn is the transport's handle on one attached connection. Its methods
+// must be called from the connection's single read goroutine, which keeps
+// the commands in order.
+type Conn struct {
+	hub    *Hub
+	id     string
+	user   *actor.PID
+	pid    *actor.PID
+	closed bool
+}
+
+// ID is the connection id sent in hello.
+func (c *Conn) ID() string { return c.id }
+
+// Command hands a decoded client command to the user's actor.
+func (c *Conn) Command(cmd protocol.Command) {
+	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: cmd})
+}
+
+// Reject answers a frame that could not be decoded, in order with the
+// answers to the commands before it.
+func (c *Conn) Reject(id, code, message string) {
+	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: protocol.Command{ID: id}, reject: protocol.NewError(id, "", code, message)})
+}
+
+// Close detaches the connection after its socket ended. Idempotent.
+func (c *Conn) Close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.hub.metrics.liveConns.Add(-1)
+	c.hub.root.Send(c.user, &detach{connID: c.id})
+}
+
+// Shutdown stops every actor (replies in flight are stored as interrupted
+// and every socket is closed with 1001), then waits for the hub's goroutines
+// until ctx ends. It is idempotent.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	var err error
+	h.shutdownOnce.Do(func() {
+		if h.system == nil {
+			return
+		}
+		for _, pid := range []*actor.PID{h.directory, h.admins} {
+			if werr := h.root.StopFuture(pid).Wait(); werr != nil {
+				err = errors.Join(err, fmt.Errorf("stop actors: %w", werr))
+			}
+		}
+		h.cancelBase()
+		done := make(chan struct{})
+		go func() { h.goroutines.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = errors.Join(err, fmt.Errorf("wait for goroutines: %w", ctx.Err()))
+		}
+		h.system.Shutdown()
+	})
+	return err
+}
+
+func (h *Hub) hello(id Identity, connID string) *protocol.Event {
+	return protocol.NewHello(protocol.Hello{
+		UserID: id.UserID, Name: id.Name, ConnectionID: connID, Admin: id.Admin,
+		Models: h.models, DefaultModel: h.cfg.Models.Default(),
+	})
+}
+
+func (h *Hub) notifyHelp(sessionID, userID string) {
+	if h.cfg.Notify != nil {
+		h.cfg.Notify.HelpRequested(sessionID, userID)
+	}
+}
+
+func (h *Hub) modelName(id string) string {
+	if n, ok := h.names[id]; ok {
+		return n
+	}
+	return id
+}
+
+func (h *Hub) now() time.Time { return time.Now().UTC() }
+
+func (h *Hub) storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), h.cfg.StoreTimeout)
+}
+
+// newID is a random 128-bit identifier in hex.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// genericMessages are the texts clients see for each error code; details
+// stay in the server's log.
+var genericMessages = map[string]string{
+	protocol.CodeBadRequest:          "the request is not valid",
+	protocol.CodeUnauthorized:        "authentication is required",
+	protocol.CodeForbidden:           "you are not allowed to do that",
+	protocol.CodeNotFound:            "no such session",
+	protocol.CodeTooLarge:            "the message is too large",
+	protocol.CodeRateLimited:         "too many requests; slow down",
+	protocol.CodeBusy:                "a reply is already in progress; try again when it ends",
+	protocol.CodeStorageUnavailable:  "storage is unavailable; try again shortly",
+	protocol.CodeProviderUnavailable: "the model is unavailable; try again shortly",
+	protocol.CodeInternal:            "internal error",
+}
+
+func errorEvent(id, sessionID, code string) *protocol.Event {
+	return protocol.NewError(id, sessionID, code, genericMessages[code])
+}
+
+type hubMetrics struct {
+	liveConns  *atomic.Int64
+	users      *atomic.Int64 // user actors alive
+	sessions   *atomic.Int64 // session actors alive
+	takeovers  *metrics.Counter
+	coalesced  *metrics.Counter
+	slowCloses *metrics.Counter
+	ttft       *metrics.PrometheusHistogram
+	byRole     map[persistence.Role]*metrics.Counter
+}
+
+func newHubMetrics(s *metrics.Set) hubMetrics {
+	live, users, sessions := new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
+	s.NewGauge("chatbox_connections", func() float64 { return float64(live.Load()) })
+	s.NewGauge("chatbox_active_users", func() float64 { return float64(users.Load()) })
+	s.NewGauge("chatbox_active_sessions", func() float64 { return float64(sessions.Load()) })
+	m := hubMetrics{
+		liveConns:  live,
+		users:      users,
+		sessions:   sessions,
+		takeovers:  s.NewCounter("chatbox_takeovers_total"),
+		coalesced:  s.NewCounter("chatbox_deltas_coalesced_total"),
+		slowCloses: s.NewCounter("chatbox_slow_consumer_closes_total"),
+		ttft:       s.NewPrometheusHistogram("chatbox_time_to_first_token_seconds"),
+		byRole:     map[persistence.Role]*metrics.Counter{},
+	}
+	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem} {
+		m.byRole[r] = s.NewCounter(fmt.Sprintf(`chatbox_messages_total{role=%q}`, r))
+	}
+	return m
+}
+
+func (m hubMetrics) messages(r persistence.Role) *metrics.Counter { return m.byRole[r] }
+
+// minLevel drops records below its level; protoactor logs chatty Info lines.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(a), m.level}
+}
+func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.level} }

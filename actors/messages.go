@@ -1,0 +1,137 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/protocol"
+	"github.com/chatbox/chatbox/providers"
+)
+
+// Identity is the authenticated user behind a connection.
+type Identity struct {
+	UserID string
+	Name   string
+	Admin  bool
+}
+
+// attach asks the directory for the user's actor and a new connActor under
+// it; the answer is *attached.
+type attach struct {
+	identity Identity
+	connID   string
+	sink     Sink
+}
+
+type attached struct {
+	user *actor.PID
+	conn *actor.PID
+}
+
+// routed wraps what a parent forwards to a child, so the child can count it
+// for the idle handshake.
+type routed struct{ msg any }
+
+// childIdle is a child's request to be stopped: it has been idle and has
+// seen `seen` routed messages.
+type childIdle struct {
+	name string
+	seen uint64
+}
+
+// command is a client command from one connection, as sent by the transport
+// to the user actor.
+type command struct {
+	connID string
+	conn   *actor.PID
+	cmd    protocol.Command
+	reject *protocol.Event // set instead of cmd for a frame that did not decode
+}
+
+// detach says a connection's socket is gone.
+type detach struct{ connID string }
+
+// sessionCommand is a command forwarded by the user actor to a session.
+// conn receives the events that answer it (nil for HTTP calls); when
+// replyTo is set the session also answers a *callResult there, relayed
+// through the user actor so it arrives after those events.
+type sessionCommand struct {
+	conn     *actor.PID
+	identity Identity
+	cmd      protocol.Command
+	replyTo  *actor.PID
+	connID   string
+}
+
+// call is a command from outside the owner's own connections: an admin's
+// (watch, takeover, an admin message…) or one made over the HTTP API. It is
+// routed to the session owner's user actor through the directory.
+type call struct {
+	identity Identity
+	conn     *actor.PID // the caller's connection, or nil for HTTP
+	connID   string
+	cmd      protocol.Command
+	replyTo  *actor.PID // the caller's user actor, or the HTTP request's future
+}
+
+// CallResult is how a call ended: Code is empty on success, else a wire
+// error code.
+type CallResult struct {
+	connID    string
+	Code      string
+	Message   string
+	MessageID string // an admin message's id
+	Seq       int64  // an admin message's seq
+	ShareID   string // share: the new share id
+}
+
+// forUser asks the directory to route msg to a user's actor, spawning it.
+type forUser struct {
+	userID string
+	msg    any
+}
+
+// relay asks a user actor to pass msg on, after the events it already sent.
+type relay struct {
+	to  *actor.PID
+	msg any
+}
+
+// ownerFound answers an admin connection's lookup of a session's owner.
+type ownerFound struct {
+	cmd   *command
+	owner string
+	err   error
+}
+
+// adminOnline registers an admin's connection for live alerts.
+type adminOnline struct{ conn *actor.PID }
+
+// alertAdmins sends an event to every connected admin.
+type alertAdmins struct{ event *protocol.Event }
+
+// deliver is an event from a session to its user actor: to one connection,
+// or to all of them (and watchers) when to is nil.
+type deliver struct {
+	event *protocol.Event
+	to    *actor.PID
+}
+
+// closeConn asks a connActor to close its socket with code.
+type closeConn struct {
+	code   uint16
+	reason string
+}
+
+// genChunk and genDone carry a generation's output from its goroutine back
+// to the session actor. gen identifies the generation so that output of a
+// cancelled one is ignored.
+type genChunk struct {
+	gen  uint64
+	text string
+}
+
+type genDone struct {
+	gen   uint64
+	usage *providers.Usage
+	err   error
+}

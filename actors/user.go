@@ -1,0 +1,349 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/protocol"
+)
+
+// directory finds or spawns the actor of a user. It is the only way to
+// reach a user's actor by id, so that cluster mode can replace it with
+// protoactor's identity lookup without touching the other actors.
+type directory struct {
+	hub   *Hub
+	users children
+}
+
+// attachWithReply carries an attach and the future to answer it.
+type attachWithReply struct {
+	attach
+	replyTo *actor.PID
+}
+
+func (d *directory) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *attach:
+		d.route(ctx, m.identity.UserID, &attachWithReply{attach: *m, replyTo: ctx.Sender()})
+	case *forUser:
+		if c, ok := m.msg.(*call); ok && c.replyTo == nil {
+			c.replyTo = ctx.Sender() // an HTTP call's future
+		}
+		d.route(ctx, m.userID, m.msg)
+	case *childIdle:
+		if d.users.stopIfIdle(ctx, m) {
+			d.hub.metrics.users.Add(-1)
+		}
+	case *actor.Terminated:
+		if d.users.removePID(m.Who) {
+			d.hub.metrics.users.Add(-1)
+		}
+	}
+}
+
+func (d *directory) route(ctx actor.Context, userID string, msg any) {
+	if _, ok := d.users.get(userID); !ok {
+		props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(d.hub, userID) },
+			actor.WithSupervisor(childSupervisor))
+		d.users.add(userID, ctx.SpawnPrefix(props, "user-"))
+		d.hub.metrics.users.Add(1)
+	}
+	d.users.send(ctx, userID, msg)
+}
+
+// childSupervisor restarts a crashed session or connection actor (a session
+// comes back from the store); one that keeps crashing is stopped.
+var childSupervisor = actor.NewOneForOneStrategy(3, 10*time.Second, actor.DefaultDecider)
+
+// connEntry is one of the user's connections. While a command of it is in
+// flight elsewhere (an admin's call to another user's session), its later
+// commands wait in queued, so a connection's commands take effect in order.
+type connEntry struct {
+	pid      *actor.PID
+	identity Identity
+	pending  int
+	queued   []*command
+}
+
+// userActor is the fan-out point of one user: it owns the user's connection
+// and session actors, routes commands to sessions, and sends every session
+// event to every connection and to the admins watching that session.
+type userActor struct {
+	hub      *Hub
+	userID   string
+	seen     uint64 // routed messages received, for the idle handshake
+	conns    map[string]*connEntry
+	sessions children
+	watchers map[string]map[string]*actor.PID // session id → admin conn pid id → pid
+	owners   map[string]string                // session id → owner, as looked up for this user's admin commands
+}
+
+func newUserActor(hub *Hub, userID string) *userActor {
+	return &userActor{
+		hub: hub, userID: userID, conns: map[string]*connEntry{}, sessions: newChildren(),
+		watchers: map[string]map[string]*actor.PID{}, owners: map[string]string{},
+	}
+}
+
+func (u *userActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(u.hub.cfg.UserIdle)
+	case *routed:
+		u.seen++
+		u.receiveRouted(ctx, m.msg)
+	case *command:
+		u.command(ctx, m)
+	case *deliver:
+		u.deliver(ctx, m)
+	case *relay:
+		ctx.Send(m.to, m.msg)
+	case *CallResult:
+		u.callDone(ctx, m)
+	case *ownerFound:
+		u.ownerFound(ctx, m)
+	case *detach:
+		if c, ok := u.conns[m.connID]; ok {
+			delete(u.conns, m.connID)
+			ctx.Stop(c.pid)
+		}
+	case *childIdle:
+		u.sessions.stopIfIdle(ctx, m)
+	case *actor.Terminated:
+		u.terminated(m.Who)
+	case *actor.ReceiveTimeout:
+		if len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0 {
+			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
+		}
+	}
+}
+
+func (u *userActor) deliver(ctx actor.Context, m *deliver) {
+	if m.to != nil {
+		ctx.Send(m.to, m.event)
+		return
+	}
+	for _, c := range u.conns {
+		ctx.Send(c.pid, m.event)
+	}
+	for _, w := range u.watchers[m.event.SessionID] {
+		ctx.Send(w, m.event)
+	}
+}
+
+func (u *userActor) terminated(who *actor.PID) {
+	for id, c := range u.conns {
+		if c.pid.Equal(who) {
+			delete(u.conns, id)
+		}
+	}
+	for sid, ws := range u.watchers {
+		delete(ws, who.Id)
+		if len(ws) == 0 {
+			delete(u.watchers, sid)
+		}
+	}
+	u.sessions.removePID(who)
+}
+
+func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
+	switch m := msg.(type) {
+	case *attachWithReply:
+		out := newOutbox(m.sink, u.hub.cfg.OutboxLimit)
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &connActor{hub: u.hub, identity: m.identity, connID: m.connID, out: out}
+		})
+		pid, err := ctx.SpawnNamed(props, "conn-"+m.connID)
+		if err != nil {
+			u.hub.log.Error("spawn connection actor", slog.String("conn_id", m.connID), slog.Any("err", err))
+			ctx.Send(m.replyTo, &attached{})
+			return
+		}
+		u.conns[m.connID] = &connEntry{pid: pid, identity: m.identity}
+		ctx.Send(m.replyTo, &attached{user: ctx.Self(), conn: pid})
+	case *call:
+		u.runCall(ctx, m)
+	}
+}
+
+func (u *userActor) command(ctx actor.Context, m *command) {
+	c, ok := u.conns[m.connID]
+	if !ok {
+		return // the connection detached while its command was in flight
+	}
+	if c.pending > 0 {
+		c.queued = append(c.queued, m)
+		return
+	}
+	if m.reject != nil {
+		ctx.Send(c.pid, m.reject)
+		return
+	}
+	cmd := m.cmd
+	if cmd.Type == protocol.TypePing {
+		ctx.Send(c.pid, protocol.NewPong(cmd.ID))
+		return
+	}
+	isAdminOp := cmd.Type == protocol.TypeWatch || cmd.Type == protocol.TypeUnwatch ||
+		cmd.Type == protocol.TypeTakeover || cmd.Type == protocol.TypeRelease
+	if isAdminOp && !c.identity.Admin {
+		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, protocol.CodeForbidden))
+		return
+	}
+	if cmd.Type == protocol.TypeSend && cmd.SessionID == "" {
+		cmd.SessionID = newID()
+		u.toSession(ctx, cmd.SessionID, true, &sessionCommand{conn: c.pid, identity: c.identity, cmd: cmd})
+		return
+	}
+	_, live := u.sessions.get(cmd.SessionID)
+	if !c.identity.Admin || (live && !isAdminOp) {
+		u.toSession(ctx, cmd.SessionID, false, &sessionCommand{conn: c.pid, identity: c.identity, cmd: cmd})
+		return
+	}
+	// An admin may address any user's session: find its owner, then call.
+	c.pending++
+	if owner, ok := u.owners[cmd.SessionID]; ok {
+		u.ownerFound(ctx, &ownerFound{cmd: m, owner: owner})
+		return
+	}
+	self, root, store := ctx.Self(), u.hub.root, u.hub.cfg.Store
+	u.hub.goroutines.Go(func() {
+		sctx, cancel := u.hub.storeContext()
+		defer cancel()
+		s, err := store.GetSession(sctx, cmd.SessionID)
+		found := &ownerFound{cmd: m, err: err}
+		if err == nil {
+			found.owner = s.UserID
+		}
+		root.Send(self, found)
+	})
+}
+
+// ownerFound continues an admin's command once its session's owner is
+// known: it becomes a call to the owner's user actor (this one, for the
+// admin's own sessions).
+func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
+	c, ok := u.conns[m.cmd.connID]
+	if !ok {
+		return
+	}
+	cmd := m.cmd.cmd
+	if m.err != nil {
+		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, storeErrorCode(m.err)))
+		u.callDone(ctx, &CallResult{connID: m.cmd.connID})
+		return
+	}
+	u.owners[cmd.SessionID] = m.owner
+	cl := &call{identity: c.identity, conn: c.pid, connID: m.cmd.connID, cmd: cmd, replyTo: ctx.Self()}
+	if m.owner == u.userID {
+		u.runCall(ctx, cl)
+		return
+	}
+	ctx.Send(u.hub.directory, &forUser{userID: m.owner, msg: cl})
+}
+
+// callDone ends an admin connection's call in flight and runs the commands
+// that waited for it.
+func (u *userActor) callDone(ctx actor.Context, r *CallResult) {
+	c, ok := u.conns[r.connID]
+	if !ok {
+		return
+	}
+	c.pending--
+	for c.pending == 0 && len(c.queued) > 0 {
+		next := c.queued[0]
+		c.queued = c.queued[1:]
+		u.command(ctx, next)
+	}
+}
+
+// runCall runs a call on one of this user's sessions: watching is kept
+// here, everything else goes to the session actor.
+func (u *userActor) runCall(ctx actor.Context, m *call) {
+	sid := m.cmd.SessionID
+	switch m.cmd.Type {
+	case protocol.TypeWatch, protocol.TypeUnwatch:
+		if m.cmd.Type == protocol.TypeWatch {
+			u.watch(ctx, sid, m.conn)
+		} else if ws := u.watchers[sid]; ws != nil && m.conn != nil {
+			delete(ws, m.conn.Id)
+			if len(ws) == 0 {
+				delete(u.watchers, sid)
+			}
+		}
+		ctx.Send(m.replyTo, &CallResult{connID: m.connID})
+		return
+	case protocol.TypeTakeover:
+		u.watch(ctx, sid, m.conn) // whoever holds a session sees it
+	}
+	u.toSession(ctx, sid, false, &sessionCommand{conn: m.conn, identity: m.identity, cmd: m.cmd, replyTo: m.replyTo, connID: m.connID})
+}
+
+func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID) {
+	if conn == nil {
+		return
+	}
+	if _, own := u.conns[connIDOf(conn)]; own {
+		return // the owner's own connections see everything already
+	}
+	ws := u.watchers[sessionID]
+	if ws == nil {
+		ws = map[string]*actor.PID{}
+		u.watchers[sessionID] = ws
+	}
+	if _, ok := ws[conn.Id]; !ok {
+		ws[conn.Id] = conn
+		ctx.Watch(conn)
+	}
+}
+
+// connIDOf recovers the connection id from a connActor's pid.
+func connIDOf(pid *actor.PID) string {
+	const prefix = "conn-"
+	id := pid.Id
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == '/' {
+			id = id[i+1:]
+			break
+		}
+	}
+	if len(id) > len(prefix) && id[:len(prefix)] == prefix {
+		return id[len(prefix):]
+	}
+	return ""
+}
+
+// toSession forwards a command to the session's actor, spawning it (fresh:
+// a new conversation; otherwise loaded from the store) when it is not live.
+func (u *userActor) toSession(ctx actor.Context, sessionID string, fresh bool, msg *sessionCommand) {
+	if _, ok := u.sessions.get(sessionID); !ok {
+		spec := &sessionSpec{id: sessionID, ownerID: u.userID, fresh: fresh}
+		props := actor.PropsFromProducer(func() actor.Actor { return newSessionActor(u.hub, spec) })
+		u.sessions.add(sessionID, ctx.SpawnPrefix(props, "session-"))
+	}
+	u.sessions.send(ctx, sessionID, msg)
+}
+
+// callTimeout bounds an HTTP call into the actors.
+const callTimeout = 10 * time.Second
+
+// Call runs cmd on the session of ownerID on behalf of identity (an admin,
+// or the owner over HTTP) and waits for its result.
+func (h *Hub) Call(ctx context.Context, identity Identity, ownerID string, cmd protocol.Command) (CallResult, error) {
+	timeout := callTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	res, err := h.root.RequestFuture(h.directory, &forUser{userID: ownerID, msg: &call{identity: identity, cmd: cmd}}, timeout).Result()
+	if err != nil {
+		return CallResult{}, err
+	}
+	r, _ := res.(*CallResult)
+	if r == nil {
+		return CallResult{Code: protocol.CodeInternal}, nil
+	}
+	return *r, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/chatbox/chatbox/actors"
+	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/persistence/embedded"
+	"github.com/chatbox/chatbox/persistence/mongo"
+	"github.com/chatbox/chatbox/transport"
+	"github.com/chatbox/chatbox/web"
+)
+
+const usage = `usage:
+  chatbox [serve] [-config FILE]      run the server (no config: dev mode)
+  chatbox token -sub ID [-name NAME] [-admin] [-ttl 1h] [-config FILE]
+                                      print a JWT signed with the configured secret
+  chatbox keygen                      print a fresh base64 32-byte encryption key`
+
+// Run is the whole program: it parses args, runs the command, and returns
+// when the command is done or ctx is cancelled (a signal).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stdout, stderr)
+	case "token":
+		return token(args, stdout, stderr)
+	case "keygen":
+		k, err := config.GenerateKey()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, k)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("chatbox "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// loadConfig reads the configuration and prepares its secrets (generated
+// once in dev mode and kept in data_dir).
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.PrepareSecrets(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", stderr)
+	sub := fs.String("sub", "", "user id (required)")
+	name := fs.String("name", "", "display name (default: the user id)")
+	admin := fs.Bool("admin", false, "grant the admin role")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *sub == "" {
+		fs.Usage()
+		return errors.New("token: -sub is required")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	secret := cfg.JWTSecret()
+	if secret == nil {
+		return errors.New("token: only HS256 tokens can be signed here; auth.jwt_public_key_file is configured")
+	}
+	t, err := auth.Sign(secret, identity(*sub, *name, *admin), *ttl, cfg.Auth.Issuer, cfg.Auth.Audience)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, t)
+	return nil
+}
+
+func identity(sub, name string, admin bool) auth.Identity {
+	id := auth.Identity{UserID: sub, Name: name}
+	if admin {
+		id.Roles = []string{"admin"}
+	}
+	return id
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	if cfg.Server.Mode == config.ModeProduction {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "config file (none: dev mode with defaults)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	store, closeStore, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	catalog, err := buildCatalog(cfg.LLM, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	pem, err := cfg.JWTPublicKeyPEM()
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(auth.Options{Secret: cfg.JWTSecret(), PublicKeyPEM: pem, Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience})
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+
+	set := metrics.NewSet()
+	metrics.RegisterSet(set)
+	defer metrics.UnregisterSet(set, true)
+	hub := actors.New(actors.Config{
+		Store: store, Models: catalog, Logger: log, Metrics: set,
+		ContextBudget: cfg.LLM.ContextBudget, StoreTimeout: cfg.Storage.Timeout.Duration,
+	})
+	hub.Start()
+
+	srv := transport.New(transport.Config{
+		Listen: cfg.Server.Listen, PathPrefix: cfg.Server.PathPrefix, AllowedOrigins: cfg.Server.AllowedOrigins,
+		MaxMessageBytes: cfg.Server.MaxMessageBytes, IdleTimeout: cfg.Server.IdleTimeout.Duration,
+		PingInterval: cfg.Server.PingInterval.Duration,
+		Verifier:     verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log,
+	})
+	if err := srv.Listen(); err != nil {
+		hub.Shutdown(context.Background())
+		return err
+	}
+	base := fmt.Sprintf("http://%s%s", srv.Addr(), cfg.Server.PathPrefix)
+	fmt.Fprintf(stdout, "chatbox listening on %s (mode %s)\n", base, cfg.Server.Mode)
+	if cfg.Server.Mode == config.ModeDev && cfg.JWTSecret() != nil {
+		printDevLinks(stdout, cfg, base)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	srv.BeginShutdown()
+	return errors.Join(err, hub.Shutdown(shutdownCtx), srv.Shutdown(shutdownCtx))
+}
+
+// printDevLinks prints ready-to-use links with day-long dev tokens.
+func printDevLinks(w io.Writer, cfg *config.Config, base string) {
+	user, err := auth.Sign(cfg.JWTSecret(), identity("dev-user", "Developer", false), 24*time.Hour, cfg.Auth.Issuer, cfg.Auth.Audience)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "chat:  %s/#token=%s\n", base, url.QueryEscape(user))
+	fmt.Fprintf(w, "dev token (user dev-user): %s\n", user)
+}
+
+// openStore connects to MongoDB, or with no mongo_uri starts the embedded
+// FerretDB under data_dir and connects to it through the same driver code.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persistence.Store, func(), error) {
+	cur, prev, err := cfg.EncryptionKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := persistence.NewKeyring(cur, prev...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage.encryption_key: %w", err)
+	}
+	uri := cfg.Storage.MongoURI
+	var db *embedded.Server
+	if uri == "" {
+		db, err = embedded.Start(ctx, filepath.Join(cfg.Storage.DataDir, "db"), log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("start embedded store: %w", err)
+		}
+		uri = db.URI()
+	}
+	store, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: cfg.Storage.Database, Keyring: keys, Timeout: cfg.Storage.Timeout.Duration, Logger: log})
+	if err == nil {
+		err = store.EnsureIndexes(ctx)
+	}
+	closeAll := func() {
+		if store != nil {
+			store.Close(context.Background())
+		}
+		if db != nil {
+			db.Close()
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return store, closeAll, nil
+}

@@ -1,0 +1,145 @@
+// Package notify tells people outside Chatbox that something needs them:
+// today, a webhook called when a user asks for a human, so a team can route
+// it to email, chat or SMS.
+//
+// Webhook is safe for concurrent use. HelpRequested never blocks its
+// caller (a session actor): events wait in a bounded queue that one
+// goroutine, owned by the Webhook, drains with retries.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Help is the JSON body posted when a user asks for a human. It carries ids,
+// never message text: the receiver opens the admin dashboard for details.
+type Help struct {
+	Event     string    `json:"event"` // "help_requested"
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id"`
+	Time      time.Time `json:"time"`
+}
+
+// Options configures a Webhook. Zero values take the documented defaults.
+type Options struct {
+	URL      string
+	Timeout  time.Duration // one POST; default 5s
+	Attempts int           // default 4
+	Backoff  time.Duration // first retry wait, doubled each time; default 1s
+	Queue    int           // events waiting to be sent; default 256
+	Client   *http.Client
+	Logger   *slog.Logger
+}
+
+// Webhook posts Help events to a URL.
+type Webhook struct {
+	opts  Options
+	log   *slog.Logger
+	queue chan Help
+	stop  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup // the sender goroutine
+}
+
+// NewWebhook builds a webhook notifier; Start starts its sender.
+func NewWebhook(o Options) *Webhook {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Attempts == 0 {
+		o.Attempts = 4
+	}
+	if o.Backoff == 0 {
+		o.Backoff = time.Second
+	}
+	if o.Queue == 0 {
+		o.Queue = 256
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: o.Timeout}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue), stop: make(chan struct{})}
+}
+
+// Start runs the sender until Close.
+func (w *Webhook) Start() {
+	w.wg.Go(func() {
+		for {
+			select {
+			case <-w.stop:
+				return
+			case h := <-w.queue:
+				w.send(h)
+			}
+		}
+	})
+}
+
+// HelpRequested queues a help event; if the queue is full the event is
+// dropped with a warning rather than slowing the session down.
+func (w *Webhook) HelpRequested(sessionID, userID string) {
+	h := Help{Event: "help_requested", SessionID: sessionID, UserID: userID, Time: time.Now().UTC()}
+	select {
+	case w.queue <- h:
+	default:
+		w.log.Warn("webhook queue full; help event dropped", slog.String("session_id", sessionID))
+	}
+}
+
+// Close stops the sender after the POST in progress, if any; events still
+// queued are dropped. Idempotent.
+func (w *Webhook) Close() {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+}
+
+func (w *Webhook) send(h Help) {
+	body, _ := json.Marshal(h)
+	wait := w.opts.Backoff
+	for attempt := 1; attempt <= w.opts.Attempts; attempt++ {
+		err := w.post(body)
+		if err == nil {
+			return
+		}
+		w.log.Warn("webhook post", slog.String("session_id", h.SessionID), slog.Int("attempt", attempt), slog.Any("err", err))
+		if attempt == w.opts.Attempts {
+			return
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+func (w *Webhook) post(body []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.opts.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "chatbox-webhook")
+	resp, err := w.opts.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+// Package transport is Chatbox's network edge: the HTTP server, the
+// WebSocket upgrade (gobwas/ws) with its Origin and token checks, framing,
+// keepalive, and the HTTP API. It hands decoded commands to the actors
+// through actors.Hub and reads stored data through persistence.Store.
+//
+// Concurrency: each WebSocket has one read goroutine (the HTTP handler's,
+// after the upgrade) and its writes are serialised by the connection's
+// mutex; pings are sent from a timer, so an idle socket holds one goroutine.
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatbox/chatbox/actors"
+	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/persistence"
+)
+
+// Verifier checks a bearer token; *auth.Verifier satisfies it.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+}
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	Listen          string // default "127.0.0.1:8080"; port 0 picks a free port
+	PathPrefix      string // every route moves under it, e.g. "/chatbox"
+	AllowedOrigins  []string
+	MaxMessageBytes int64         // default 65536
+	IdleTimeout     time.Duration // a silent peer is closed after this; default 60s
+	PingInterval    time.Duration // default 25s
+	WriteTimeout    time.Duration // one frame write; default 10s
+	ReadyTimeout    time.Duration // the store ping of /readyz; default 2s
+
+	Verifier Verifier          // required
+	Hub      *actors.Hub       // required
+	Store    persistence.Store // required
+	Web      http.Handler      // the pages served at "/"; optional
+	Logger   *slog.Logger      // default: discard
+}
+
+// Server is the HTTP and WebSocket server. New builds it; Listen binds;
+// Serve runs until Shutdown.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	origins map[string]bool
+	http    *http.Server
+	ln      net.Listener
+
+	closing atomic.Bool    // Shutdown has begun: refuse upgrades, report not ready
+	conns   sync.WaitGroup // read loops of upgraded sockets
+}
+
+// New builds a server; it does no I/O.
+func New(cfg Config) *Server {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = 65536
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "transport")), origins: map[string]bool{}}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[o] = true
+	}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	return s
+}
+
+// Handler is the server's routes, for tests that bring their own listener.
+func (s *Server) Handler() http.Handler {
+	p := s.cfg.PathPrefix
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
+	mux.HandleFunc("GET "+p+"/healthz", s.handleHealth)
+	mux.HandleFunc("GET "+p+"/readyz", s.handleReady)
+	mux.HandleFunc("GET "+p+"/api/sessions", s.handleSessions)
+	mux.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
+	mux.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found")
+	})
+	if s.cfg.Web != nil {
+		mux.Handle(p+"/", http.StripPrefix(p, s.cfg.Web))
+	}
+	return withRequestID(mux)
+}
+
+// Listen binds the listening socket.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve serves until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// read loops of upgraded sockets. The caller closes the sockets themselves
+// by shutting the hub down, between BeginShutdown and Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.BeginShutdown()
+	err := s.http.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("wait for connections: %w", ctx.Err()))
+	}
+	return err
+}
+
+// BeginShutdown makes /readyz answer 503 and refuses new upgrades.
+func (s *Server) BeginShutdown() { s.closing.Store(true) }
+
+type ctxKey struct{}
+
+// withRequestID gives every request an id, echoed in X-Request-Id and put
+// on every log line about it.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(ctxKey{}).(string)
+	return id
+}

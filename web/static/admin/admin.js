@@ -1,0 +1,512 @@
+// The admin dashboard: live figures, every session with filters and
+// cursor paging, live help alerts, and one open session followed over the
+// WebSocket (watch) that an admin can take over, answer and release.
+import { appBase, takeToken, el, api, newId, shortTime, Connection, MessageLog } from "../common.js";
+
+const TOKEN_KEY = "chatbox.admin.token";
+const PAGE_SIZE = 25;
+const REFRESH_MS = 5000;
+
+const base = appBase("admin");
+const $ = (id) => document.getElementById(id);
+
+let token = takeToken(TOKEN_KEY);
+let conn = null;
+let me = null; // the hello event
+let refreshTimer = 0;
+
+// The sessions table: rows of the current page, and the cursors that led
+// to each page so far ("" for the first) so Previous can step back.
+const rows = new Map(); // session id → session
+let cursors = [""];
+let nextCursor = "";
+
+// The open session: its id, the session record, who holds it.
+let open = null; // {id, session, holder, mine}
+let pendingTakeover = ""; // session id of a takeover sent and not yet answered
+
+const log = new MessageLog($("d-log"), {
+  authorFor: () => modelName(open?.session?.model),
+  emptyText: "No messages yet.",
+});
+
+function modelName(id) {
+  const m = me?.models?.find((x) => x.id === id);
+  return m ? m.name : "Assistant";
+}
+
+function setStatus(text, kind = "") {
+  $("status").textContent = text;
+  $("status").className = `statusline admin-status${kind ? ` statusline--${kind}` : ""}`;
+}
+
+// Sign-in
+
+function showSignIn(error = "") {
+  conn?.stop();
+  conn = null;
+  me = null;
+  clearInterval(refreshTimer);
+  token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("app-view").hidden = true;
+  $("signin-view").hidden = false;
+  $("signin-error").textContent = error;
+  $("token").value = "";
+  $("token").focus();
+}
+
+function start() {
+  $("signin-view").hidden = true;
+  $("app-view").hidden = false;
+  conn = new Connection({
+    base, token,
+    onEvent,
+    onState: (s) => {
+      $("conn").textContent = { connecting: "Connecting…", open: "Live", offline: "Offline, reconnecting…" }[s];
+      $("conn").className = `conn conn--${s}`;
+      renderDetailState();
+    },
+    onRejected: () => showSignIn("That token was not accepted. It may have expired."),
+  });
+  conn.start();
+  refresh();
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(refresh, REFRESH_MS);
+}
+
+function refresh() {
+  loadStats();
+  if (cursors.length === 1) loadRows(); // the first page follows new activity
+}
+
+function failed(e, what) {
+  if (e.status === 401) return showSignIn("Your session has expired. Sign in again.");
+  if (e.status === 403) return showSignIn("This token does not grant admin rights.");
+  setStatus(`${what}: ${e.message}`, "error");
+}
+
+$("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("token").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  start();
+});
+
+$("signout").addEventListener("click", () => showSignIn());
+
+// Stats
+
+let statsBusy = false;
+async function loadStats() {
+  if (statsBusy) return;
+  statsBusy = true;
+  try {
+    renderStats(await api(base, token, "GET", "api/admin/stats"));
+  } catch (e) {
+    failed(e, "Could not load statistics");
+  } finally {
+    statsBusy = false;
+  }
+}
+
+const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const GROUPS = [["live", "Live"], ["stored", "Stored"], ["response_times", "Response times"]];
+
+// numericFields flattens an object's numbers into [label, value] pairs.
+function numericFields(obj, prefix = "") {
+  const out = [];
+  for (const [k, v] of Object.entries(obj || {})) {
+    const label = prefix + k.replace(/_/g, " ");
+    if (typeof v === "number" && Number.isFinite(v)) out.push([label, v, k]);
+    else if (v && typeof v === "object" && !Array.isArray(v)) out.push(...numericFields(v, `${label} `));
+  }
+  return out;
+}
+
+function formatStat(key, v) {
+  const n = numberFormat.format(v);
+  if (/_ms$|(^|_)ms(_|$)/.test(key)) return `${n} ms`;
+  if (/_seconds$|_s$/.test(key)) return `${n} s`;
+  return n;
+}
+
+function renderStats(data) {
+  const groups = GROUPS.map(([key, name]) => {
+    const fields = numericFields(data?.[key]);
+    if (!fields.length) return null;
+    return el("div", { className: "stat-group" },
+      el("h3", { className: "stat-group-name" }, name),
+      el("dl", { className: "stat-list" }, fields.map(([label, v, k]) =>
+        el("div", { className: "stat", dataset: { group: key, key: k } },
+          el("dt", {}, label),
+          el("dd", {}, formatStat(k, v))))));
+  }).filter(Boolean);
+  $("stats").replaceChildren(...groups);
+}
+
+// Sessions table
+
+function query(cursor) {
+  const q = new URLSearchParams();
+  const user = $("f-user").value.trim();
+  if (user) q.set("user_id", user);
+  if ($("f-help").checked) q.set("help", "true");
+  if ($("f-taken").checked) q.set("taken_over", "true");
+  const from = rfc3339($("f-from").value);
+  const to = rfc3339($("f-to").value);
+  if (from) q.set("from", from);
+  if (to) q.set("to", to);
+  q.set("sort", $("f-sort").value);
+  q.set("order", $("f-order").value);
+  q.set("limit", String(PAGE_SIZE));
+  if (cursor) q.set("cursor", cursor);
+  return q;
+}
+
+// rfc3339 turns a datetime-local value (the admin's local time) into UTC.
+function rfc3339(local) {
+  if (!local) return "";
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+let rowsRequest = 0;
+async function loadRows() {
+  const req = ++rowsRequest;
+  try {
+    const data = await api(base, token, "GET", `api/admin/sessions?${query(cursors[cursors.length - 1])}`);
+    if (req !== rowsRequest) return; // a newer request (filters changed) wins
+    rows.clear();
+    for (const s of data.sessions || []) rows.set(s.id, s);
+    nextCursor = data.next_cursor || "";
+    renderRows();
+  } catch (e) {
+    if (req === rowsRequest) failed(e, "Could not load sessions");
+  }
+}
+
+function applyFilters() {
+  cursors = [""];
+  loadRows();
+}
+
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); applyFilters(); });
+for (const id of ["f-sort", "f-order", "f-help", "f-taken", "f-from", "f-to"]) $(id).addEventListener("change", applyFilters);
+$("f-reset").addEventListener("click", () => {
+  $("filters").reset();
+  applyFilters();
+});
+$("next").addEventListener("click", () => {
+  if (!nextCursor) return;
+  cursors.push(nextCursor);
+  loadRows();
+});
+$("prev").addEventListener("click", () => {
+  if (cursors.length < 2) return;
+  cursors.pop();
+  loadRows();
+});
+
+// renderRows updates the table in place, keyed by session id, so a
+// periodic refresh keeps the focused row and the scroll position.
+function renderRows() {
+  const body = $("rows");
+  const focused = document.activeElement;
+  const existing = new Map([...body.children].map((tr) => [tr.dataset.id, tr]));
+  let at = body.firstElementChild;
+  for (const s of rows.values()) {
+    let tr = existing.get(s.id);
+    existing.delete(s.id);
+    if (!tr) tr = newRow(s.id);
+    fillRow(tr, s);
+    if (tr !== at) body.insertBefore(tr, at);
+    else at = at.nextElementSibling;
+  }
+  for (const tr of existing.values()) tr.remove();
+  if (focused && focused !== document.activeElement && focused.isConnected) focused.focus();
+  $("rows-empty").hidden = rows.size > 0;
+  $("prev").disabled = cursors.length < 2;
+  $("next").disabled = !nextCursor;
+  $("page").textContent = `Page ${cursors.length}`;
+}
+
+function newRow(id) {
+  const tr = el("tr", {
+    tabIndex: 0,
+    dataset: { id },
+    onclick: () => openSession(id),
+    onkeydown: (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openSession(id); }
+      else if (e.key === "ArrowDown") { e.preventDefault(); tr.nextElementSibling?.focus(); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); tr.previousElementSibling?.focus(); }
+    },
+  });
+  for (let i = 0; i < 5; i++) tr.append(el("td"));
+  tr.cells[3].className = "num";
+  return tr;
+}
+
+function fillRow(tr, s) {
+  const [title, user, mode, count, updated] = tr.cells;
+  title.replaceChildren(
+    el("span", { className: "row-title" }, s.title || "Untitled conversation"),
+    s.help_requested ? el("span", { className: "badge badge--help" }, "Help") : null);
+  user.textContent = s.user_id || "";
+  mode.replaceChildren(s.mode === "human"
+    ? el("span", { className: "badge badge--human" }, s.admin_name ? `Human · ${s.admin_name}` : "Human")
+    : el("span", { className: "badge badge--bot" }, "Bot"));
+  count.textContent = s.message_count ?? "";
+  updated.textContent = shortTime(s.updated_at);
+  updated.title = s.updated_at || "";
+  tr.classList.toggle("row--help", !!s.help_requested);
+  tr.classList.toggle("row--human", s.mode === "human");
+  const selected = open?.id === s.id;
+  tr.classList.toggle("row--open", selected);
+  if (selected) tr.setAttribute("aria-current", "true");
+  else tr.removeAttribute("aria-current");
+  tr.setAttribute("aria-label", `${s.title || "Untitled conversation"}, user ${s.user_id || "unknown"}${s.help_requested ? ", help requested" : ""}`);
+}
+
+// patchRow merges live changes into a row the table shows.
+function patchRow(id, changes) {
+  const s = rows.get(id);
+  if (!s) return;
+  Object.assign(s, changes);
+  const tr = $("rows").querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+  if (tr) fillRow(tr, s);
+}
+
+// A help request: highlight its row (adding it on the first page if the
+// table does not show it) and raise a notice.
+function onHelp(ev) {
+  if (rows.has(ev.session_id)) {
+    patchRow(ev.session_id, { help_requested: true });
+  } else if (cursors.length === 1) {
+    const s = { id: ev.session_id, user_id: ev.user_id, title: ev.title, help_requested: true, mode: "bot", updated_at: new Date().toISOString() };
+    rows.delete(s.id);
+    const rest = [...rows.entries()];
+    rows.clear();
+    rows.set(s.id, s);
+    for (const [k, v] of rest) rows.set(k, v);
+    renderRows();
+  }
+  const tr = $("rows").querySelector(`tr[data-id="${CSS.escape(ev.session_id)}"]`);
+  if (tr) {
+    tr.classList.remove("row--flash");
+    void tr.offsetWidth; // restart the highlight animation
+    tr.classList.add("row--flash");
+  }
+  if (open?.id === ev.session_id) {
+    open.session.help_requested = true;
+    renderDetailHead();
+  }
+  notify(`Help requested by ${ev.user_id || "a user"}`, ev.title || "", ev.session_id);
+}
+
+function notify(text, detail, sessionId) {
+  const box = el("div", { className: "notice-card", attrs: { role: "alert" } },
+    el("span", { className: "notice-dot", attrs: { "aria-hidden": "true" } }),
+    el("span", { className: "notice-text" }, text, detail ? el("span", { className: "notice-detail" }, ` · “${detail}”`) : null),
+    el("button", { type: "button", className: "small primary", onclick: () => { box.remove(); openSession(sessionId); } }, "Open"),
+    el("button", { type: "button", className: "small ghost", onclick: () => box.remove() }, "Dismiss"));
+  $("notices").prepend(box);
+  while ($("notices").children.length > 3) $("notices").lastElementChild.remove();
+}
+
+// The open session
+
+async function openSession(id) {
+  if (open?.id === id) return;
+  if (open) conn?.send({ type: "unwatch", session_id: open.id });
+  open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false };
+  pendingTakeover = "";
+  log.clear();
+  $("detail-empty").hidden = true;
+  $("detail-body").hidden = false;
+  $("reply-text").value = "";
+  for (const tr of $("rows").children) fillRow(tr, rows.get(tr.dataset.id));
+  holderFromSession();
+  renderDetailHead();
+  renderDetailState();
+  // Watch first, then load: whatever happens in between arrives live and
+  // is merged by message id, so nothing falls between the two.
+  conn?.send({ type: "watch", session_id: id });
+  await loadDetail(id);
+}
+
+async function loadDetail(id) {
+  try {
+    const data = await api(base, token, "GET", `api/admin/sessions/${encodeURIComponent(id)}`);
+    if (open?.id !== id) return;
+    open.session = { ...open.session, ...data.session };
+    for (const m of data.messages || []) {
+      if (m.id !== log.streamingId) log.upsert(m);
+    }
+    holderFromSession();
+    renderDetailHead();
+    renderDetailState();
+  } catch (e) {
+    if (open?.id === id) failed(e, "Could not load the conversation");
+  }
+}
+
+function holderFromSession() {
+  const s = open.session;
+  open.holder = s.mode === "human" ? (s.admin_name || "an admin") : "";
+  // A session held under this admin's name (say, from before a reload) is theirs.
+  open.mine = !!open.holder && !!me && open.holder === me.name;
+}
+
+function closeSession() {
+  if (!open) return;
+  const id = open.id;
+  conn?.send({ type: "unwatch", session_id: id });
+  open = null;
+  log.clear();
+  $("detail-body").hidden = true;
+  $("detail-empty").hidden = false;
+  for (const tr of $("rows").children) fillRow(tr, rows.get(tr.dataset.id));
+  $("rows").querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.focus();
+}
+
+function renderDetailHead() {
+  if (!open) return;
+  const s = open.session;
+  $("d-title").textContent = s.title || "Untitled conversation";
+  const parts = [`User ${s.user_id || "unknown"}`];
+  if (s.model) parts.push(`model ${modelName(s.model)}`);
+  if (s.created_at) parts.push(`started ${shortTime(s.created_at)}`);
+  if (s.help_requested) parts.push("help requested");
+  $("d-meta").textContent = parts.join(" · ");
+}
+
+function renderDetailState() {
+  if (!open) return;
+  const live = !!conn?.isOpen;
+  const state = $("d-state");
+  if (open.mine) {
+    state.textContent = "You are answering this conversation. The assistant is paused.";
+    state.className = "detail-state detail-state--mine";
+  } else if (open.holder) {
+    state.textContent = `${open.holder} is answering this conversation.`;
+    state.className = "detail-state detail-state--human";
+  } else {
+    state.textContent = "The assistant is answering. Take over to reply yourself.";
+    state.className = "detail-state";
+  }
+  $("takeover").disabled = !live || open.mine || pendingTakeover === open.id;
+  $("release").disabled = !live || !open.mine;
+  $("reply-text").disabled = !open.mine;
+  $("reply-send").disabled = !live || !open.mine;
+  $("reply-text").placeholder = open.mine ? "Write a reply… (Enter to send, Shift+Enter for a new line)" : "Take over to reply";
+}
+
+$("close").addEventListener("click", closeSession);
+
+$("takeover").addEventListener("click", () => {
+  if (!open) return;
+  if (conn?.send({ type: "takeover", id: newId(), session_id: open.id })) {
+    pendingTakeover = open.id;
+    setStatus("");
+    renderDetailState();
+  }
+});
+
+$("release").addEventListener("click", () => {
+  if (open?.mine) conn?.send({ type: "release", id: newId(), session_id: open.id });
+});
+
+$("reply").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("reply-text").value;
+  if (!open?.mine || !text.trim()) return;
+  if (!conn?.send({ type: "send", id: newId(), session_id: open.id, text })) {
+    setStatus("Not connected; the reply was not sent.", "warn");
+    return;
+  }
+  $("reply-text").value = "";
+});
+
+$("reply-text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $("reply").requestSubmit();
+  }
+});
+
+// Events
+
+function onEvent(ev) {
+  switch (ev.type) {
+  case "hello":
+    if (!ev.admin) {
+      showSignIn("This token does not grant admin rights.");
+      return;
+    }
+    me = ev;
+    $("me").textContent = ev.name || ev.user_id;
+    if (open) {
+      // After a reconnect: watch again and fill in what was missed.
+      conn.send({ type: "watch", session_id: open.id });
+      holderFromSession();
+      loadDetail(open.id);
+    }
+    break;
+  case "help":
+    onHelp(ev);
+    break;
+  case "message":
+    patchRow(ev.session_id, { updated_at: ev.message.created_at || new Date().toISOString() });
+    if (open?.id === ev.session_id) {
+      const isNew = !log.entries.has(ev.message.id);
+      log.upsert(ev.message);
+      if (isNew && rows.has(ev.session_id)) patchRow(ev.session_id, { message_count: (rows.get(ev.session_id).message_count || 0) + 1 });
+    }
+    break;
+  case "delta":
+    // A delta past what this page has (the reply began before the watch)
+    // is skipped; the reply's final message brings the whole text.
+    if (open?.id === ev.session_id) log.delta(ev);
+    break;
+  case "takeover":
+    patchRow(ev.session_id, { mode: "human", admin_name: ev.admin_name, help_requested: false });
+    if (open?.id === ev.session_id) {
+      open.mine = pendingTakeover === ev.session_id || (open.mine && open.holder === ev.admin_name);
+      pendingTakeover = "";
+      open.holder = ev.admin_name;
+      Object.assign(open.session, { mode: "human", admin_name: ev.admin_name, help_requested: false });
+      log.notice(`${ev.admin_name} has joined the conversation`, "human");
+      renderDetailHead();
+      renderDetailState();
+      if (open.mine) $("reply-text").focus();
+    }
+    break;
+  case "release":
+    patchRow(ev.session_id, { mode: "bot", admin_name: "" });
+    if (open?.id === ev.session_id) {
+      Object.assign(open, { holder: "", mine: false });
+      Object.assign(open.session, { mode: "bot", admin_name: "" });
+      log.notice("the assistant is back", "bot");
+      renderDetailState();
+    }
+    break;
+  case "error":
+    if (ev.code === "busy" && open && (ev.session_id === open.id || pendingTakeover === open.id)) {
+      pendingTakeover = "";
+      setStatus("Another admin is already handling this conversation.", "error");
+      $("d-state").textContent = "Another admin is already handling this conversation.";
+      $("d-state").className = "detail-state detail-state--busy";
+      $("takeover").disabled = false;
+      break;
+    }
+    if (ev.session_id && open?.id === ev.session_id) pendingTakeover = "";
+    setStatus(ev.message || "Something went wrong.", "error");
+    if (open) renderDetailState();
+    break;
+  }
+}
+
+if (token) start();
+else showSignIn();

@@ -1,0 +1,360 @@
+// The chat page: sign in with a token, list and open conversations, send
+// messages and watch replies stream over one WebSocket that resumes with
+// sync after any drop or reload.
+import { appBase, takeToken, el, api, newId, shortTime, Connection, MessageLog } from "./common.js";
+
+const TOKEN_KEY = "chatbox.token";
+const SESSION_KEY = "chatbox.session";
+const PAGE_SIZE = 30;
+
+const base = appBase("");
+const $ = (id) => document.getElementById(id);
+
+let token = takeToken(TOKEN_KEY);
+let conn = null;
+let me = null; // the hello event
+let current = sessionStorage.getItem(SESSION_KEY) || ""; // open session id, "" for a new chat
+let pendingNew = ""; // client id of a send that starts a session, until its ack
+const gapRepaired = new Set(); // reply ids already re-synced after a gap
+
+// sessions is the sidebar's list, newest first, keyed by id.
+const sessions = new Map();
+let nextCursor = "";
+
+const log = new MessageLog($("log"), {
+  authorFor: () => modelName(sessions.get(current)?.model || $("model").value),
+  emptyText: "Start a conversation: write a message below.",
+});
+
+function modelName(id) {
+  const m = me?.models?.find((x) => x.id === id);
+  return m ? m.name : "Assistant";
+}
+
+function setStatus(text, kind = "") {
+  $("status").textContent = text;
+  $("status").className = `statusline${kind ? ` statusline--${kind}` : ""}`;
+}
+
+// Sign-in
+
+function showSignIn(error = "") {
+  conn?.stop();
+  conn = null;
+  token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("app-view").hidden = true;
+  $("signin-view").hidden = false;
+  $("signin-error").textContent = error;
+  $("token").value = "";
+  $("token").focus();
+}
+
+function start() {
+  $("signin-view").hidden = true;
+  $("app-view").hidden = false;
+  conn = new Connection({
+    base, token,
+    onEvent,
+    onState: (s) => {
+      if (s === "connecting" && !me) setStatus("Connecting…");
+      if (s === "offline") setStatus("Connection lost; reconnecting…", "warn");
+      updateControls();
+    },
+    onRejected: () => showSignIn("That token was not accepted. It may have expired."),
+  });
+  conn.start();
+  loadSessions(true);
+  showSession();
+  $("text").focus();
+}
+
+$("signin").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("token").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  start();
+});
+
+$("signout").addEventListener("click", () => {
+  sessionStorage.removeItem(SESSION_KEY);
+  current = "";
+  showSignIn();
+});
+
+// Sessions
+
+async function loadSessions(reset) {
+  try {
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (!reset && nextCursor) q.set("cursor", nextCursor);
+    const data = await api(base, token, "GET", `api/sessions?${q}`);
+    if (reset) {
+      // Keep what later pages loaded; the first page refreshes the top.
+      for (const s of data.sessions || []) sessions.delete(s.id);
+      const rest = [...sessions.values()];
+      sessions.clear();
+      for (const s of [...(data.sessions || []), ...rest]) sessions.set(s.id, s);
+      if (rest.length === 0) nextCursor = data.next_cursor || "";
+    } else {
+      for (const s of data.sessions || []) if (!sessions.has(s.id)) sessions.set(s.id, s);
+      nextCursor = data.next_cursor || "";
+    }
+    renderSessions();
+    if (current) showSession();
+  } catch (e) {
+    if (e.status === 401) return showSignIn("Your session has expired. Sign in again.");
+    setStatus(`Could not load conversations: ${e.message}`, "error");
+  }
+}
+
+function renderSessions() {
+  const list = $("sessions");
+  const sorted = [...sessions.values()].sort((a, b) => (b.updated_at || "").localeCompare(a.updated_at || ""));
+  list.replaceChildren(...sorted.map((s) => el("li", {},
+    el("button", {
+      type: "button",
+      className: "session-item",
+      dataset: { id: s.id },
+      attrs: s.id === current ? { "aria-current": "true" } : {},
+      onclick: () => openSession(s.id),
+    },
+    el("span", { className: "session-title" }, s.title || "Untitled conversation"),
+    el("span", { className: "session-meta" },
+      shortTime(s.updated_at),
+      s.mode === "human" ? el("span", { className: "badge badge--human" }, "with a person") : null,
+      s.help_requested && s.mode !== "human" ? el("span", { className: "badge badge--help" }, "help asked") : null)))));
+  $("sessions-empty").hidden = sessions.size > 0;
+  $("more").hidden = !nextCursor;
+}
+
+$("more").addEventListener("click", () => loadSessions(false));
+
+// touchSession notes activity in a session from a live event; a session the
+// list does not know yet (started on another device) refreshes the list.
+let refreshQueued = false;
+function touchSession(id, changes = {}) {
+  const s = sessions.get(id);
+  if (!s) {
+    if (!refreshQueued) {
+      refreshQueued = true;
+      setTimeout(() => { refreshQueued = false; loadSessions(true); }, 300);
+    }
+    return;
+  }
+  Object.assign(s, changes, { updated_at: new Date().toISOString() });
+  renderSessions();
+}
+
+function openSession(id) {
+  if (id === current) return;
+  current = id;
+  sessionStorage.setItem(SESSION_KEY, id);
+  log.clear();
+  gapRepaired.clear();
+  hideShare();
+  renderSessions();
+  showSession();
+  conn?.send({ type: "sync", session_id: id, after_seq: 0 });
+  $("text").focus();
+}
+
+function newChat() {
+  current = "";
+  sessionStorage.removeItem(SESSION_KEY);
+  log.clear();
+  hideShare();
+  renderSessions();
+  showSession();
+  $("text").focus();
+}
+
+$("new-chat").addEventListener("click", newChat);
+
+// showSession brings the header, banner and controls in line with the
+// open session's state.
+function showSession() {
+  const s = sessions.get(current);
+  $("title").textContent = current ? (s?.title || "Conversation") : "New chat";
+  document.title = current && s?.title ? `${s.title} · Chatbox` : "Chatbox";
+  if (s?.model && me?.models?.some((m) => m.id === s.model)) $("model").value = s.model;
+  if (s?.mode === "human") showBanner(`You are talking with ${s.admin_name || "a person from the team"}.`);
+  else hideBanner();
+  updateControls();
+}
+
+function showBanner(text) {
+  $("banner").textContent = text;
+  $("banner").hidden = false;
+}
+
+function hideBanner() {
+  $("banner").hidden = true;
+  $("banner").textContent = "";
+}
+
+function updateControls() {
+  const open = !!conn?.isOpen;
+  const s = sessions.get(current);
+  $("stop").disabled = !(open && current && log.streaming);
+  $("help").disabled = !(open && current) || s?.mode === "human" || !!s?.help_requested;
+  $("share").disabled = !current;
+  $("send").disabled = !open;
+}
+
+// Events
+
+function onEvent(ev) {
+  switch (ev.type) {
+  case "hello": {
+    me = ev;
+    $("me").textContent = ev.name || ev.user_id;
+    const models = ev.models || [];
+    const chosen = $("model").value || sessions.get(current)?.model || ev.default_model;
+    $("model").replaceChildren(...models.map((m) => new Option(m.name, m.id, false, m.id === chosen)));
+    $("model").hidden = models.length === 0;
+    setStatus("");
+    // After a reload the log is empty and this syncs from 0; after a drop,
+    // from the last message seen. A reply in flight comes back as one delta.
+    if (current) conn.send({ type: "sync", session_id: current, after_seq: log.lastSeq });
+    showSession();
+    break;
+  }
+  case "ack":
+    if (ev.id && ev.id === pendingNew) {
+      pendingNew = "";
+      if (!current) {
+        current = ev.session_id;
+        sessionStorage.setItem(SESSION_KEY, current);
+        loadSessions(true);
+        showSession();
+      }
+    }
+    break;
+  case "message":
+    if (ev.session_id === current) {
+      log.upsert(ev.message);
+      if (ev.message.role === "admin") touchSession(ev.session_id, { mode: "human", admin_name: ev.message.author });
+      else touchSession(ev.session_id);
+      updateControls();
+    } else {
+      touchSession(ev.session_id);
+    }
+    break;
+  case "delta":
+    if (ev.session_id !== current) break;
+    if (!log.delta(ev) && !gapRepaired.has(ev.message_id)) {
+      // A piece is missing: the sync replays the reply so far at offset 0.
+      gapRepaired.add(ev.message_id);
+      conn.send({ type: "sync", session_id: current, after_seq: log.lastSeq });
+    }
+    updateControls();
+    break;
+  case "takeover":
+    touchSession(ev.session_id, { mode: "human", admin_name: ev.admin_name, help_requested: false });
+    if (ev.session_id === current) {
+      log.notice(`${ev.admin_name} has joined the conversation`, "human");
+      showSession();
+    }
+    break;
+  case "release":
+    touchSession(ev.session_id, { mode: "bot", admin_name: "" });
+    if (ev.session_id === current) {
+      log.notice("the assistant is back", "bot");
+      showSession();
+    }
+    break;
+  case "error":
+    if (ev.code === "not_found" && ev.session_id && ev.session_id === current) {
+      sessions.delete(current);
+      newChat();
+      setStatus("That conversation is no longer available.", "error");
+      break;
+    }
+    setStatus(ev.message || "Something went wrong.", "error");
+    break;
+  }
+}
+
+// Composer
+
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("text").value;
+  if (!text.trim()) return;
+  const id = newId();
+  const cmd = { type: "send", id, text, model: $("model").value || undefined };
+  if (current) cmd.session_id = current;
+  else pendingNew = id;
+  if (!conn?.send(cmd)) {
+    setStatus("Not connected; your message was not sent. Reconnecting…", "warn");
+    return;
+  }
+  setStatus("");
+  $("text").value = "";
+});
+
+$("text").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+
+$("stop").addEventListener("click", () => {
+  if (current) conn?.send({ type: "stop", session_id: current });
+});
+
+$("help").addEventListener("click", () => {
+  if (!current || !conn?.send({ type: "help", session_id: current })) return;
+  touchSession(current, { help_requested: true });
+  log.notice("a human has been asked to join", "help");
+});
+
+// Share
+
+function hideShare() {
+  $("share-panel").hidden = true;
+  $("share").setAttribute("aria-expanded", "false");
+}
+
+$("share").addEventListener("click", async () => {
+  if (!$("share-panel").hidden) return hideShare();
+  const id = current;
+  try {
+    const data = await api(base, token, "POST", `api/sessions/${encodeURIComponent(id)}/share`);
+    if (id !== current) return;
+    $("share-url").value = new URL(`share/#${encodeURIComponent(data.share_id)}`, location.origin + base).href;
+    $("share-panel").hidden = false;
+    $("share").setAttribute("aria-expanded", "true");
+    $("share-url").select();
+    setStatus("Anyone with this link can read the conversation.");
+  } catch (e) {
+    setStatus(`Could not create a share link: ${e.message}`, "error");
+  }
+});
+
+$("copy").addEventListener("click", async () => {
+  $("share-url").select();
+  try {
+    await navigator.clipboard.writeText($("share-url").value);
+  } catch {
+    document.execCommand("copy"); // plain-http pages have no clipboard API
+  }
+  setStatus("Link copied.");
+});
+
+$("revoke").addEventListener("click", async () => {
+  try {
+    await api(base, token, "DELETE", `api/sessions/${encodeURIComponent(current)}/share`);
+    hideShare();
+    setStatus("The share link was revoked; it no longer opens.");
+    $("share").focus();
+  } catch (e) {
+    setStatus(`Could not revoke the link: ${e.message}`, "error");
+  }
+});
+
+if (token) start();
+else showSignIn();

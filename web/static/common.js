@@ -1,0 +1,316 @@
+// Shared by the chat page, the admin dashboard and the shared view.
+//
+// Every piece of user text reaches the page through textContent (el() and
+// MessageLog below); nothing is ever parsed as HTML. Tokens live only in
+// sessionStorage (per tab, gone when the tab closes): never localStorage,
+// never cookies, never the URL once the page has read them.
+
+// appBase is the path every request is relative to, so the pages work when
+// the server is mounted under a prefix. sub is the page's own directory
+// ("admin", "share") under the base, or "" for the chat page.
+export function appBase(sub) {
+  let dir = location.pathname.replace(/[^/]*$/, "");
+  if (sub && dir.endsWith(`/${sub}/`)) dir = dir.slice(0, -(sub.length + 1));
+  return dir;
+}
+
+// takeToken moves a dev-link token (#token=…) into sessionStorage under key,
+// strips it from the address bar and history, and returns the token to use.
+export function takeToken(key) {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) {
+    sessionStorage.setItem(key, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(key) || "";
+}
+
+// el builds an element. props sets properties (className, type, disabled…),
+// "dataset" and "attrs" objects, and on* handlers; children are nodes or
+// strings (strings become text nodes, never markup).
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null) continue;
+    if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k === "attrs") for (const [a, av] of Object.entries(v)) node.setAttribute(a, av);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node[k] = v;
+  }
+  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+// newId is a client message id. crypto.randomUUID needs a secure context,
+// which a plain-http deployment is not; getRandomValues works everywhere.
+export function newId() {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export class HttpError extends Error {
+  constructor(status, code, message) {
+    super(message || `request failed (${status})`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// api calls the HTTP API under base with the bearer token and decodes JSON.
+// Failures throw HttpError carrying the server's generic message.
+export async function api(base, token, method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+  } catch {
+    throw new HttpError(0, "network", "the server cannot be reached");
+  }
+  let data = null;
+  if (resp.status !== 204) {
+    try { data = await resp.json(); } catch { data = null; }
+  }
+  if (!resp.ok) {
+    const e = (data && data.error) || {};
+    throw new HttpError(resp.status, e.code || "", e.message || "");
+  }
+  return data;
+}
+
+// Connection is one WebSocket to the server that reconnects with
+// exponential backoff and jitter. onEvent gets every decoded event; onState
+// gets "connecting" | "open" | "offline"; onRejected is called when the
+// server refuses the token (checked over HTTP, as a browser cannot see the
+// 401 of a refused upgrade).
+export class Connection {
+  constructor({ base, token, onEvent, onState, onRejected }) {
+    Object.assign(this, { base, token, onEvent, onState, onRejected });
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = 0;
+    this.pingTimer = 0;
+    this.pongDeadline = 0;
+    this.stopped = false;
+    this.online = () => { if (!this.ws) this.reconnectNow(); };
+  }
+
+  start() {
+    this.stopped = false;
+    window.addEventListener("online", this.online);
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("online", this.online);
+    clearTimeout(this.timer);
+    this.drop();
+  }
+
+  get isOpen() { return !!this.ws && this.ws.readyState === WebSocket.OPEN && this.ready; }
+
+  // send writes one command; false when the socket is not open.
+  send(obj) {
+    if (!this.isOpen) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  open() {
+    if (this.stopped) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}${this.base}ws`, ["chatbox.v1", `bearer.${this.token}`]);
+    this.ws = ws;
+    this.ready = false;
+    this.onState("connecting");
+    ws.onmessage = (m) => {
+      let ev;
+      try { ev = JSON.parse(m.data); } catch { return; }
+      if (ev.type === "hello") { this.ready = true; this.attempt = 0; this.onState("open"); this.keepalive(); }
+      if (ev.type === "pong") this.pongDeadline = 0;
+      this.onEvent(ev);
+    };
+    ws.onclose = () => { if (this.ws === ws) this.closed(); };
+  }
+
+  // keepalive notices a dead network sooner than TCP would: a ping every
+  // 25 s must be answered within 10 s, or the socket is dropped and reopened.
+  keepalive() {
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      if (this.pongDeadline && Date.now() > this.pongDeadline) { this.reconnectNow(); return; }
+      if (this.send({ type: "ping", id: "keepalive" }) && !this.pongDeadline) this.pongDeadline = Date.now() + 10000;
+    }, 25000);
+  }
+
+  drop() {
+    clearInterval(this.pingTimer);
+    this.pongDeadline = 0;
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    if (ws) {
+      ws.onmessage = ws.onclose = null;
+      try { ws.close(); } catch { /* already closing */ }
+    }
+  }
+
+  reconnectNow() {
+    this.drop();
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.open();
+  }
+
+  async closed() {
+    const wasReady = this.ready;
+    this.drop();
+    if (this.stopped) return;
+    this.onState("offline");
+    if (!wasReady) {
+      // The upgrade itself failed: a bad token, or the server is down.
+      try {
+        await api(this.base, this.token, "GET", "api/sessions?limit=1");
+      } catch (e) {
+        if (e.status === 401) { this.stop(); this.onRejected(); return; }
+      }
+    }
+    const delay = Math.min(500 * 2 ** this.attempt, 15000) * (0.75 + Math.random() / 2);
+    this.attempt = Math.min(this.attempt + 1, 10);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const utf8Len = (s) => encoder.encode(s).length;
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
+// shortTime is a timestamp as "14:05" today, "Mar 3, 14:05" otherwise.
+export function shortTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  return d.toDateString() === new Date().toDateString() ? timeFormat.format(d) : dateTimeFormat.format(d);
+}
+
+const STATUS_LABELS = { stopped: "stopped", failed: "failed", interrupted: "interrupted" };
+
+// MessageLog renders one conversation into container: bubbles kept in seq
+// order, whole messages upserted by id, and streamed replies built from
+// deltas by UTF-8 byte offset so repeated or replayed deltas change nothing.
+export class MessageLog {
+  constructor(container, { authorFor, emptyText } = {}) {
+    this.container = container;
+    this.authorFor = authorFor || (() => "Assistant");
+    this.emptyText = emptyText || "";
+    this.clear();
+  }
+
+  clear() {
+    this.entries = new Map(); // message id → {id, seq, role, author, text, bytes, status, el}
+    this.lastSeq = 0; // highest seq of a whole message seen
+    this.streamingId = "";
+    this.container.replaceChildren();
+    this.empty();
+  }
+
+  empty() {
+    if (this.emptyText && this.container.children.length === 0) {
+      this.container.append(el("p", { className: "log-empty" }, this.emptyText));
+    }
+  }
+
+  get streaming() { return this.streamingId !== ""; }
+
+  // upsert applies a whole message (a message event, a sync replay, or a
+  // stored message from the HTTP API).
+  upsert(m) {
+    let e = this.entries.get(m.id);
+    if (e && e.id === this.streamingId && m.status === "interrupted") return e; // a checkpoint: the stream goes on
+    if (!e) e = this.create(m.id, m.seq, m.role, m.author);
+    Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete" });
+    e.bytes = utf8Len(e.text);
+    if (this.streamingId === m.id) this.streamingId = "";
+    this.lastSeq = Math.max(this.lastSeq, m.seq);
+    this.paint(e, m.created_at);
+    return e;
+  }
+
+  // delta applies one streamed piece; it answers false when the piece
+  // starts past what is known (a gap the caller repairs with a sync).
+  delta(ev) {
+    let e = this.entries.get(ev.message_id);
+    if (e && e.status !== "streaming" && e.status !== "interrupted") return true; // already final
+    if (!e) e = this.create(ev.message_id, ev.seq, "assistant", this.authorFor(ev));
+    if (ev.offset > e.bytes) return false;
+    if (ev.offset === e.bytes) {
+      e.text += ev.text;
+    } else {
+      e.text = decoder.decode(encoder.encode(e.text).subarray(0, ev.offset)) + ev.text;
+    }
+    e.bytes = ev.offset + utf8Len(ev.text);
+    e.status = "streaming";
+    this.streamingId = e.id;
+    this.paint(e);
+    return true;
+  }
+
+  // notice adds a centred line (takeover, release, help) after the newest message.
+  notice(text, kind = "info") {
+    this.container.querySelector(".log-empty")?.remove();
+    const atBottom = this.atBottom();
+    this.container.append(el("p", { className: `notice notice--${kind}`, dataset: { seq: String(this.lastSeq + 0.5) }, attrs: { role: "note" } }, text));
+    if (atBottom) this.scrollDown();
+  }
+
+  create(id, seq, role, author) {
+    this.container.querySelector(".log-empty")?.remove();
+    const node = el("article", { className: "msg", dataset: { id, seq: String(seq) } },
+      el("header", { className: "msg-meta" },
+        el("span", { className: "msg-author" }),
+        el("span", { className: "msg-status" }),
+        el("time", { className: "msg-time" })),
+      el("div", { className: "msg-text" }));
+    const e = { id, seq, role, author: author || "", text: "", bytes: 0, status: "streaming", el: node };
+    this.entries.set(id, e);
+    const atBottom = this.atBottom();
+    const after = [...this.container.children].find((c) => Number(c.dataset.seq) > seq);
+    this.container.insertBefore(node, after || null);
+    if (atBottom) this.scrollDown();
+    return e;
+  }
+
+  paint(e, createdAt) {
+    const atBottom = this.atBottom();
+    const n = e.el;
+    n.className = `msg msg--${e.role}${e.status === "streaming" ? " msg--streaming" : ""}${STATUS_LABELS[e.status] ? ` msg--${e.status}` : ""}`;
+    n.dataset.status = e.status;
+    n.dataset.seq = String(e.seq);
+    n.querySelector(".msg-author").textContent = e.author || roleName(e.role);
+    n.querySelector(".msg-status").textContent = STATUS_LABELS[e.status] || "";
+    if (createdAt) {
+      const t = n.querySelector(".msg-time");
+      t.dateTime = createdAt;
+      t.textContent = shortTime(createdAt);
+    }
+    n.querySelector(".msg-text").textContent = e.text;
+    if (atBottom) this.scrollDown();
+  }
+
+  atBottom() {
+    const c = this.container;
+    return c.scrollHeight - c.scrollTop - c.clientHeight < 80;
+  }
+
+  scrollDown() { this.container.scrollTop = this.container.scrollHeight; }
+}
+
+function roleName(role) {
+  return { user: "You", assistant: "Assistant", admin: "Support", system: "System" }[role] || role;
+}
