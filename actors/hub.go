@@ -98,6 +98,8 @@ type Hub struct {
 	cancelBase context.CancelFunc
 	goroutines sync.WaitGroup // generations and outbox flushers
 
+	ttftWindow, replyWindow window
+
 	shutdownOnce sync.Once
 }
 
@@ -268,6 +270,7 @@ type hubMetrics struct {
 	liveConns  *atomic.Int64
 	users      *atomic.Int64 // user actors alive
 	sessions   *atomic.Int64 // session actors alive
+	replies    *atomic.Int64 // generations in flight
 	takeovers  *metrics.Counter
 	coalesced  *metrics.Counter
 	slowCloses *metrics.Counter
@@ -276,7 +279,8 @@ type hubMetrics struct {
 }
 
 func newHubMetrics(s *metrics.Set) hubMetrics {
-	live, users, sessions := new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
+	live, users, sessions, replies := new(atomic.Int64), new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
+	s.NewGauge("chatbox_replies_in_flight", func() float64 { return float64(replies.Load()) })
 	s.NewGauge("chatbox_connections", func() float64 { return float64(live.Load()) })
 	s.NewGauge("chatbox_active_users", func() float64 { return float64(users.Load()) })
 	s.NewGauge("chatbox_active_sessions", func() float64 { return float64(sessions.Load()) })
@@ -284,6 +288,7 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 		liveConns:  live,
 		users:      users,
 		sessions:   sessions,
+		replies:    replies,
 		takeovers:  s.NewCounter("chatbox_takeovers_total"),
 		coalesced:  s.NewCounter("chatbox_deltas_coalesced_total"),
 		slowCloses: s.NewCounter("chatbox_slow_consumer_closes_total"),

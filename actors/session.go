@@ -177,6 +177,16 @@ func storeFailure(err error) *failure { return fail(storeErrorCode(err)) }
 // connection on failure, and a CallResult when the caller waits for one.
 func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
 	res := &CallResult{connID: c.connID}
+	defer func() {
+		// A crash still answers the caller, whose connection waits for it;
+		// then the supervisor restarts this actor from the store.
+		if r := recover(); r != nil {
+			if c.replyTo != nil {
+				ctx.Send(c.replyTo, &CallResult{connID: c.connID, Code: protocol.CodeInternal, Message: genericMessages[protocol.CodeInternal]})
+			}
+			panic(r)
+		}
+	}()
 	var f *failure
 	if s.loadErr != nil {
 		f = storeFailure(s.loadErr)
@@ -278,10 +288,7 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	}
 	msg, f := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
 	if f != nil {
-		if s.gen != nil {
-			s.gen.cancel()
-			s.gen = nil
-		}
+		s.abandon()
 		return f
 	}
 	if model != s.session.Model {
@@ -304,6 +311,7 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 		started: now, lastCheckpoint: now,
 	}
 	s.gen = g
+	s.hub.metrics.replies.Add(1)
 	self, root, models := ctx.Self(), s.hub.root, s.hub.cfg.Models
 	s.hub.goroutines.Go(func() {
 		defer cancel()
@@ -324,6 +332,17 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 	})
 }
 
+// abandon cancels the generation in flight without storing anything: its
+// user message was never stored.
+func (s *sessionActor) abandon() {
+	if s.gen == nil {
+		return
+	}
+	s.gen.cancel()
+	s.gen = nil
+	s.hub.metrics.replies.Add(-1)
+}
+
 func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
 	g := s.gen
 	if g == nil || g.id != m.gen {
@@ -338,6 +357,7 @@ func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
 	if !g.gotFirst {
 		g.gotFirst = true
 		s.hub.metrics.ttft.UpdateDuration(g.started)
+		s.hub.ttftWindow.add(now.Sub(g.started))
 	}
 	offset := len(g.text)
 	g.text = append(g.text, text...)
@@ -378,6 +398,8 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	g := s.gen
 	s.gen = nil
 	g.cancel()
+	s.hub.metrics.replies.Add(-1)
+	s.hub.replyWindow.add(s.hub.now().Sub(g.started))
 	if err := s.storeReply(g, status); err != nil {
 		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
 		s.broadcast(ctx, errorEvent("", s.spec.id, storeErrorCode(err)))

@@ -193,18 +193,22 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, protocol.CodeForbidden))
 		return
 	}
+	// Everything else acts on a session. It runs as a call that answers
+	// back here, and the connection's next commands wait for that answer,
+	// so a pong proves every command before it has taken effect.
+	c.pending++
+	call := &sessionCommand{conn: c.pid, identity: c.identity, cmd: cmd, replyTo: ctx.Self(), connID: m.connID}
 	if cmd.Type == protocol.TypeSend && cmd.SessionID == "" {
-		cmd.SessionID = newID()
-		u.toSession(ctx, cmd.SessionID, true, &sessionCommand{conn: c.pid, identity: c.identity, cmd: cmd})
+		call.cmd.SessionID = newID()
+		u.toSession(ctx, call.cmd.SessionID, true, call)
 		return
 	}
 	_, live := u.sessions.get(cmd.SessionID)
 	if !c.identity.Admin || (live && !isAdminOp) {
-		u.toSession(ctx, cmd.SessionID, false, &sessionCommand{conn: c.pid, identity: c.identity, cmd: cmd})
+		u.toSession(ctx, cmd.SessionID, false, call)
 		return
 	}
 	// An admin may address any user's session: find its owner, then call.
-	c.pending++
 	if owner, ok := u.owners[cmd.SessionID]; ok {
 		u.ownerFound(ctx, &ownerFound{cmd: m, owner: owner})
 		return

@@ -22,6 +22,8 @@ type Config struct {
 	Auth    Auth    `toml:"auth"`
 	Storage Storage `toml:"storage"`
 	LLM     LLM     `toml:"llm"`
+	Limits  Limits  `toml:"limits"`
+	Notify  Notify  `toml:"notify"`
 }
 
 // Server is the [server] section: the listener, the WebSocket limits and
@@ -36,6 +38,24 @@ type Server struct {
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`  // default 30s
 	IdleTimeout     Duration `toml:"idle_timeout"`      // a silent peer is closed after this; default 60s
 	PingInterval    Duration `toml:"ping_interval"`     // server pings this often; default 25s
+	// MetricsListen, when set, serves /metrics on this address only, not
+	// on the public listener.
+	MetricsListen  string `toml:"metrics_listen"`
+	MaxConnections int    `toml:"max_connections"` // all users together; 503 before the upgrade when full; default 10000
+}
+
+// Limits protect the service from one user's excess. Zero turns a limit off.
+type Limits struct {
+	MessagesPerMinute  int `toml:"messages_per_minute"`   // per user, all devices together; default 30
+	MessageBurst       int `toml:"message_burst"`         // messages allowed at once before the rate applies; default 10
+	ConnectionsPerUser int `toml:"connections_per_user"`  // default 10
+	RepliesInFlight    int `toml:"replies_in_flight"`     // generations at once per user; default 3
+	DailyTokens        int `toml:"daily_tokens_per_user"` // model tokens per user per UTC day; default 0 (no quota)
+}
+
+// Notify configures outbound alerts.
+type Notify struct {
+	WebhookURL string `toml:"webhook_url"` // POSTed JSON when a user asks for a human
 }
 
 // Auth is the [auth] section: how bearer tokens are verified. At most one

@@ -28,6 +28,13 @@ func scalarDefaults() *Config {
 			ShutdownTimeout: Duration{30 * time.Second},
 			IdleTimeout:     Duration{60 * time.Second},
 			PingInterval:    Duration{25 * time.Second},
+			MaxConnections:  10000,
+		},
+		Limits: Limits{
+			MessagesPerMinute:  30,
+			MessageBurst:       10,
+			ConnectionsPerUser: 10,
+			RepliesInFlight:    3,
 		},
 		Storage: Storage{
 			Database: "chatbox",

@@ -164,6 +164,8 @@ max_message_bytes = 4096
 shutdown_timeout = "10s"
 idle_timeout = "2m"
 ping_interval = "20s"
+metrics_listen = "127.0.0.1:9100"
+max_connections = 500
 
 [auth]
 jwt_secret = ""
@@ -202,6 +204,16 @@ fallback = ["demo"]
 id = "demo"
 name = "Demo"
 provider = "demo"
+
+[limits]
+messages_per_minute = 5
+message_burst = 2
+connections_per_user = 3
+replies_in_flight = 1
+daily_tokens_per_user = 100000
+
+[notify]
+webhook_url = "https://hooks.example.com/chatbox"
 `
 
 func fullWant() *Config {
@@ -216,7 +228,11 @@ func fullWant() *Config {
 			ShutdownTimeout: Duration{10 * time.Second},
 			IdleTimeout:     Duration{2 * time.Minute},
 			PingInterval:    Duration{20 * time.Second},
+			MetricsListen:   "127.0.0.1:9100",
+			MaxConnections:  500,
 		},
+		Limits: Limits{MessagesPerMinute: 5, MessageBurst: 2, ConnectionsPerUser: 3, RepliesInFlight: 1, DailyTokens: 100000},
+		Notify: Notify{WebhookURL: "https://hooks.example.com/chatbox"},
 		Auth: Auth{
 			JWTPublicKeyFile: "/etc/chatbox/jwt.pem",
 			Issuer:           "https://id.example.com",
@@ -403,11 +419,14 @@ func TestEnvNames(t *testing.T) {
 		"CHATBOX_SERVER_LISTEN", "CHATBOX_SERVER_MODE", "CHATBOX_SERVER_PATH_PREFIX",
 		"CHATBOX_SERVER_ALLOWED_ORIGINS", "CHATBOX_SERVER_CORS_ORIGINS", "CHATBOX_SERVER_MAX_MESSAGE_BYTES",
 		"CHATBOX_SERVER_SHUTDOWN_TIMEOUT", "CHATBOX_SERVER_IDLE_TIMEOUT", "CHATBOX_SERVER_PING_INTERVAL",
+		"CHATBOX_SERVER_METRICS_LISTEN", "CHATBOX_SERVER_MAX_CONNECTIONS",
 		"CHATBOX_AUTH_JWT_SECRET", "CHATBOX_AUTH_JWT_PUBLIC_KEY_FILE", "CHATBOX_AUTH_ISSUER", "CHATBOX_AUTH_AUDIENCE",
 		"CHATBOX_STORAGE_MONGO_URI", "CHATBOX_STORAGE_DATABASE", "CHATBOX_STORAGE_DATA_DIR",
 		"CHATBOX_STORAGE_ENCRYPTION_KEY", "CHATBOX_STORAGE_PREVIOUS_ENCRYPTION_KEYS", "CHATBOX_STORAGE_TIMEOUT",
 		"CHATBOX_LLM_DEFAULT_MODEL", "CHATBOX_LLM_DEMO_DELAY", "CHATBOX_LLM_CONNECT_TIMEOUT",
 		"CHATBOX_LLM_FIRST_TOKEN_TIMEOUT", "CHATBOX_LLM_IDLE_TIMEOUT", "CHATBOX_LLM_MAX_RETRIES", "CHATBOX_LLM_CONTEXT_BUDGET",
+		"CHATBOX_LIMITS_MESSAGES_PER_MINUTE", "CHATBOX_LIMITS_MESSAGE_BURST", "CHATBOX_LIMITS_CONNECTIONS_PER_USER",
+		"CHATBOX_LIMITS_REPLIES_IN_FLIGHT", "CHATBOX_LIMITS_DAILY_TOKENS_PER_USER", "CHATBOX_NOTIFY_WEBHOOK_URL",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("env names\n%q\nwant\n%q", got, want)

@@ -31,7 +31,33 @@ func (c *Config) Validate() error {
 	c.Auth.validate(&p)
 	c.Storage.validate(&p)
 	c.LLM.validate(&p)
+	c.Limits.validate(&p)
+	c.Notify.validate(&p)
 	return p.err()
+}
+
+func (l *Limits) validate(p *problems) {
+	for _, v := range []struct {
+		key string
+		n   int
+	}{
+		{"limits.messages_per_minute", l.MessagesPerMinute}, {"limits.message_burst", l.MessageBurst},
+		{"limits.connections_per_user", l.ConnectionsPerUser}, {"limits.replies_in_flight", l.RepliesInFlight},
+		{"limits.daily_tokens_per_user", l.DailyTokens},
+	} {
+		if v.n < 0 {
+			p.add(v.key, "must be 0 (no limit) or more, got %d", v.n)
+		}
+	}
+}
+
+func (n *Notify) validate(p *problems) {
+	if n.WebhookURL == "" {
+		return
+	}
+	if u, err := url.Parse(n.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add("notify.webhook_url", "must be an http or https URL")
+	}
 }
 
 // problems collects validation errors in the order they are found.
@@ -54,6 +80,14 @@ func (s *Server) validate(p *problems) {
 		p.add("server.listen", "must be host:port such as \"127.0.0.1:8080\", got %q", s.Listen)
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		p.add("server.listen", "port must be a number between 0 and 65535, got %q", port)
+	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			p.add("server.metrics_listen", "must be host:port such as \"127.0.0.1:9090\", got %q", s.MetricsListen)
+		}
+	}
+	if s.MaxConnections < 0 {
+		p.add("server.max_connections", "must be 0 (no limit) or more, got %d", s.MaxConnections)
 	}
 	if s.Mode != ModeDev && s.Mode != ModeProduction {
 		p.add("server.mode", "must be %q or %q, got %q", ModeDev, ModeProduction, s.Mode)

@@ -21,9 +21,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/cors"
+
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
 	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/protocol"
 )
 
 // Verifier checks a bearer token; *auth.Verifier satisfies it.
@@ -36,6 +39,7 @@ type Config struct {
 	Listen          string // default "127.0.0.1:8080"; port 0 picks a free port
 	PathPrefix      string // every route moves under it, e.g. "/chatbox"
 	AllowedOrigins  []string
+	CORSOrigins     []string      // origins allowed to call /api/ from a browser; empty: none
 	MaxMessageBytes int64         // default 65536
 	IdleTimeout     time.Duration // a silent peer is closed after this; default 60s
 	PingInterval    time.Duration // default 25s
@@ -46,6 +50,7 @@ type Config struct {
 	Hub      *actors.Hub       // required
 	Store    persistence.Store // required
 	Web      http.Handler      // the pages served at "/"; optional
+	Metrics  http.Handler      // served at /metrics when set
 	Logger   *slog.Logger      // default: discard
 }
 
@@ -100,11 +105,36 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
 	mux.HandleFunc("GET "+p+"/healthz", s.handleHealth)
 	mux.HandleFunc("GET "+p+"/readyz", s.handleReady)
-	mux.HandleFunc("GET "+p+"/api/sessions", s.handleSessions)
-	mux.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
-	mux.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found")
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET "+p+"/metrics", s.cfg.Metrics)
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET "+p+"/api/sessions", s.handleSessions)
+	api.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
+	api.HandleFunc("POST "+p+"/api/sessions/{id}/share", s.handleShare)
+	api.HandleFunc("DELETE "+p+"/api/sessions/{id}/share", s.handleShare)
+	api.HandleFunc("GET "+p+"/api/shared/{share_id}", s.handleShared)
+	api.HandleFunc("GET "+p+"/api/admin/sessions", s.handleAdminSessions)
+	api.HandleFunc("GET "+p+"/api/admin/sessions/{id}", s.handleAdminSession)
+	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/takeover", s.handleAdminAction(protocol.TypeTakeover))
+	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/release", s.handleAdminAction(protocol.TypeRelease))
+	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/messages", s.handleAdminMessage)
+	api.HandleFunc("GET "+p+"/api/admin/stats", s.handleAdminStats)
+	api.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, protocol.CodeNotFound)
 	})
+	var apiHandler http.Handler = api
+	if len(s.cfg.CORSOrigins) > 0 {
+		// rs/cors reads an empty list as "*", so it is only installed with
+		// a configured allowlist.
+		apiHandler = cors.New(cors.Options{
+			AllowedOrigins: s.cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type"},
+			MaxAge:         600,
+		}).Handler(api)
+	}
+	mux.Handle(p+"/api/", apiHandler)
 	if s.cfg.Web != nil {
 		mux.Handle(p+"/", http.StripPrefix(p, s.cfg.Web))
 	}

@@ -44,6 +44,7 @@ func startServer(t *testing.T, dir, extra string) *testServer {
 [server]
 listen = "127.0.0.1:0"
 allowed_origins = ["http://allowed.example"]
+cors_origins = ["http://app.example"]
 max_message_bytes = 4096
 [auth]
 jwt_secret = %q
@@ -99,7 +100,17 @@ func (s *testServer) stop(t *testing.T) {
 
 func signToken(t *testing.T, sub, name string) string {
 	t.Helper()
-	tok, err := auth.Sign([]byte(testSecret), auth.Identity{UserID: sub, Name: name}, time.Hour, "", "")
+	return signIdentity(t, auth.Identity{UserID: sub, Name: name})
+}
+
+func signAdmin(t *testing.T, sub, name string) string {
+	t.Helper()
+	return signIdentity(t, auth.Identity{UserID: sub, Name: name, Roles: []string{"admin"}})
+}
+
+func signIdentity(t *testing.T, id auth.Identity) string {
+	t.Helper()
+	tok, err := auth.Sign([]byte(testSecret), id, time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +253,20 @@ func (c *client) barrier() []event {
 // getJSON does an authenticated GET and decodes the answer.
 func (s *testServer) getJSON(t *testing.T, tok, path string, into any) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", s.base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
+	return s.doJSON(t, "GET", tok, path, "", into)
+}
+
+// doJSON sends an authenticated request (no token when tok is empty) and
+// decodes the answer into into when it is not nil.
+func (s *testServer) doJSON(t *testing.T, method, tok, path, body string, into any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

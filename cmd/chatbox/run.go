@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
 	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/notify"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/embedded"
 	"github.com/chatbox/chatbox/persistence/mongo"
@@ -157,18 +160,34 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	set := metrics.NewSet()
 	metrics.RegisterSet(set)
 	defer metrics.UnregisterSet(set, true)
+	var notifier actors.Notifier
+	if cfg.Notify.WebhookURL != "" {
+		hook := notify.NewWebhook(notify.Options{URL: cfg.Notify.WebhookURL, Logger: log})
+		hook.Start()
+		defer hook.Close()
+		notifier = hook
+	}
 	hub := actors.New(actors.Config{
-		Store: store, Models: catalog, Logger: log, Metrics: set,
+		Store: store, Models: catalog, Logger: log, Metrics: set, Notify: notifier,
 		ContextBudget: cfg.LLM.ContextBudget, StoreTimeout: cfg.Storage.Timeout.Duration,
 	})
 	hub.Start()
 
-	srv := transport.New(transport.Config{
+	tcfg := transport.Config{
 		Listen: cfg.Server.Listen, PathPrefix: cfg.Server.PathPrefix, AllowedOrigins: cfg.Server.AllowedOrigins,
-		MaxMessageBytes: cfg.Server.MaxMessageBytes, IdleTimeout: cfg.Server.IdleTimeout.Duration,
-		PingInterval: cfg.Server.PingInterval.Duration,
-		Verifier:     verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log,
-	})
+		CORSOrigins: cfg.Server.CORSOrigins, MaxMessageBytes: cfg.Server.MaxMessageBytes,
+		IdleTimeout: cfg.Server.IdleTimeout.Duration, PingInterval: cfg.Server.PingInterval.Duration,
+		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log,
+	}
+	stopMetrics := func() {}
+	if cfg.Server.MetricsListen == "" {
+		tcfg.Metrics = metricsHandler()
+	} else if stopMetrics, err = serveMetrics(cfg.Server.MetricsListen, stdout, log); err != nil {
+		hub.Shutdown(context.Background())
+		return err
+	}
+	defer stopMetrics()
+	srv := transport.New(tcfg)
 	if err := srv.Listen(); err != nil {
 		hub.Shutdown(context.Background())
 		return err
@@ -190,6 +209,36 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	srv.BeginShutdown()
 	return errors.Join(err, hub.Shutdown(shutdownCtx), srv.Shutdown(shutdownCtx))
+}
+
+// metricsHandler serves every registered metric, with HELP and TYPE lines,
+// plus Go runtime and process metrics, in the Prometheus text format.
+func metricsHandler() http.Handler {
+	metrics.ExposeMetadata(true)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		metrics.WritePrometheus(w, true)
+	})
+}
+
+// serveMetrics serves /metrics alone on its own address (server.metrics_listen).
+func serveMetrics(addr string, stdout io.Writer, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.metrics_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", slog.Any("err", err))
+		}
+	}()
+	fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ln.Addr())
+	return func() { srv.Close(); <-done }, nil
 }
 
 // printDevLinks prints ready-to-use links with day-long dev tokens.
