@@ -29,9 +29,11 @@ type stepStream struct {
 	cancelled chan struct{}
 }
 
-func (m *stepModel) Models() []providers.ModelInfo { return []providers.ModelInfo{{ID: "step", Name: "Step"}} }
-func (m *stepModel) Default() string               { return "step" }
-func (m *stepModel) Has(id string) bool            { return id == "step" }
+func (m *stepModel) Models() []providers.ModelInfo {
+	return []providers.ModelInfo{{ID: "step", Name: "Step"}}
+}
+func (m *stepModel) Default() string    { return "step" }
+func (m *stepModel) Has(id string) bool { return id == "step" }
 
 func (m *stepModel) Stream(ctx context.Context, _ string, _ []providers.Message) iter.Seq2[providers.Chunk, error] {
 	s := &stepStream{chunks: make(chan string), cancelled: make(chan struct{})}
@@ -354,7 +356,9 @@ func TestIdleSessionStopsAndComesBackFromTheStore(t *testing.T) {
 	s := model.stream(t, 0)
 	s.chunks <- "one"
 	close(s.chunks)
-	user.next(func(e map[string]any) bool { return e["type"] == "message" && e["message"].(map[string]any)["role"] == "assistant" })
+	user.next(func(e map[string]any) bool {
+		return e["type"] == "message" && e["message"].(map[string]any)["role"] == "assistant"
+	})
 
 	eventually(t, func() bool { return h.metrics.sessions.Load() == 0 })
 

@@ -46,8 +46,8 @@ func shape(e event) string {
 func TestTwoDevicesOfOneUserSeeTheSameStreamAndOthersSeeNothing(t *testing.T) {
 	s := startServer(t, t.TempDir(), "")
 	alice := signToken(t, "alice", "Alice")
-	phone := s.dial(t, alice, false)  // device client: Authorization header
-	laptop := s.dial(t, alice, true)  // browser style: subprotocol
+	phone := s.dial(t, alice, false) // device client: Authorization header
+	laptop := s.dial(t, alice, true) // browser style: subprotocol
 	bob := s.dial(t, signToken(t, "bob", "Bob"), false)
 
 	phone.send(map[string]any{"type": "send", "id": "c1", "text": "hello from the phone"})

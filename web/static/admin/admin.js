@@ -493,7 +493,7 @@ function onEvent(ev) {
     }
     break;
   case "error":
-    if (ev.code === "busy" && open && (ev.session_id === open.id || pendingTakeover === open.id)) {
+    if (ev.code === "busy" && open && pendingTakeover === open.id) {
       pendingTakeover = "";
       setStatus("Another admin is already handling this conversation.", "error");
       $("d-state").textContent = "Another admin is already handling this conversation.";
