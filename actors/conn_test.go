@@ -163,7 +163,11 @@ func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
 	var conn *Conn
 	for i := range sinks {
 		sinks[i] = &countSink{want: int64(b.N) + 1, done: make(chan struct{})} // +1: hello
-		c, err := h.Connect(Identity{UserID: "u"}, sinks[i])
+		ticket, err := h.Admit("u")
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := h.Connect(ticket, Identity{UserID: "u"}, sinks[i])
 		if err != nil {
 			b.Fatal(err)
 		}

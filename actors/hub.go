@@ -44,6 +44,7 @@ type Config struct {
 	Logger  *slog.Logger      // default: discard
 	Metrics *metrics.Set      // default: a private set
 	Notify  Notifier          // optional
+	Limits  Limits            // zero values: no limit
 
 	SessionIdle     time.Duration // a session actor with nothing to do stops after this; default 2m
 	UserIdle        time.Duration // a user actor with no connection or session stops after this; default 1m
@@ -99,6 +100,9 @@ type Hub struct {
 	goroutines sync.WaitGroup // generations and outbox flushers
 
 	ttftWindow, replyWindow window
+	users                   sync.Map // user id → *userState, for the limits
+	sweeper                 *time.Timer
+	draining                atomic.Bool // Drain has begun: no new generations
 
 	shutdownOnce sync.Once
 }
@@ -125,7 +129,16 @@ func (h *Hub) Start() {
 		actor.WithSupervisor(childSupervisor))
 	h.directory = h.root.Spawn(props)
 	h.admins = h.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &admins{conns: map[string]*actor.PID{}} }))
+	var sweep func()
+	sweep = func() {
+		h.sweepUsers()
+		h.sweeper.Reset(sweepEvery)
+	}
+	h.sweeper = time.AfterFunc(sweepEvery, sweep)
 }
+
+// sweepEvery is how often idle users' limit state is forgotten.
+const sweepEvery = 5 * time.Minute
 
 // ErrShuttingDown answers Connect once Shutdown has begun.
 var ErrShuttingDown = errors.New("hub is shutting down")
@@ -133,23 +146,23 @@ var ErrShuttingDown = errors.New("hub is shutting down")
 // connectTimeout bounds the wait for the directory to attach a connection.
 const connectTimeout = 5 * time.Second
 
-// Connect attaches a new connection of identity whose socket is sink. The
-// hello event is the first frame queued on it.
-func (h *Hub) Connect(identity Identity, sink Sink) (*Conn, error) {
+// Connect attaches a new connection of identity, admitted by ticket, whose
+// socket is sink. The hello event is the first frame queued on it. On
+// error the ticket is released.
+func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, error) {
 	if h.baseCtx.Err() != nil {
+		ticket.Release()
 		return nil, ErrShuttingDown
 	}
 	connID := newID()
 	res, err := h.root.RequestFuture(h.directory, &attach{identity: identity, connID: connID, sink: sink}, connectTimeout).Result()
-	if err != nil {
-		return nil, fmt.Errorf("attach connection: %w", err)
+	a, _ := res.(*attached)
+	if err != nil || a == nil || a.conn == nil {
+		ticket.Release()
+		return nil, fmt.Errorf("attach connection: %w", errors.Join(err, errors.New("refused")))
 	}
-	a, ok := res.(*attached)
-	if !ok || a.conn == nil {
-		return nil, errors.New("attach connection: refused")
-	}
-	h.metrics.liveConns.Add(1)
-	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn}, nil
+	h.metrics.connects.Inc()
+	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn, ticket: ticket}, nil
 }
 
 // Conn is the transport's handle on one attached connection. Its methods
@@ -160,6 +173,7 @@ type Conn struct {
 	id     string
 	user   *actor.PID
 	pid    *actor.PID
+	ticket *Ticket
 	closed bool
 }
 
@@ -183,8 +197,28 @@ func (c *Conn) Close() {
 		return
 	}
 	c.closed = true
-	c.hub.metrics.liveConns.Add(-1)
+	c.ticket.Release()
 	c.hub.root.Send(c.user, &detach{connID: c.id})
+}
+
+// drainPoll is how often Drain looks at the replies in flight.
+const drainPoll = 20 * time.Millisecond
+
+// Drain refuses new generations (busy) and waits until the replies in
+// flight have finished, or ctx ends. Connections stay open meanwhile, so
+// users see their replies complete. Call Shutdown after it.
+func (h *Hub) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for h.metrics.replies.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d replies still in flight: %w", h.metrics.replies.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // Shutdown stops every actor (replies in flight are stored as interrupted
@@ -196,6 +230,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		if h.system == nil {
 			return
 		}
+		h.sweeper.Stop()
 		for _, pid := range []*actor.PID{h.directory, h.admins} {
 			if werr := h.root.StopFuture(pid).Wait(); werr != nil {
 				err = errors.Join(err, fmt.Errorf("stop actors: %w", werr))
@@ -267,15 +302,17 @@ func errorEvent(id, sessionID, code string) *protocol.Event {
 }
 
 type hubMetrics struct {
-	liveConns  *atomic.Int64
-	users      *atomic.Int64 // user actors alive
-	sessions   *atomic.Int64 // session actors alive
-	replies    *atomic.Int64 // generations in flight
-	takeovers  *metrics.Counter
-	coalesced  *metrics.Counter
-	slowCloses *metrics.Counter
-	ttft       *metrics.PrometheusHistogram
-	byRole     map[persistence.Role]*metrics.Counter
+	liveConns   *atomic.Int64
+	users       *atomic.Int64 // user actors alive
+	sessions    *atomic.Int64 // session actors alive
+	replies     *atomic.Int64 // generations in flight
+	takeovers   *metrics.Counter
+	connects    *metrics.Counter
+	coalesced   *metrics.Counter
+	slowCloses  *metrics.Counter
+	rateLimited *metrics.Counter
+	byRole      map[persistence.Role]*metrics.Counter
+	set         *metrics.Set // per-model series are created on first use
 }
 
 func newHubMetrics(s *metrics.Set) hubMetrics {
@@ -285,15 +322,17 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 	s.NewGauge("chatbox_active_users", func() float64 { return float64(users.Load()) })
 	s.NewGauge("chatbox_active_sessions", func() float64 { return float64(sessions.Load()) })
 	m := hubMetrics{
-		liveConns:  live,
-		users:      users,
-		sessions:   sessions,
-		replies:    replies,
-		takeovers:  s.NewCounter("chatbox_takeovers_total"),
-		coalesced:  s.NewCounter("chatbox_deltas_coalesced_total"),
-		slowCloses: s.NewCounter("chatbox_slow_consumer_closes_total"),
-		ttft:       s.NewPrometheusHistogram("chatbox_time_to_first_token_seconds"),
-		byRole:     map[persistence.Role]*metrics.Counter{},
+		liveConns:   live,
+		users:       users,
+		sessions:    sessions,
+		replies:     replies,
+		takeovers:   s.NewCounter("chatbox_takeovers_total"),
+		connects:    s.NewCounter("chatbox_connects_total"),
+		coalesced:   s.NewCounter("chatbox_deltas_coalesced_total"),
+		slowCloses:  s.NewCounter("chatbox_slow_consumer_closes_total"),
+		rateLimited: s.NewCounter("chatbox_rate_limited_total"),
+		byRole:      map[persistence.Role]*metrics.Counter{},
+		set:         s,
 	}
 	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem} {
 		m.byRole[r] = s.NewCounter(fmt.Sprintf(`chatbox_messages_total{role=%q}`, r))
@@ -302,6 +341,21 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 }
 
 func (m hubMetrics) messages(r persistence.Role) *metrics.Counter { return m.byRole[r] }
+
+// firstToken records the time from a reply's start to its first text.
+func (m hubMetrics) firstToken(model string, started time.Time) {
+	m.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`chatbox_time_to_first_token_seconds{model=%q}`, model)).UpdateDuration(started)
+}
+
+// reply records a finished reply: its outcome, duration and tokens.
+func (m hubMetrics) reply(model string, status persistence.Status, started time.Time, usage *providers.Usage) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_replies_total{model=%q,status=%q}`, model, status)).Inc()
+	m.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`chatbox_reply_duration_seconds{model=%q}`, model)).UpdateDuration(started)
+	if usage != nil {
+		m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_tokens_total{model=%q,direction="in"}`, model)).AddInt64(usage.InputTokens)
+		m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_tokens_total{model=%q,direction="out"}`, model)).AddInt64(usage.OutputTokens)
+	}
+}
 
 // minLevel drops records below its level; protoactor logs chatty Info lines.
 type minLevel struct {

@@ -283,6 +283,9 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	// connection set-up overlaps the write; its output waits in this actor's
 	// mailbox until the write below has succeeded, and is dropped if it fails.
 	if s.session.Mode == persistence.ModeBot {
+		if f := s.mayGenerate(); f != nil {
+			return f
+		}
 		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
 		s.startGeneration(ctx, model, s.session.LastSeq+2, providers.Trim(convo, s.hub.cfg.ContextBudget))
 	}
@@ -332,6 +335,20 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 	})
 }
 
+// mayGenerate checks the limits a new generation must pass.
+func (s *sessionActor) mayGenerate() *failure {
+	switch {
+	case s.hub.draining.Load():
+		return &failure{code: protocol.CodeBusy, message: "the server is restarting; reconnect in a moment"}
+	case !s.hub.quotaLeft(s.spec.ownerID):
+		s.hub.metrics.rateLimited.Inc()
+		return &failure{code: protocol.CodeRateLimited, message: "the daily token quota is used up"}
+	case !s.hub.acquireReply(s.spec.ownerID):
+		return &failure{code: protocol.CodeBusy, message: "too many replies in progress; wait for one to finish"}
+	}
+	return nil
+}
+
 // abandon cancels the generation in flight without storing anything: its
 // user message was never stored.
 func (s *sessionActor) abandon() {
@@ -341,6 +358,7 @@ func (s *sessionActor) abandon() {
 	s.gen.cancel()
 	s.gen = nil
 	s.hub.metrics.replies.Add(-1)
+	s.hub.releaseReply(s.spec.ownerID)
 }
 
 func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
@@ -356,7 +374,7 @@ func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
 	now := s.hub.now()
 	if !g.gotFirst {
 		g.gotFirst = true
-		s.hub.metrics.ttft.UpdateDuration(g.started)
+		s.hub.metrics.firstToken(g.model, g.started)
 		s.hub.ttftWindow.add(now.Sub(g.started))
 	}
 	offset := len(g.text)
@@ -399,7 +417,12 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	s.gen = nil
 	g.cancel()
 	s.hub.metrics.replies.Add(-1)
+	s.hub.releaseReply(s.spec.ownerID)
 	s.hub.replyWindow.add(s.hub.now().Sub(g.started))
+	s.hub.metrics.reply(g.model, status, g.started, g.usage)
+	if g.usage != nil {
+		s.hub.spendTokens(s.spec.ownerID, g.usage.InputTokens+g.usage.OutputTokens)
+	}
 	if err := s.storeReply(g, status); err != nil {
 		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
 		s.broadcast(ctx, errorEvent("", s.spec.id, storeErrorCode(err)))

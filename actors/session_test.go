@@ -96,7 +96,11 @@ func (s chanSink) Close(uint16, string) {}
 func connect(t *testing.T, h *Hub, id Identity) *device {
 	t.Helper()
 	d := &device{t: t, events: make(chan map[string]any, 1024)}
-	c, err := h.Connect(id, chanSink{d.events})
+	ticket, err := h.Admit(id.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Connect(ticket, id, chanSink{d.events})
 	if err != nil {
 		t.Fatal(err)
 	}

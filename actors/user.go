@@ -193,6 +193,14 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, protocol.CodeForbidden))
 		return
 	}
+	if cmd.Type == protocol.TypeSend && !c.identity.Admin {
+		if wait, ok := u.hub.allowMessage(u.userID); !ok {
+			u.hub.metrics.rateLimited.Inc()
+			ctx.Send(c.pid, protocol.NewRetryError(cmd.ID, cmd.SessionID, protocol.CodeRateLimited,
+				"too many messages; try again shortly", wait))
+			return
+		}
+	}
 	// Everything else acts on a session. It runs as a call that answers
 	// back here, and the connection's next commands wait for that answer,
 	// so a pong proves every command before it has taken effect.

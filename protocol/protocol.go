@@ -170,6 +170,19 @@ func NewError(id, sessionID, code, message string) *Event {
 	}{TypeError, id, sessionID, code, message})
 }
 
+// NewRetryError is an error event with a hint, in milliseconds, of when
+// trying again can succeed (rate_limited).
+func NewRetryError(id, sessionID, code, message string, retryAfter time.Duration) *Event {
+	return other(sessionID, struct {
+		Type         string `json:"type"`
+		ID           string `json:"id,omitempty"`
+		SessionID    string `json:"session_id,omitempty"`
+		Code         string `json:"code"`
+		Message      string `json:"message"`
+		RetryAfterMS int64  `json:"retry_after_ms"`
+	}{TypeError, id, sessionID, code, message, retryAfter.Milliseconds()})
+}
+
 // NewPong answers a ping.
 func NewPong(id string) *Event {
 	return other("", struct {

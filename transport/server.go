@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/cors"
 
 	"github.com/chatbox/chatbox/actors"
@@ -52,6 +53,8 @@ type Config struct {
 	Web      http.Handler      // the pages served at "/"; optional
 	Metrics  http.Handler      // served at /metrics when set
 	Logger   *slog.Logger      // default: discard
+	// MetricSet receives the transport's metrics; default: a private set.
+	MetricSet *metrics.Set
 }
 
 // Server is the HTTP and WebSocket server. New builds it; Listen binds;
@@ -89,6 +92,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MetricSet == nil {
+		cfg.MetricSet = metrics.NewSet()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "transport")), origins: map[string]bool{}}
 	for _, o := range cfg.AllowedOrigins {
@@ -176,6 +182,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("wait for connections: %w", ctx.Err()))
 	}
 	return err
+}
+
+// rejections counts WebSocket handshakes refused before the upgrade, by reason.
+func (s *Server) rejections(reason string) *metrics.Counter {
+	return s.cfg.MetricSet.GetOrCreateCounter(`chatbox_handshake_rejections_total{reason="` + reason + `"}`)
+}
+
+// disconnects counts ended WebSocket connections by why they ended.
+func (s *Server) disconnects(reason string) *metrics.Counter {
+	return s.cfg.MetricSet.GetOrCreateCounter(`chatbox_disconnects_total{reason="` + reason + `"}`)
 }
 
 // BeginShutdown makes /readyz answer 503 and refuses new upgrades.

@@ -32,16 +32,29 @@ const closeTooLarge uint16 = 1009
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With(slog.String("request_id", requestID(r)))
 	if origin := r.Header.Get("Origin"); origin != "" && !s.origins[origin] {
+		s.rejections("origin").Inc()
 		log.Info("websocket refused: origin not allowed", slog.String("origin", origin))
 		writeError(w, http.StatusForbidden, protocol.CodeForbidden)
 		return
 	}
 	id, ok := s.authenticate(w, r, log)
 	if !ok {
+		s.rejections("unauthorized").Inc()
 		return
 	}
 	if s.closing.Load() {
 		writeError(w, http.StatusServiceUnavailable, protocol.CodeBusy)
+		return
+	}
+	ticket, err := s.cfg.Hub.Admit(id.UserID)
+	switch {
+	case errors.Is(err, actors.ErrServerFull):
+		s.rejections("server_full").Inc()
+		writeErrorMessage(w, http.StatusServiceUnavailable, protocol.CodeBusy, "the server is at capacity; try again shortly")
+		return
+	case errors.Is(err, actors.ErrTooManyConnections):
+		s.rejections("user_connections").Inc()
+		writeErrorMessage(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connections for this user")
 		return
 	}
 	upgrader := ws.HTTPUpgrader{
@@ -50,6 +63,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	netConn, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
+		ticket.Release()
 		log.Info("websocket upgrade", slog.Any("err", err))
 		return
 	}
@@ -57,7 +71,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	defer s.conns.Done()
 
 	c := &wsConn{conn: netConn, writeTimeout: s.cfg.WriteTimeout}
-	hc, err := s.cfg.Hub.Connect(actors.Identity{UserID: id.UserID, Name: id.Name, Admin: id.IsAdmin()}, c)
+	hc, err := s.cfg.Hub.Connect(ticket, actors.Identity{UserID: id.UserID, Name: id.Name, Admin: id.IsAdmin()}, c)
 	if err != nil {
 		log.Warn("attach connection", slog.Any("err", err))
 		c.Close(uint16(ws.StatusGoingAway), "server unavailable")
@@ -67,6 +81,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	log.Debug("connected")
 	c.startPings(s.cfg.PingInterval)
 	reason := c.readLoop(hc, rw.Reader, s.cfg.MaxMessageBytes, s.cfg.IdleTimeout)
+	s.disconnects(reason).Inc()
 	log.Debug("disconnected", slog.String("reason", reason))
 	hc.Close()
 }
@@ -178,21 +193,23 @@ func (c *wsConn) endOnError(err error) string {
 	switch {
 	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
 		c.Close(closeTooLarge, "message too large")
-		return "too large"
+		return "too_large"
 	case errors.Is(err, wsutil.ErrInvalidUTF8):
 		c.Close(uint16(ws.StatusInvalidFramePayloadData), "invalid UTF-8")
-		return "invalid utf-8"
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return "invalid_utf8"
+	case errors.Is(err, net.ErrClosed):
+		return "server_closed" // the server closed it: slow consumer, shutdown, write failure
+	case errors.Is(err, io.EOF):
 		c.Close(actors.CloseNormal, "")
-		return "closed"
+		return "eof"
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			c.Close(uint16(ws.StatusGoingAway), "idle timeout")
-			return "idle timeout"
+			return "idle_timeout"
 		}
 		c.Close(uint16(ws.StatusProtocolError), "protocol error")
-		return "read error"
+		return "read_error"
 	}
 }
 
@@ -212,7 +229,7 @@ func (c *wsConn) control(hdr ws.Header, rd io.Reader) (reason string, stop bool)
 			code = binary.BigEndian.Uint16(buf[:2])
 		}
 		c.Close(code, "")
-		return "peer closed", true
+		return "peer_closed", true
 	}
 	return "", false
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,7 +30,10 @@ const usage = `usage:
   chatbox [serve] [-config FILE]      run the server (no config: dev mode)
   chatbox token -sub ID [-name NAME] [-admin] [-ttl 1h] [-config FILE]
                                       print a JWT signed with the configured secret
-  chatbox keygen                      print a fresh base64 32-byte encryption key`
+  chatbox keygen                      print a fresh base64 32-byte encryption key
+  chatbox rekey [-config FILE] [-batch 500]
+                                      re-encrypt stored text under the current key
+  chatbox migrate [-config FILE]      create the database indexes, list them, exit`
 
 // Run is the whole program: it parses args, runs the command, and returns
 // when the command is done or ctx is cancelled (a signal).
@@ -46,6 +47,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args, stdout, stderr)
 	case "token":
 		return token(args, stdout, stderr)
+	case "rekey":
+		return rekey(ctx, args, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, stdout, stderr)
 	case "keygen":
 		k, err := config.GenerateKey()
 		if err != nil {
@@ -158,8 +163,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	set := metrics.NewSet()
-	metrics.RegisterSet(set)
-	defer metrics.UnregisterSet(set, true)
+	store = persistence.Observe(store, storeObserver(set))
+	registerCatalogMetrics(set, catalog)
 	var notifier actors.Notifier
 	if cfg.Notify.WebhookURL != "" {
 		hook := notify.NewWebhook(notify.Options{URL: cfg.Notify.WebhookURL, Logger: log})
@@ -170,6 +175,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hub := actors.New(actors.Config{
 		Store: store, Models: catalog, Logger: log, Metrics: set, Notify: notifier,
 		ContextBudget: cfg.LLM.ContextBudget, StoreTimeout: cfg.Storage.Timeout.Duration,
+		Limits: actors.Limits{
+			MaxConnections: cfg.Server.MaxConnections, ConnectionsPerUser: cfg.Limits.ConnectionsPerUser,
+			MessagesPerMinute: cfg.Limits.MessagesPerMinute, MessageBurst: cfg.Limits.MessageBurst,
+			RepliesInFlight: cfg.Limits.RepliesInFlight, DailyTokens: int64(cfg.Limits.DailyTokens),
+		},
 	})
 	hub.Start()
 
@@ -177,12 +187,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Listen: cfg.Server.Listen, PathPrefix: cfg.Server.PathPrefix, AllowedOrigins: cfg.Server.AllowedOrigins,
 		CORSOrigins: cfg.Server.CORSOrigins, MaxMessageBytes: cfg.Server.MaxMessageBytes,
 		IdleTimeout: cfg.Server.IdleTimeout.Duration, PingInterval: cfg.Server.PingInterval.Duration,
-		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log,
+		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log, MetricSet: set,
 	}
 	stopMetrics := func() {}
 	if cfg.Server.MetricsListen == "" {
-		tcfg.Metrics = metricsHandler()
-	} else if stopMetrics, err = serveMetrics(cfg.Server.MetricsListen, stdout, log); err != nil {
+		tcfg.Metrics = metricsHandler(set)
+	} else if stopMetrics, err = serveMetrics(cfg.Server.MetricsListen, set, stdout, log); err != nil {
 		hub.Shutdown(context.Background())
 		return err
 	}
@@ -204,41 +214,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case err = <-served:
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	return errors.Join(err, shutdown(cfg.Server.ShutdownTimeout.Duration, srv, hub, log))
+}
+
+// shutdown is the graceful sequence: readiness turns 503 and new upgrades
+// are refused; replies in flight get most of the budget to finish (new ones
+// are refused); then every actor stops, storing what is still streaming as
+// interrupted and closing every socket with 1001; the listener and the
+// read loops end last.
+func shutdown(budget time.Duration, srv *transport.Server, hub *actors.Hub, log *slog.Logger) error {
+	log.Info("shutting down", slog.Duration("budget", budget))
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	srv.BeginShutdown()
-	return errors.Join(err, hub.Shutdown(shutdownCtx), srv.Shutdown(shutdownCtx))
-}
-
-// metricsHandler serves every registered metric, with HELP and TYPE lines,
-// plus Go runtime and process metrics, in the Prometheus text format.
-func metricsHandler() http.Handler {
-	metrics.ExposeMetadata(true)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(w, true)
-	})
-}
-
-// serveMetrics serves /metrics alone on its own address (server.metrics_listen).
-func serveMetrics(addr string, stdout io.Writer, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server.metrics_listen: %w", err)
+	// Keep a fifth of the budget (at most 5s) to store and close.
+	drainCtx, cancelDrain := context.WithTimeout(ctx, budget-min(budget/5, 5*time.Second))
+	defer cancelDrain()
+	if err := hub.Drain(drainCtx); err != nil {
+		log.Warn("replies cut off by the shutdown timeout", slog.Any("err", err))
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", slog.Any("err", err))
-		}
-	}()
-	fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ln.Addr())
-	return func() { srv.Close(); <-done }, nil
+	return errors.Join(hub.Shutdown(ctx), srv.Shutdown(ctx))
 }
 
 // printDevLinks prints ready-to-use links with day-long dev tokens.
