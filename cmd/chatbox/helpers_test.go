@@ -33,9 +33,9 @@ type testServer struct {
 	done   chan error
 }
 
-// startServer runs `chatbox serve` with a config in dir. extra is appended
-// to the [llm] section.
-func startServer(t *testing.T, dir, extra string) *testServer {
+// writeConfig writes the tests' config file into dir and returns its path.
+// extra is appended to the [llm] section, and may open further sections.
+func writeConfig(t *testing.T, dir, extra string) string {
 	t.Helper()
 	if !strings.Contains(extra, "demo_delay") {
 		extra = "demo_delay = \"2ms\"\n" + extra
@@ -57,6 +57,14 @@ data_dir = %q
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// startServer runs `chatbox serve` in-process through Run, with the config
+// of writeConfig in dir.
+func startServer(t *testing.T, dir, extra string) *testServer {
+	t.Helper()
+	path := writeConfig(t, dir, extra)
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	s := &testServer{dir: dir, cancel: cancel, done: make(chan error, 1)}

@@ -13,9 +13,20 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM starts a graceful shutdown; a second one
+	// exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "chatbox: second signal; exiting now")
+		os.Exit(1)
+	}()
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
