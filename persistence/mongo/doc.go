@@ -16,19 +16,22 @@
 //
 // # Fenced appends without transactions
 //
-// AppendMessage inserts the message under the unique {session_id, seq}
-// index and then advances the session with a conditional update
-// (last_seq == seq-1). A message is committed once last_seq covers its seq;
-// readers see only committed messages (ListMessages stops at last_seq).
-// Because the two writes are not atomic, a writer can die between them and
-// leave an uncommitted message occupying its seq. Nothing deletes that
-// message behind its writer's back, since the writer may only be slow: the
-// next writer to hit it on the unique index completes the dead writer's
-// append (the same conditional update, which only applies while last_seq is
-// still seq-1) and answers ErrConflict, so that it reloads from the store and
-// carries on at the next seq. A writer that loses the fence deletes its own
-// uncommitted message, unless meanwhile someone completed it for it, in
-// which case its append succeeded.
+// AppendMessage first reads the session's last_seq (it must be seq-1: no
+// gaps), then inserts the message under the unique {session_id, seq} index,
+// which settles a race between two writers of the same seq, then advances
+// the session with $max (last_seq and message_count to seq). A message is
+// committed once last_seq covers its seq; readers see only committed
+// messages (ListMessages stops at last_seq). Because the two writes are not
+// atomic, a writer can die between them and leave an uncommitted message
+// occupying its seq. Nothing deletes that message behind its writer's back,
+// since the writer may only be slow: the next writer to hit it on the unique
+// index completes the dead writer's append ($max is idempotent) and answers
+// ErrConflict, so that it reloads from the store and carries on at the next
+// seq.
+//
+// Every hot write addresses a document by _id alone: FerretDB's SQLite
+// backend answers only that lookup (and unique-index checks) from an index,
+// and scans the collection for any other filter.
 //
 // # Unreadable text
 //

@@ -44,7 +44,24 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 
-	_, err := s.messages.InsertOne(ctx, s.messageToDoc(m))
+	// The session must be exactly one behind: no gaps. This read and every
+	// write below address a document by _id alone, the one lookup FerretDB's
+	// SQLite backend answers from an index; the race between two writers of
+	// the same seq is settled by the unique {session_id, seq} index.
+	var sess sessionDoc
+	err := s.sessions.FindOne(ctx, bson.M{"_id": m.SessionID},
+		options.FindOne().SetProjection(bson.M{"last_seq": 1})).Decode(&sess)
+	if err != nil {
+		return wrap(err, "append message %d to session %s", m.Seq, m.SessionID)
+	}
+	switch {
+	case sess.LastSeq >= m.Seq:
+		return s.alreadyAppended(ctx, m)
+	case sess.LastSeq < m.Seq-1:
+		return fmt.Errorf("append message %d to session %s: last_seq is %d: %w", m.Seq, m.SessionID, sess.LastSeq, persistence.ErrConflict)
+	}
+
+	_, err = s.messages.InsertOne(ctx, s.messageToDoc(m))
 	if mongodriver.IsDuplicateKeyError(err) {
 		return s.seqTaken(ctx, m)
 	}
@@ -81,53 +98,50 @@ func (s *Store) seqTaken(ctx context.Context, m *persistence.Message) error {
 	return fmt.Errorf("append message %d to session %s: seq taken: %w", m.Seq, m.SessionID, persistence.ErrConflict)
 }
 
-// commit advances the session over m, whose document is stored. If the
-// fence fails and m is still uncommitted, m is deleted again so that its
-// seq stays free for the writer that owns the session.
+// alreadyAppended answers an append whose seq the session has passed: a
+// repeat of one that succeeded (the same message id at that seq) is a
+// success, anything else lost the seq.
+func (s *Store) alreadyAppended(ctx context.Context, m *persistence.Message) error {
+	var mine messageDoc
+	err := s.messages.FindOne(ctx, bson.M{"_id": m.ID},
+		options.FindOne().SetProjection(bson.M{"session_id": 1, "seq": 1})).Decode(&mine)
+	switch {
+	case err == nil && mine.SessionID == m.SessionID && mine.Seq == m.Seq:
+		return nil
+	case err != nil && !errors.Is(err, mongodriver.ErrNoDocuments):
+		return wrap(err, "append message %d to session %s: look for an earlier attempt", m.Seq, m.SessionID)
+	}
+	return fmt.Errorf("append message %d to session %s: seq taken: %w", m.Seq, m.SessionID, persistence.ErrConflict)
+}
+
+// commit advances the session over m, whose document is stored and so owns
+// its seq. If the session is gone, m is deleted again.
 func (s *Store) commit(ctx context.Context, m *persistence.Message) error {
 	ok, err := s.advance(ctx, m.SessionID, m.Seq, m.CreatedAt)
 	if err != nil {
 		// The update may or may not have applied: leave m in place. A repeat
-		// with the same id completes it, another writer completes it, or
+		// with the same id completes it, the next writer completes it, or
 		// ListMessages keeps it out of sight.
 		return wrap(err, "append message %d to session %s: advance last_seq", m.Seq, m.SessionID)
 	}
 	if ok {
 		return nil
 	}
-
-	var sess sessionDoc
-	err = s.sessions.FindOne(ctx, bson.M{"_id": m.SessionID},
-		options.FindOne().SetProjection(bson.M{"last_seq": 1})).Decode(&sess)
-	switch {
-	case err == nil && sess.LastSeq >= m.Seq:
-		// last_seq only advances over the message at each seq, and m holds
-		// m.Seq: an earlier attempt, or another writer, committed m.
-		return nil
-	case err != nil && !errors.Is(err, mongodriver.ErrNoDocuments):
-		return wrap(err, "append message %d to session %s: read last_seq", m.Seq, m.SessionID)
+	if _, err := s.messages.DeleteOne(ctx, bson.M{"_id": m.ID}); err != nil {
+		return wrap(err, "append message %d to session %s: session gone; delete the message", m.Seq, m.SessionID)
 	}
-	lost := persistence.ErrConflict
-	if err != nil {
-		lost = persistence.ErrNotFound
-	}
-	if _, err := s.messages.DeleteOne(ctx, bson.M{"_id": m.ID, "session_id": m.SessionID, "seq": m.Seq}); err != nil {
-		return wrap(err, "append message %d to session %s: %v; delete the uncommitted message", m.Seq, m.SessionID, lost)
-	}
-	return fmt.Errorf("append message %d to session %s: last_seq is not %d: %w", m.Seq, m.SessionID, m.Seq-1, lost)
+	return fmt.Errorf("append message %d to session %s: %w", m.Seq, m.SessionID, persistence.ErrNotFound)
 }
 
-// advance is the fence: it moves the session's last_seq from seq-1 to seq,
-// counts the message and moves updated_at forward to at. It reports
-// whether the session was at seq-1.
+// advance moves the session's last_seq (and message_count, which equals it:
+// seqs start at 1 and have no gaps) forward to seq and updated_at forward to
+// at. $max makes it idempotent, so completing a dead writer's append and
+// that writer's own late commit cannot count a message twice. It reports
+// whether the session exists.
 func (s *Store) advance(ctx context.Context, sessionID string, seq int64, at time.Time) (bool, error) {
 	res, err := s.sessions.UpdateOne(ctx,
-		bson.M{"_id": sessionID, "last_seq": seq - 1},
-		bson.M{
-			"$set": bson.M{"last_seq": seq},
-			"$inc": bson.M{"message_count": int64(1)},
-			"$max": bson.M{"updated_at": ms(at)},
-		})
+		bson.M{"_id": sessionID},
+		bson.M{"$max": bson.M{"last_seq": seq, "message_count": seq, "updated_at": ms(at)}})
 	if err != nil {
 		return false, err
 	}
@@ -138,9 +152,11 @@ func (s *Store) advance(ctx context.Context, sessionID string, seq int64, at tim
 // (m.SessionID, m.Seq), which must also be m.ID if that is set.
 // ErrNotFound when there is none.
 func (s *Store) UpdateMessage(ctx context.Context, m *persistence.Message) error {
+	// By _id alone when it is known (always, from the actors): the lookup
+	// the embedded store answers from an index.
 	filter := bson.M{"session_id": m.SessionID, "seq": m.Seq}
 	if m.ID != "" {
-		filter["_id"] = m.ID
+		filter = bson.M{"_id": m.ID}
 	}
 	keyID, ct := s.keys.Seal([]byte(m.Text), persistence.MessageAD(m.SessionID, m.Seq))
 	update := bson.M{"$set": bson.M{
