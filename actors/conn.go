@@ -58,7 +58,8 @@ func (c *connActor) Receive(ctx actor.Context) {
 		// reconnects and syncs. Only this connection is affected.
 		c.out.close(closeInternal, "internal error")
 	case *actor.Stopped:
-		c.out.close(CloseGoingAway, "server closing the connection")
+		// Frames already queued (a reply's final message) still go out.
+		c.out.closeAfterFlush(CloseGoingAway, "server closing the connection")
 	}
 }
 
@@ -96,6 +97,12 @@ type outbox struct {
 	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
 	flushing bool              // a flusher goroutine is running
 	closed   bool
+	closing  *closeRequest // close once the queue is written
+}
+
+type closeRequest struct {
+	code   uint16
+	reason string
 }
 
 func newOutbox(sink Sink, capacity int) *outbox {
@@ -110,7 +117,7 @@ func newOutbox(sink Sink, capacity int) *outbox {
 func (o *outbox) push(ev *protocol.Event) pushResult {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
+	if o.closed || o.closing != nil {
 		return pushClosed
 	}
 	if n := len(o.queue); n > 0 && o.queue[n-1].Follows(ev) {
@@ -139,7 +146,16 @@ func (o *outbox) flush() {
 		}
 		if len(o.queue) == 0 || o.closed {
 			o.flushing = false
+			req := o.closing
+			if req != nil && !o.closed {
+				o.closed = true
+			} else {
+				req = nil
+			}
 			o.mu.Unlock()
+			if req != nil {
+				o.sink.Close(req.code, req.reason)
+			}
 			return
 		}
 		batch, o.queue = o.queue, o.spare
@@ -155,7 +171,26 @@ func (o *outbox) flush() {
 	}
 }
 
-// close stops all further writes and closes the socket; idempotent.
+// closeAfterFlush closes the socket once the frames already queued are
+// written (a flusher runs whenever frames are queued). Idempotent.
+func (o *outbox) closeAfterFlush(code uint16, reason string) {
+	o.mu.Lock()
+	if o.closed || o.closing != nil {
+		o.mu.Unlock()
+		return
+	}
+	if o.flushing {
+		o.closing = &closeRequest{code, reason}
+		o.mu.Unlock()
+		return
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.sink.Close(code, reason)
+}
+
+// close drops what is queued, stops all further writes and closes the
+// socket; idempotent.
 func (o *outbox) close(code uint16, reason string) {
 	o.mu.Lock()
 	already := o.closed

@@ -165,16 +165,16 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn, ticket: ticket}, nil
 }
 
-// Conn is the transport's handle on one attached connection. Its methods
-// must be called from the connection's single read goroutine, which keeps
-// the commands in order.
+// Conn is the transport's handle on one attached connection. Command and
+// Reject must be called by one reader at a time, which keeps the commands
+// in order; Close may be called from any goroutine.
 type Conn struct {
 	hub    *Hub
 	id     string
 	user   *actor.PID
 	pid    *actor.PID
 	ticket *Ticket
-	closed bool
+	closed atomic.Bool
 }
 
 // ID is the connection id sent in hello.
@@ -193,10 +193,9 @@ func (c *Conn) Reject(id, code, message string) {
 
 // Close detaches the connection after its socket ended. Idempotent.
 func (c *Conn) Close() {
-	if c.closed {
+	if c.closed.Swap(true) {
 		return
 	}
-	c.closed = true
 	c.ticket.Release()
 	c.hub.root.Send(c.user, &detach{connID: c.id})
 }
@@ -220,6 +219,10 @@ func (h *Hub) Drain(ctx context.Context) error {
 	}
 	return nil
 }
+
+// CloseConnections closes every socket with 1001 after the events already
+// produced for it are written. Shutdown afterwards stops the rest.
+func (h *Hub) CloseConnections() { h.root.Send(h.directory, &closeConns{}) }
 
 // Shutdown stops every actor (replies in flight are stored as interrupted
 // and every socket is closed with 1001), then waits for the hub's goroutines

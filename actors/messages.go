@@ -103,6 +103,10 @@ type ownerFound struct {
 	err   error
 }
 
+// closeConns asks every user actor to close its connections once the
+// events already sent to them are delivered (Poison queues behind them).
+type closeConns struct{}
+
 // adminOnline registers an admin's connection for live alerts.
 type adminOnline struct{ conn *actor.PID }
 

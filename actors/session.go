@@ -416,7 +416,9 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	g := s.gen
 	s.gen = nil
 	g.cancel()
-	s.hub.metrics.replies.Add(-1)
+	// The reply counts as in flight until its final event is on its way, so
+	// a draining shutdown does not close sockets before it.
+	defer s.hub.metrics.replies.Add(-1)
 	s.hub.releaseReply(s.spec.ownerID)
 	s.hub.replyWindow.add(s.hub.now().Sub(g.started))
 	s.hub.metrics.reply(g.model, status, g.started, g.usage)

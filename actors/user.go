@@ -28,6 +28,10 @@ func (d *directory) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *attach:
 		d.route(ctx, m.identity.UserID, &attachWithReply{attach: *m, replyTo: ctx.Sender()})
+	case *closeConns:
+		for name := range d.users.pids {
+			d.users.send(ctx, name, m)
+		}
 	case *forUser:
 		if c, ok := m.msg.(*call); ok && c.replyTo == nil {
 			c.replyTo = ctx.Sender() // an HTTP call's future
@@ -166,6 +170,10 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		ctx.Send(m.replyTo, &attached{user: ctx.Self(), conn: pid})
 	case *call:
 		u.runCall(ctx, m)
+	case *closeConns:
+		for _, c := range u.conns {
+			ctx.Poison(c.pid)
+		}
 	}
 }
 

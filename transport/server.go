@@ -67,7 +67,8 @@ type Server struct {
 	ln      net.Listener
 
 	closing atomic.Bool    // Shutdown has begun: refuse upgrades, report not ready
-	conns   sync.WaitGroup // read loops of upgraded sockets
+	conns   sync.WaitGroup // upgraded sockets not yet closed
+	poll    poller         // tells sockets when they are readable; made by Listen
 }
 
 // New builds a server; it does no I/O.
@@ -149,11 +150,16 @@ func (s *Server) Handler() http.Handler {
 
 // Listen binds the listening socket.
 func (s *Server) Listen() error {
+	p, err := newPoller(s.log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		p.close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = ln
+	s.ln, s.poll = ln, p
 	return nil
 }
 
@@ -178,6 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.poll.close()
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("wait for connections: %w", ctx.Err()))
 	}

@@ -2,17 +2,11 @@ package transport
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/protocol"
@@ -27,7 +21,8 @@ const Subprotocol = "chatbox.v1"
 const closeTooLarge uint16 = 1009
 
 // handleWS checks Origin and token on the plain HTTP request, so a rejected
-// client costs one HTTP response and no upgrade, then runs the connection's
+// client costs one HTTP response and no upgrade, then hands the socket to
+// the poller and returns: the connection lives on without this goroutine.
 // read loop on this goroutine.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With(slog.String("request_id", requestID(r)))
@@ -68,168 +63,40 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns.Add(1)
-	defer s.conns.Done()
-
-	c := &wsConn{conn: netConn, writeTimeout: s.cfg.WriteTimeout}
+	c := &wsConn{conn: netConn, poll: s.poll, cfg: s.connConfig()}
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		c.pending = bytes.NewReader(bytes.Clone(b))
+	}
+	// The actors may close the socket as soon as it is attached, so the
+	// close hook learns the attachment through a channel, not a field.
+	attachment := make(chan *actors.Conn, 1)
+	c.onClosed = func(why string) {
+		if hc := <-attachment; hc != nil {
+			hc.Close()
+		}
+		s.disconnects(why).Inc()
+		s.conns.Done()
+	}
+	// From here the socket is read from directly: the HTTP server's buffers
+	// are dropped, so an idle connection keeps none.
 	hc, err := s.cfg.Hub.Connect(ticket, actors.Identity{UserID: id.UserID, Name: id.Name, Admin: id.IsAdmin()}, c)
+	attachment <- hc
 	if err != nil {
 		log.Warn("attach connection", slog.Any("err", err))
 		c.Close(uint16(ws.StatusGoingAway), "server unavailable")
 		return
 	}
-	log = log.With(slog.String("conn_id", hc.ID()), slog.String("user_id", id.UserID))
-	log.Debug("connected")
-	c.startPings(s.cfg.PingInterval)
-	reason := c.readLoop(hc, rw.Reader, s.cfg.MaxMessageBytes, s.cfg.IdleTimeout)
-	s.disconnects(reason).Inc()
-	log.Debug("disconnected", slog.String("reason", reason))
-	hc.Close()
-}
-
-// wsConn is one upgraded socket. It is the actors' Sink for it.
-type wsConn struct {
-	conn         net.Conn
-	writeTimeout time.Duration
-	pinger       *time.Timer
-
-	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe) and closed
-	closed bool
-}
-
-var _ actors.Sink = (*wsConn)(nil)
-
-func (c *wsConn) WriteFrame(frame []byte) error {
-	return c.write(ws.NewTextFrame(frame))
-}
-
-func (c *wsConn) write(f ws.Frame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return net.ErrClosed
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	return ws.WriteFrame(c.conn, f)
-}
-
-// closeWriteTimeout bounds the courtesy close frame to a peer that may be gone.
-const closeWriteTimeout = time.Second
-
-func (c *wsConn) Close(code uint16, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.closed = true
-	if c.pinger != nil {
-		c.pinger.Stop()
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
-	c.conn.Close()
-}
-
-// startPings sends a ping every interval with a timer, not a goroutine, so
-// an idle connection costs no stack while it waits.
-func (c *wsConn) startPings(interval time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ping func()
-	ping = func() {
-		if c.write(ws.NewPingFrame(nil)) == nil {
-			c.mu.Lock()
-			if !c.closed {
-				c.pinger.Reset(interval)
-			}
-			c.mu.Unlock()
-		}
-	}
-	c.pinger = time.AfterFunc(interval, ping)
-}
-
-// readLoop reads frames until the peer goes away, answering control frames
-// and handing each text message to the hub. It returns why it ended.
-func (c *wsConn) readLoop(hc *actors.Conn, src io.Reader, maxBytes int64, idle time.Duration) string {
-	rd := &wsutil.Reader{
-		Source:         src,
-		State:          ws.StateServerSide,
-		CheckUTF8:      true,
-		MaxFrameSize:   maxBytes,
-		MaxMessageSize: maxBytes,
-	}
-	for {
-		c.conn.SetReadDeadline(time.Now().Add(idle))
-		hdr, err := rd.NextFrame()
-		if err != nil {
-			return c.endOnError(err)
-		}
-		if hdr.OpCode.IsControl() {
-			if reason, stop := c.control(hdr, rd); stop {
-				return reason
-			}
-			continue
-		}
-		payload, err := io.ReadAll(rd)
-		if err != nil {
-			return c.endOnError(err)
-		}
-		if hdr.OpCode != ws.OpText {
-			hc.Reject("", protocol.CodeBadRequest, "only text frames are accepted")
-			continue
-		}
-		cmd, err := protocol.Decode(payload)
-		if err != nil {
-			var de *protocol.DecodeError
-			errors.As(err, &de)
-			hc.Reject(de.ID, de.Code, de.Message)
-			continue
-		}
-		hc.Command(cmd)
+	c.hc = hc
+	if err := c.start(); err != nil {
+		log.Error("watch connection", slog.Any("err", err))
+		c.Close(uint16(ws.StatusInternalServerError), "server error")
 	}
 }
 
-func (c *wsConn) endOnError(err error) string {
-	switch {
-	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
-		c.Close(closeTooLarge, "message too large")
-		return "too_large"
-	case errors.Is(err, wsutil.ErrInvalidUTF8):
-		c.Close(uint16(ws.StatusInvalidFramePayloadData), "invalid UTF-8")
-		return "invalid_utf8"
-	case errors.Is(err, net.ErrClosed):
-		return "server_closed" // the server closed it: slow consumer, shutdown, write failure
-	case errors.Is(err, io.EOF):
-		c.Close(actors.CloseNormal, "")
-		return "eof"
-	default:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			c.Close(uint16(ws.StatusGoingAway), "idle timeout")
-			return "idle_timeout"
-		}
-		c.Close(uint16(ws.StatusProtocolError), "protocol error")
-		return "read_error"
+func (s *Server) connConfig() connConfig {
+	return connConfig{
+		maxBytes: s.cfg.MaxMessageBytes, idle: s.cfg.IdleTimeout, ping: s.cfg.PingInterval,
+		writeTimeout: s.cfg.WriteTimeout, readTimeout: s.cfg.WriteTimeout,
 	}
-}
-
-// control answers a ping, notes a pong, and echoes a close.
-func (c *wsConn) control(hdr ws.Header, rd io.Reader) (reason string, stop bool) {
-	var buf [125]byte // control payloads are at most 125 bytes (RFC 6455 §5.5)
-	n := min(int(hdr.Length), len(buf))
-	if _, err := io.ReadFull(rd, buf[:n]); err != nil {
-		return c.endOnError(err), true
-	}
-	switch hdr.OpCode {
-	case ws.OpPing:
-		c.write(ws.NewPongFrame(bytes.Clone(buf[:n])))
-	case ws.OpClose:
-		code := uint16(ws.StatusNormalClosure)
-		if n >= 2 {
-			code = binary.BigEndian.Uint16(buf[:2])
-		}
-		c.Close(code, "")
-		return "peer_closed", true
-	}
-	return "", false
 }

@@ -1,5 +1,7 @@
 // Package web holds the browser pages, embedded in the binary so Chatbox
-// works offline with no CDN. Handler serves them; it holds no state.
+// works offline with no CDN and no build step: plain HTML, CSS and ES2020
+// modules. Every request they make is relative to where they are served, so
+// they work under server.path_prefix. Handler serves them; it holds no state.
 package web
 
 import (
@@ -11,7 +13,8 @@ import (
 //go:embed static
 var static embed.FS
 
-// Handler serves the pages: the chat page at "/".
+// Handler serves the pages: the chat page at "/", the admin dashboard at
+// "/admin/" and the read-only view of a shared conversation at "/share/".
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {

@@ -233,7 +233,8 @@ func shutdown(budget time.Duration, srv *transport.Server, hub *actors.Hub, log 
 	if err := hub.Drain(drainCtx); err != nil {
 		log.Warn("replies cut off by the shutdown timeout", slog.Any("err", err))
 	}
-	return errors.Join(hub.Shutdown(ctx), srv.Shutdown(ctx))
+	hub.CloseConnections()
+	return errors.Join(srv.Shutdown(ctx), hub.Shutdown(ctx))
 }
 
 // printDevLinks prints ready-to-use links with day-long dev tokens.
@@ -242,7 +243,12 @@ func printDevLinks(w io.Writer, cfg *config.Config, base string) {
 	if err != nil {
 		return
 	}
+	admin, err := auth.Sign(cfg.JWTSecret(), identity("dev-admin", "Admin", true), 24*time.Hour, cfg.Auth.Issuer, cfg.Auth.Audience)
+	if err != nil {
+		return
+	}
 	fmt.Fprintf(w, "chat:  %s/#token=%s\n", base, url.QueryEscape(user))
+	fmt.Fprintf(w, "admin: %s/admin/#token=%s\n", base, url.QueryEscape(admin))
 	fmt.Fprintf(w, "dev token (user dev-user): %s\n", user)
 }
 

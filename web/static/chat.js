@@ -1,7 +1,7 @@
 // The chat page: sign in with a token, list and open conversations, send
 // messages and watch replies stream over one WebSocket that resumes with
 // sync after any drop or reload.
-import { appBase, takeToken, el, api, newId, shortTime, Connection, MessageLog } from "./common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED } from "./common.js";
 
 const TOKEN_KEY = "chatbox.token";
 const SESSION_KEY = "chatbox.session";
@@ -41,7 +41,14 @@ function setStatus(text, kind = "") {
 function showSignIn(error = "") {
   conn?.stop();
   conn = null;
+  me = null;
   token = "";
+  // Nothing of the previous token's conversations stays on screen.
+  sessions.clear();
+  nextCursor = "";
+  log.clear();
+  renderSessions();
+  hideShare();
   sessionStorage.removeItem(TOKEN_KEY);
   $("app-view").hidden = true;
   $("signin-view").hidden = false;
@@ -61,7 +68,7 @@ function start() {
       if (s === "offline") setStatus("Connection lost; reconnecting…", "warn");
       updateControls();
     },
-    onRejected: () => showSignIn("That token was not accepted. It may have expired."),
+    onRejected: () => showSignIn(TOKEN_REFUSED),
   });
   conn.start();
   loadSessions(true);
@@ -104,13 +111,14 @@ async function loadSessions(reset) {
     renderSessions();
     if (current) showSession();
   } catch (e) {
-    if (e.status === 401) return showSignIn("Your session has expired. Sign in again.");
+    if (e.status === 401) return showSignIn(TOKEN_REFUSED);
     setStatus(`Could not load conversations: ${e.message}`, "error");
   }
 }
 
 function renderSessions() {
   const list = $("sessions");
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : "";
   const sorted = [...sessions.values()].sort((a, b) => (b.updated_at || "").localeCompare(a.updated_at || ""));
   list.replaceChildren(...sorted.map((s) => el("li", {},
     el("button", {
@@ -125,6 +133,7 @@ function renderSessions() {
       shortTime(s.updated_at),
       s.mode === "human" ? el("span", { className: "badge badge--human" }, "with a person") : null,
       s.help_requested && s.mode !== "human" ? el("span", { className: "badge badge--help" }, "help asked") : null)))));
+  if (focused) list.querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
   $("sessions-empty").hidden = sessions.size > 0;
   $("more").hidden = !nextCursor;
 }
@@ -179,19 +188,33 @@ function showSession() {
   $("title").textContent = current ? (s?.title || "Conversation") : "New chat";
   document.title = current && s?.title ? `${s.title} · Chatbox` : "Chatbox";
   if (s?.model && me?.models?.some((m) => m.id === s.model)) $("model").value = s.model;
-  if (s?.mode === "human") showBanner(`You are talking with ${s.admin_name || "a person from the team"}.`);
-  else hideBanner();
+  if (s?.mode === "human") showBanner(`${s.admin_name || "A person from the team"} has joined the conversation`, "human");
+  else if (s?.help_requested) showBanner("a human has been asked to join", "help");
+  else if (!(s && s.id === releasedId)) hideBanner();
   updateControls();
 }
 
-function showBanner(text) {
+// The banner says who answers: a person who took over, a pending help
+// request, or, for a few seconds after a release, that the bot is back.
+let releasedId = "";
+let bannerTimer = 0;
+function showBanner(text, kind) {
+  clearTimeout(bannerTimer);
   $("banner").textContent = text;
+  $("banner").className = `banner banner--${kind}`;
   $("banner").hidden = false;
 }
 
 function hideBanner() {
+  clearTimeout(bannerTimer);
   $("banner").hidden = true;
   $("banner").textContent = "";
+}
+
+function showReleased(sessionId) {
+  releasedId = sessionId;
+  showBanner("the assistant is back", "bot");
+  bannerTimer = setTimeout(() => { releasedId = ""; showSession(); }, 10000);
 }
 
 function updateControls() {
@@ -253,15 +276,12 @@ function onEvent(ev) {
     break;
   case "takeover":
     touchSession(ev.session_id, { mode: "human", admin_name: ev.admin_name, help_requested: false });
-    if (ev.session_id === current) {
-      log.notice(`${ev.admin_name} has joined the conversation`, "human");
-      showSession();
-    }
+    if (ev.session_id === current) showSession();
     break;
   case "release":
-    touchSession(ev.session_id, { mode: "bot", admin_name: "" });
+    touchSession(ev.session_id, { mode: "bot", admin_name: "", help_requested: false });
     if (ev.session_id === current) {
-      log.notice("the assistant is back", "bot");
+      showReleased(current);
       showSession();
     }
     break;
@@ -293,8 +313,10 @@ $("composer").addEventListener("submit", (e) => {
   }
   setStatus("");
   $("text").value = "";
+  fitComposer();
 });
 
+const fitComposer = autoGrow($("text"));
 $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
@@ -309,7 +331,8 @@ $("stop").addEventListener("click", () => {
 $("help").addEventListener("click", () => {
   if (!current || !conn?.send({ type: "help", session_id: current })) return;
   touchSession(current, { help_requested: true });
-  log.notice("a human has been asked to join", "help");
+  showSession();
+  $("text").focus();
 });
 
 // Share

@@ -48,6 +48,10 @@ export function newId() {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+// TOKEN_REFUSED is shown when the server refuses the token, over HTTP or
+// the WebSocket, whichever notices first.
+export const TOKEN_REFUSED = "That token was not accepted. It may have expired.";
+
 export class HttpError extends Error {
   constructor(status, code, message) {
     super(message || `request failed (${status})`);
@@ -184,6 +188,16 @@ export class Connection {
   }
 }
 
+// autoGrow makes a textarea grow with its text, up to max pixels.
+export function autoGrow(area, max = 200) {
+  const fit = () => {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight + 2, max)}px`;
+  };
+  area.addEventListener("input", fit);
+  return fit;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const utf8Len = (s) => encoder.encode(s).length;
@@ -231,8 +245,9 @@ export class MessageLog {
   // upsert applies a whole message (a message event, a sync replay, or a
   // stored message from the HTTP API).
   upsert(m) {
+    // The server never sends the checkpoint of a reply still in flight, so
+    // any whole message, "interrupted" included, is the reply's last word.
     let e = this.entries.get(m.id);
-    if (e && e.id === this.streamingId && m.status === "interrupted") return e; // a checkpoint: the stream goes on
     if (!e) e = this.create(m.id, m.seq, m.role, m.author);
     Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete" });
     e.bytes = utf8Len(e.text);
@@ -259,14 +274,6 @@ export class MessageLog {
     this.streamingId = e.id;
     this.paint(e);
     return true;
-  }
-
-  // notice adds a centred line (takeover, release, help) after the newest message.
-  notice(text, kind = "info") {
-    this.container.querySelector(".log-empty")?.remove();
-    const atBottom = this.atBottom();
-    this.container.append(el("p", { className: `notice notice--${kind}`, dataset: { seq: String(this.lastSeq + 0.5) }, attrs: { role: "note" } }, text));
-    if (atBottom) this.scrollDown();
   }
 
   create(id, seq, role, author) {

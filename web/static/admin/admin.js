@@ -1,7 +1,7 @@
 // The admin dashboard: live figures, every session with filters and
 // cursor paging, live help alerts, and one open session followed over the
 // WebSocket (watch) that an admin can take over, answer and release.
-import { appBase, takeToken, el, api, newId, shortTime, Connection, MessageLog } from "../common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED } from "../common.js";
 
 const TOKEN_KEY = "chatbox.admin.token";
 const PAGE_SIZE = 25;
@@ -48,6 +48,18 @@ function showSignIn(error = "") {
   me = null;
   clearInterval(refreshTimer);
   token = "";
+  // Nothing seen with the previous token stays on screen.
+  open = null;
+  log.clear();
+  rows.clear();
+  cursors = [""];
+  nextCursor = "";
+  renderRows();
+  $("detail-body").hidden = true;
+  $("detail-empty").hidden = false;
+  $("stats").replaceChildren();
+  $("notices").replaceChildren();
+  setStatus("");
   sessionStorage.removeItem(TOKEN_KEY);
   $("app-view").hidden = true;
   $("signin-view").hidden = false;
@@ -67,7 +79,7 @@ function start() {
       $("conn").className = `conn conn--${s}`;
       renderDetailState();
     },
-    onRejected: () => showSignIn("That token was not accepted. It may have expired."),
+    onRejected: () => showSignIn(TOKEN_REFUSED),
   });
   conn.start();
   refresh();
@@ -81,7 +93,7 @@ function refresh() {
 }
 
 function failed(e, what) {
-  if (e.status === 401) return showSignIn("Your session has expired. Sign in again.");
+  if (e.status === 401) return showSignIn(TOKEN_REFUSED);
   if (e.status === 403) return showSignIn("This token does not grant admin rights.");
   setStatus(`${what}: ${e.message}`, "error");
 }
@@ -118,30 +130,35 @@ const GROUPS = [["live", "Live"], ["stored", "Stored"], ["response_times", "Resp
 function numericFields(obj, prefix = "") {
   const out = [];
   for (const [k, v] of Object.entries(obj || {})) {
-    const label = prefix + k.replace(/_/g, " ");
+    const label = prefix + k.replace(/_(ms|s|seconds)$/, "").replace(/^ttft/, "first token").replace(/_/g, " ");
     if (typeof v === "number" && Number.isFinite(v)) out.push([label, v, k]);
     else if (v && typeof v === "object" && !Array.isArray(v)) out.push(...numericFields(v, `${label} `));
   }
   return out;
 }
 
+const secondsFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+
 function formatStat(key, v) {
-  const n = numberFormat.format(v);
-  if (/_ms$|(^|_)ms(_|$)/.test(key)) return `${n} ms`;
-  if (/_seconds$|_s$/.test(key)) return `${n} s`;
-  return n;
+  let ms = null;
+  if (/(^|_)ms(_|$)/.test(key)) ms = v;
+  else if (/(^|_)(s|seconds)(_|$)/.test(key)) ms = v * 1000;
+  if (ms === null) return numberFormat.format(v);
+  return ms >= 1000 ? `${secondsFormat.format(ms / 1000)} s` : `${numberFormat.format(ms)} ms`;
 }
 
 function renderStats(data) {
   const groups = GROUPS.map(([key, name]) => {
     const fields = numericFields(data?.[key]);
     if (!fields.length) return null;
-    return el("div", { className: "stat-group" },
+    const group = el("div", { className: "stat-group" },
       el("h3", { className: "stat-group-name" }, name),
       el("dl", { className: "stat-list" }, fields.map(([label, v, k]) =>
         el("div", { className: "stat", dataset: { group: key, key: k } },
           el("dt", {}, label),
           el("dd", {}, formatStat(k, v))))));
+    group.style.flexGrow = String(fields.length); // width in proportion to its figures
+    return group;
   }).filter(Boolean);
   $("stats").replaceChildren(...groups);
 }
@@ -154,8 +171,8 @@ function query(cursor) {
   if (user) q.set("user_id", user);
   if ($("f-help").checked) q.set("help", "true");
   if ($("f-taken").checked) q.set("taken_over", "true");
-  const from = rfc3339($("f-from").value);
-  const to = rfc3339($("f-to").value);
+  const from = rfc3339($("f-from").value, "T00:00:00");
+  const to = rfc3339($("f-to").value, "T23:59:59");
   if (from) q.set("from", from);
   if (to) q.set("to", to);
   q.set("sort", $("f-sort").value);
@@ -165,10 +182,11 @@ function query(cursor) {
   return q;
 }
 
-// rfc3339 turns a datetime-local value (the admin's local time) into UTC.
-function rfc3339(local) {
-  if (!local) return "";
-  const d = new Date(local);
+// rfc3339 turns a date input's value, at a time of day in the admin's
+// own time zone, into UTC.
+function rfc3339(date, time) {
+  if (!date) return "";
+  const d = new Date(date + time);
   return Number.isNaN(d.getTime()) ? "" : d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
@@ -250,9 +268,8 @@ function newRow(id) {
 
 function fillRow(tr, s) {
   const [title, user, mode, count, updated] = tr.cells;
-  title.replaceChildren(
-    el("span", { className: "row-title" }, s.title || "Untitled conversation"),
-    s.help_requested ? el("span", { className: "badge badge--help" }, "Help") : null);
+  title.replaceChildren(el("span", { className: "row-title" }, s.title || "Untitled conversation"));
+  if (s.help_requested) title.prepend(el("span", { className: "badge badge--help" }, "Help"));
   user.textContent = s.user_id || "";
   mode.replaceChildren(s.mode === "human"
     ? el("span", { className: "badge badge--human" }, s.admin_name ? `Human · ${s.admin_name}` : "Human")
@@ -320,7 +337,7 @@ function notify(text, detail, sessionId) {
 async function openSession(id) {
   if (open?.id === id) return;
   if (open) conn?.send({ type: "unwatch", session_id: open.id });
-  open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false };
+  open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false, refused: false };
   pendingTakeover = "";
   log.clear();
   $("detail-empty").hidden = true;
@@ -389,6 +406,9 @@ function renderDetailState() {
   if (open.mine) {
     state.textContent = "You are answering this conversation. The assistant is paused.";
     state.className = "detail-state detail-state--mine";
+  } else if (open.refused) {
+    state.textContent = "Another admin is already handling this conversation.";
+    state.className = "detail-state detail-state--busy";
   } else if (open.holder) {
     state.textContent = `${open.holder} is answering this conversation.`;
     state.className = "detail-state detail-state--human";
@@ -409,6 +429,7 @@ $("takeover").addEventListener("click", () => {
   if (!open) return;
   if (conn?.send({ type: "takeover", id: newId(), session_id: open.id })) {
     pendingTakeover = open.id;
+    open.refused = false;
     setStatus("");
     renderDetailState();
   }
@@ -427,8 +448,10 @@ $("reply").addEventListener("submit", (e) => {
     return;
   }
   $("reply-text").value = "";
+  fitReply();
 });
 
+const fitReply = autoGrow($("reply-text"), 140);
 $("reply-text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
@@ -477,7 +500,6 @@ function onEvent(ev) {
       pendingTakeover = "";
       open.holder = ev.admin_name;
       Object.assign(open.session, { mode: "human", admin_name: ev.admin_name, help_requested: false });
-      log.notice(`${ev.admin_name} has joined the conversation`, "human");
       renderDetailHead();
       renderDetailState();
       if (open.mine) $("reply-text").focus();
@@ -486,19 +508,17 @@ function onEvent(ev) {
   case "release":
     patchRow(ev.session_id, { mode: "bot", admin_name: "" });
     if (open?.id === ev.session_id) {
-      Object.assign(open, { holder: "", mine: false });
+      Object.assign(open, { holder: "", mine: false, refused: false });
       Object.assign(open.session, { mode: "bot", admin_name: "" });
-      log.notice("the assistant is back", "bot");
       renderDetailState();
     }
     break;
   case "error":
     if (ev.code === "busy" && open && pendingTakeover === open.id) {
+      // Another admin holds the session (the backend answers busy).
       pendingTakeover = "";
-      setStatus("Another admin is already handling this conversation.", "error");
-      $("d-state").textContent = "Another admin is already handling this conversation.";
-      $("d-state").className = "detail-state detail-state--busy";
-      $("takeover").disabled = false;
+      open.refused = true;
+      renderDetailState();
       break;
     }
     if (ev.session_id && open?.id === ev.session_id) pendingTakeover = "";
