@@ -103,6 +103,9 @@ type Hub struct {
 	users                   sync.Map // user id → *userState, for the limits
 	sweeper                 *time.Timer
 	draining                atomic.Bool // Drain has begun: no new generations
+	// storeDown is set when a store call failed as unavailable and cleared
+	// by the next success; while set, sends store before calling a model.
+	storeDown atomic.Bool
 
 	shutdownOnce sync.Once
 }

@@ -279,20 +279,34 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		s.spec.fresh = false
 	}
 
-	// The provider call starts before the user message is stored, so its
-	// connection set-up overlaps the write; its output waits in this actor's
-	// mailbox until the write below has succeeded, and is dropped if it fails.
+	var generate func()
 	if s.session.Mode == persistence.ModeBot {
 		if f := s.mayGenerate(); f != nil {
 			return f
 		}
 		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
-		s.startGeneration(ctx, model, s.session.LastSeq+2, providers.Trim(convo, s.hub.cfg.ContextBudget))
+		seq := s.session.LastSeq + 2
+		generate = func() { s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget)) }
+	}
+	// While the store is healthy the provider call starts before the user
+	// message is stored, so its connection set-up overlaps the write; its
+	// output waits in this actor's mailbox until the write has succeeded,
+	// and is dropped if it fails. After a store failure the write goes
+	// first, so no model is called while the store is down.
+	overlap := generate != nil && !s.hub.storeDown.Load()
+	if overlap {
+		generate()
 	}
 	msg, f := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
 	if f != nil {
 		s.abandon()
+		if generate != nil && !overlap {
+			s.hub.releaseReply(s.spec.ownerID) // mayGenerate counted it
+		}
 		return f
+	}
+	if generate != nil && !overlap {
+		generate()
 	}
 	if model != s.session.Model {
 		prev := *s.session

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -129,7 +130,9 @@ func (s *sessionActor) appendMessage(role persistence.Role, author Identity, tex
 	}
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()
-	if err := s.hub.cfg.Store.AppendMessage(storeCtx, &m); err != nil {
+	err := s.hub.cfg.Store.AppendMessage(storeCtx, &m)
+	s.hub.storeDown.Store(errors.Is(err, persistence.ErrUnavailable))
+	if err != nil {
 		s.log().Warn("store message", slog.Int64("seq", m.Seq), slog.Any("err", err))
 		s.reloadIfStale(err)
 		return m, storeFailure(err)

@@ -76,6 +76,9 @@ type Message struct {
 	Text      string    `json:"text"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// Unreadable marks a stored message whose text cannot be decrypted (its
+	// key is no longer configured); Text is then empty.
+	Unreadable bool `json:"unreadable,omitempty"`
 }
 
 // ModelInfo is one entry of hello's model list.
@@ -261,7 +264,7 @@ type Session struct {
 func MessageOf(m persistence.Message) Message {
 	return Message{
 		ID: m.ID, Seq: m.Seq, Role: string(m.Role), Author: m.Author, Text: m.Text,
-		Status: string(m.Status), CreatedAt: m.CreatedAt.UTC(),
+		Status: string(m.Status), CreatedAt: m.CreatedAt.UTC(), Unreadable: m.Unreadable,
 	}
 }
 

@@ -399,3 +399,42 @@ max_retries = 0`+openAIModel("fast", fast.URL)+openAIModel("slow", slow.URL))
 		t.Errorf("slow reply across a checkpoint: %v, want 2 inserts and 5 updates (+1 checkpoint, +1 model switch)", slowW)
 	}
 }
+
+// Once a store write has failed, sends store first and call no model: an
+// outage makes no provider calls (only the send that discovers it may have
+// started one, cancelled before any output).
+func TestNoProviderCallsWhileTheStoreIsDown(t *testing.T) {
+	fake := openaitest.NewServer(openaitest.Config{})
+	defer fake.Close()
+	proxy := proxiedStore(t)
+	t.Setenv("CHATBOX_STORAGE_TIMEOUT", "500ms")
+	s := startServer(t, t.TempDir(), `default_model = "gpt"
+max_retries = 0`+openAIModel("gpt", fake.URL))
+	alice := s.dial(t, signToken(t, "alice", "Alice"), false)
+	alice.send(map[string]any{"type": "send", "id": "c1", "text": "hello"})
+	sid := alice.next(isType("ack")).str("session_id")
+	alice.next(isFinal)
+
+	proxy.cut()
+	alice.send(map[string]any{"type": "send", "id": "c2", "session_id": sid, "text": "discovers the outage"})
+	if e := alice.next(isType("error")); e.str("code") != "storage_unavailable" {
+		t.Fatalf("got %v", e)
+	}
+	before := fake.Count()
+	for _, id := range []string{"c3", "c4"} {
+		alice.send(map[string]any{"type": "send", "id": id, "session_id": sid, "text": "during the outage"})
+		if e := alice.next(isType("error")); e.str("code") != "storage_unavailable" || e.str("id") != id {
+			t.Fatalf("got %v", e)
+		}
+	}
+	if after := fake.Count(); after != before {
+		t.Fatalf("%d provider requests during the outage, want none", after-before)
+	}
+
+	proxy.restore()
+	pollUntil(t, "readyz 200", func() bool { code, _ := s.readiness(t); return code == http.StatusOK })
+	alice.send(map[string]any{"type": "send", "id": "c5", "session_id": sid, "text": "back"})
+	if m := alice.next(isFinal).msg(); m.str("status") != "complete" {
+		t.Fatalf("after the outage: %v", m)
+	}
+}

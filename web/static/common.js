@@ -249,7 +249,7 @@ export class MessageLog {
     // any whole message, "interrupted" included, is the reply's last word.
     let e = this.entries.get(m.id);
     if (!e) e = this.create(m.id, m.seq, m.role, m.author);
-    Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete" });
+    Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete", unreadable: !!m.unreadable });
     e.bytes = utf8Len(e.text);
     if (this.streamingId === m.id) this.streamingId = "";
     this.lastSeq = Math.max(this.lastSeq, m.seq);
@@ -306,7 +306,9 @@ export class MessageLog {
       t.dateTime = createdAt;
       t.textContent = shortTime(createdAt);
     }
-    n.querySelector(".msg-text").textContent = e.text;
+    n.querySelector(".msg-text").textContent = e.unreadable
+      ? "[this message cannot be read: its encryption key is no longer configured]"
+      : e.text;
     if (atBottom) this.scrollDown();
   }
 
