@@ -8,7 +8,6 @@
 package anthropic
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,6 @@ import (
 	"io"
 	"iter"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/sse"
@@ -61,19 +58,12 @@ var _ providers.Provider = (*Client)(nil)
 
 // New checks cfg and builds a Client. It does no I/O.
 func New(cfg Config) (*Client, error) {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-		if cfg.APIKey == "" {
-			return nil, errors.New("anthropic: an API key is required for " + DefaultBaseURL)
-		}
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("anthropic: base URL %q is not an http(s) URL", base)
+	endpoint, err := providers.Endpoint("anthropic", cfg.BaseURL, DefaultBaseURL, cfg.APIKey, "/v1/messages")
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{
-		url:       strings.TrimSuffix(base, "/") + "/v1/messages",
+		url:       endpoint,
 		key:       cfg.APIKey,
 		maxTokens: cfg.MaxTokens,
 		timeouts:  cfg.Timeouts,
@@ -130,27 +120,17 @@ func (c *Client) Stream(ctx context.Context, req providers.Request) iter.Seq2[pr
 			yield(providers.Chunk{}, &providers.Error{Kind: providers.KindBadRequest, Model: req.Model, Err: fmt.Errorf("encode request: %w", err)})
 			return
 		}
-		hreq, err := http.NewRequestWithContext(wd.Context(), http.MethodPost, c.url, bytes.NewReader(body))
-		if err != nil {
-			yield(providers.Chunk{}, &providers.Error{Kind: providers.KindBadRequest, Model: req.Model, Err: err})
-			return
-		}
-		hreq.Header.Set("Content-Type", "application/json")
-		hreq.Header.Set("Accept", "text/event-stream")
-		hreq.Header.Set("anthropic-version", APIVersion)
+		header := http.Header{}
+		header.Set("anthropic-version", APIVersion)
 		if c.key != "" {
-			hreq.Header.Set("x-api-key", c.key)
+			header.Set("x-api-key", c.key)
 		}
-		resp, err := c.http.Do(hreq)
+		resp, err := providers.PostStream(wd, c.http, c.url, body, header, req.Model, c.key, errorMessage)
 		if err != nil {
-			yield(providers.Chunk{}, wd.Err(req.Model, err))
+			yield(providers.Chunk{}, err)
 			return
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			yield(providers.Chunk{}, providers.ResponseError(req.Model, resp, c.key, errorMessage))
-			return
-		}
 		c.read(wd, req.Model, resp.Body, yield)
 	}
 }

@@ -1,0 +1,58 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/chatbox/chatbox/providers"
+)
+
+func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
+	req := providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Text: "hello there"}}}
+	var b strings.Builder
+	var chunks int
+	var usage *providers.Usage
+	for c, err := range (&Provider{Delay: -1}).Stream(context.Background(), req) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Usage != nil {
+			usage = c.Usage
+			continue
+		}
+		if strings.Count(strings.TrimSpace(c.Text), " ") != 0 {
+			t.Fatalf("chunk %q is more than one word", c.Text)
+		}
+		b.WriteString(c.Text)
+		chunks++
+	}
+	if b.String() != Reply("hello there") || !strings.Contains(b.String(), "demo") {
+		t.Fatalf("streamed %q, want Reply(...) = %q", b.String(), Reply("hello there"))
+	}
+	if usage == nil || usage.OutputTokens != int64(chunks) || usage.InputTokens != 2 {
+		t.Fatalf("usage %+v for %d chunks", usage, chunks)
+	}
+	if Reply("hello there") != Reply("hello there") {
+		t.Fatal("not deterministic")
+	}
+}
+
+func TestStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	for c, err := range (&Provider{Delay: -1}).Stream(ctx, providers.Request{}) {
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want context.Canceled", err)
+			}
+			return
+		}
+		if c.Text != "" {
+			n++
+			cancel()
+		}
+	}
+	t.Fatalf("stream ended without the cancellation error after %d chunks", n)
+}
