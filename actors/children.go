@@ -11,9 +11,9 @@ type children struct {
 	routed map[string]uint64
 }
 
-func newChildren() children {
-	return children{pids: map[string]*actor.PID{}, routed: map[string]uint64{}}
-}
+// newChildren is an empty set; its maps are made on the first add, since
+// most user actors never have a session and memory per connection counts.
+func newChildren() children { return children{} }
 
 func (c *children) get(name string) (*actor.PID, bool) {
 	pid, ok := c.pids[name]
@@ -21,6 +21,9 @@ func (c *children) get(name string) (*actor.PID, bool) {
 }
 
 func (c *children) add(name string, pid *actor.PID) {
+	if c.pids == nil {
+		c.pids, c.routed = map[string]*actor.PID{}, map[string]uint64{}
+	}
 	c.pids[name] = pid
 	c.routed[name] = 0
 }

@@ -86,10 +86,8 @@ type userActor struct {
 }
 
 func newUserActor(hub *Hub, userID string) *userActor {
-	return &userActor{
-		hub: hub, userID: userID, conns: map[string]*connEntry{}, sessions: newChildren(),
-		watchers: map[string]map[string]*actor.PID{}, owners: map[string]string{},
-	}
+	// watchers and owners are made on first use: most users never need them.
+	return &userActor{hub: hub, userID: userID, conns: map[string]*connEntry{}, sessions: newChildren()}
 }
 
 func (u *userActor) Receive(ctx actor.Context) {
@@ -256,6 +254,9 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 		u.callDone(ctx, &CallResult{connID: m.cmd.connID})
 		return
 	}
+	if u.owners == nil {
+		u.owners = map[string]string{}
+	}
 	u.owners[cmd.SessionID] = m.owner
 	cl := &call{identity: c.identity, conn: c.pid, connID: m.cmd.connID, cmd: cmd, replyTo: ctx.Self()}
 	if m.owner == u.userID {
@@ -311,6 +312,9 @@ func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID) 
 	}
 	ws := u.watchers[sessionID]
 	if ws == nil {
+		if u.watchers == nil {
+			u.watchers = map[string]map[string]*actor.PID{}
+		}
 		ws = map[string]*actor.PID{}
 		u.watchers[sessionID] = ws
 	}
