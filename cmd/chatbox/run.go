@@ -276,6 +276,9 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persi
 	if err == nil {
 		err = store.EnsureIndexes(ctx)
 	}
+	if err == nil && db != nil {
+		err = db.IndexIDs(ctx, cfg.Storage.Database)
+	}
 	closeAll := func() {
 		if store != nil {
 			store.Close(context.Background())

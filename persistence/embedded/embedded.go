@@ -34,6 +34,7 @@ var newMu sync.Mutex
 
 // Server is a running in-process FerretDB.
 type Server struct {
+	dir    string // absolute; one SQLite file per database
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{} // closed when FerretDB's Run has returned
@@ -80,7 +81,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Server, error) {
 	// The listener is bound inside New, so the URI (and its port) is known
 	// before Run, and connections queue until Run accepts them.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
+	s := &Server{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		// Run always returns nil; it returns once every connection is closed.

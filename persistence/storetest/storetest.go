@@ -126,5 +126,10 @@ func OpenAt(t testing.TB, uri, database string) *mongo.Store {
 	if err := st.EnsureIndexes(ctx); err != nil {
 		t.Fatalf("create test indexes: %v", err)
 	}
+	if shared.srv != nil && uri == shared.srv.URI() {
+		if err := shared.srv.IndexIDs(ctx, database); err != nil {
+			t.Fatalf("index _id in the embedded store: %v", err)
+		}
+	}
 	return st
 }

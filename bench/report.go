@@ -1,0 +1,372 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Report is the JSON result of one run.
+type Report struct {
+	Scenario        string             `json:"scenario"`
+	Date            string             `json:"date"`
+	GitRev          string             `json:"git_rev"`
+	Host            Host               `json:"host"`
+	Flags           map[string]string  `json:"flags"`
+	Chatbox         *TargetInfo        `json:"chatbox,omitempty"`
+	Baseline        *TargetInfo        `json:"baseline,omitempty"`
+	Idle            []idleResult       `json:"idle,omitempty"`
+	Fanout          []fanoutResult     `json:"fanout,omitempty"`
+	TTFT            *ttftResult        `json:"ttft,omitempty"`
+	Churn           []churnResult      `json:"churn,omitempty"`
+	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
+	Targets         []Check            `json:"targets,omitempty"`
+	Notes           []string           `json:"notes,omitempty"`
+	DurationSeconds float64            `json:"duration_seconds"`
+}
+
+// Host describes the machine.
+type Host struct {
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel"`
+	NoFile    uint64 `json:"open_file_limit"`
+}
+
+// TargetInfo describes a server under test.
+type TargetInfo struct {
+	URL     string `json:"url"`
+	PID     int    `json:"pid,omitempty"`
+	Metrics string `json:"metrics_source"`
+	Pprof   bool   `json:"pprof"`
+}
+
+// Check is one performance target, as measured.
+type Check struct {
+	Name     string `json:"name"`
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Met      *bool  `json:"met,omitempty"` // nil: not measurable in this run
+	Note     string `json:"note,omitempty"`
+}
+
+func newReport(cfg *config, e *env, nofile uint64) *Report {
+	r := &Report{
+		Scenario: cfg.Scenario, Date: time.Now().Format(time.RFC3339), GitRev: cfg.Rev,
+		Host:  Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: kernel(), NoFile: nofile},
+		Flags: map[string]string{},
+	}
+	if e.chatbox != nil {
+		r.Chatbox = &TargetInfo{URL: e.chatbox.URL, PID: e.chatbox.PID, Metrics: e.chatbox.MetricsSource,
+			Pprof: e.chatbox.PprofURL != ""}
+	}
+	if r.GitRev == "" {
+		r.GitRev = gitRev(cfg.ChatboxSrc)
+		if cfg.ChatboxBin != "" || cfg.Target != "" {
+			r.GitRev += " (of the working tree; the server was not built by this run, label it with -rev)"
+		}
+	}
+	for k := range cfg.set {
+		r.Flags[k] = flagValue(cfg, k)
+	}
+	return r
+}
+
+func flagValue(cfg *config, name string) string {
+	switch name {
+	case "secret":
+		return "(set)"
+	}
+	// A small reflection-free lookup of the flags that matter in a result.
+	m := map[string]any{
+		"scenario": cfg.Scenario, "target": cfg.Target, "conns": cfg.Conns, "users": cfg.Users,
+		"devices": cfg.Devices, "tokens": cfg.Tokens, "token-delay": cfg.TokenDelay, "rate": cfg.Rate,
+		"requests": cfg.Requests, "concurrency": cfg.Concurrency, "duration": cfg.Duration,
+		"warmup": cfg.Warmup, "timeout": cfg.Timeout, "baseline": cfg.Baseline, "instrument": cfg.Instrument,
+		"conns-per-process": cfg.PerProcess, "chatbox-bin": cfg.ChatboxBin, "pid": cfg.PID,
+		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
+	}
+	if v, ok := m[name]; ok {
+		return fmt.Sprint(v)
+	}
+	return "(set)"
+}
+
+// finish computes the ratios to the baseline and the target checks.
+func (r *Report) finish(e *env, took time.Duration) {
+	r.DurationSeconds = round(took.Seconds(), 1)
+	if e.base != nil {
+		r.Baseline = &TargetInfo{URL: e.base.URL, PID: e.base.PID, Metrics: e.base.MetricsSource, Pprof: true}
+	}
+	r.Notes = append(r.Notes, e.notes...)
+	busy := func(what string, c cpuShare) {
+		if c.Others > 25 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: other processes used %.0f%% of a core during the measurement (machine %.0f%% of %d00%%): the machine was shared, figures are pessimistic", what, c.Others, c.Machine, r.Host.CPUs))
+		}
+	}
+	for _, f := range r.Fanout {
+		busy("fanout "+f.Target, f.CPU)
+	}
+	for _, c := range r.Churn {
+		busy("churn "+c.Target, c.CPU)
+	}
+	if r.TTFT != nil {
+		busy("ttft chatbox", r.TTFT.CPU)
+	}
+	r.Ratios = map[string]float64{}
+	ratio := func(name string, a, b *float64) {
+		if a != nil && b != nil && *b != 0 {
+			r.Ratios[name] = round(*a / *b, 2)
+		}
+	}
+	f := func(v float64) *float64 { return &v }
+
+	if c, b, ok := pair(r.Idle); ok {
+		ratio("idle_rss_per_conn", c.RSSPerConnKiB, b.RSSPerConnKiB)
+		ratio("idle_heap_per_conn", c.HeapPerConnKiB, b.HeapPerConnKiB)
+		ratio("idle_stack_per_conn", c.StackPerConnKiB, b.StackPerConnKiB)
+		ratio("idle_goroutines_per_conn", c.GoroutinesPerConn, b.GoroutinesPerConn)
+	}
+	if c, b, ok := pair(r.Fanout); ok {
+		ratio("fanout_frames_per_sec", f(c.FramesPerSec), f(b.FramesPerSec))
+		ratio("fanout_lag_p50", f(c.Lag.P50), f(b.Lag.P50))
+		ratio("fanout_lag_p99", f(c.Lag.P99), f(b.Lag.P99))
+		ratio("fanout_cpu_per_frame", c.CPUPerFrameUS, b.CPUPerFrameUS)
+	}
+	if c, b, ok := pair(r.Churn); ok {
+		ratio("churn_connects_per_sec", f(c.CyclesPerSec), f(b.CyclesPerSec))
+	}
+	if len(r.Ratios) == 0 {
+		r.Ratios = nil
+	}
+
+	met := func(ok bool) *bool { return &ok }
+	if c, ok := pick(r.Idle, "chatbox"); ok {
+		ch := Check{Name: "idle memory", Goal: "≤ 8 KiB server memory per idle connection at 15,000 connections"}
+		if c.RSSPerConnKiB != nil {
+			ch.Measured = fmt.Sprintf("%.1f KiB RSS/conn at %d conns", *c.RSSPerConnKiB, c.Connected)
+			if c.HeapPerConnKiB != nil {
+				ch.Measured += fmt.Sprintf(" (Go heap %.1f KiB/conn)", *c.HeapPerConnKiB)
+			}
+			ch.Met = met(*c.RSSPerConnKiB <= 8)
+			if c.Connected < 15000 {
+				ch.Note = "measured below the target's 15,000 connections"
+			}
+		} else {
+			ch.Measured = "no RSS (server process unknown)"
+		}
+		r.Targets = append(r.Targets, ch)
+	}
+	if c, ok := pick(r.Fanout, "chatbox"); ok {
+		scale := ""
+		if c.Streams < 1000 {
+			scale = fmt.Sprintf("measured at %d streams, the target is stated at 1,000", c.Streams)
+		}
+		r.Targets = append(r.Targets,
+			Check{Name: "fan-out rate", Goal: "≥ 100,000 delta frames/s at 1,000 concurrent streams",
+				Measured: fmt.Sprintf("%.0f frames/s at %d streams (offered %.0f/s)", c.FramesPerSec, c.Streams, c.OfferedFramesSec),
+				Met:      met(c.FramesPerSec >= 100000), Note: scale},
+			Check{Name: "fan-out lag", Goal: "p99 lag < 50 ms at 1,000 concurrent streams",
+				Measured: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", c.Lag.P50, c.Lag.P99, c.Lag.P999),
+				Met:      met(c.Lag.Count > 0 && c.Lag.P99 < 50), Note: scale})
+		if _, b, ok := pair(r.Fanout); ok && b.FramesPerSec > 0 {
+			r.Targets = append(r.Targets, Check{Name: "fan-out vs baseline", Goal: "≥ 50% of the baseline's frame rate",
+				Measured: fmt.Sprintf("%.0f%% (%.0f vs %.0f frames/s)", 100*c.FramesPerSec/b.FramesPerSec, c.FramesPerSec, b.FramesPerSec),
+				Met:      met(c.FramesPerSec >= b.FramesPerSec/2), Note: scale})
+		}
+		ch := Check{Name: "allocations per frame", Goal: "0 allocations per delivered delta frame in steady state (where the design allows)"}
+		if c.AllocsPerFrame != nil {
+			ch.Measured = fmt.Sprintf("%.2f server allocations per delivered frame, %.1f per generated token (whole process)", *c.AllocsPerFrame, *c.AllocsPerToken)
+			ch.Met = met(*c.AllocsPerFrame < 0.5)
+		} else {
+			ch.Measured = "not measurable: no allocation counter from the server"
+		}
+		r.Targets = append(r.Targets, ch)
+	}
+	if t := r.TTFT; t != nil {
+		ch := Check{Name: "time to first token", Goal: "added p99 < 1 ms at 500 req/s",
+			Measured: fmt.Sprintf("added p50 %.3f ms, p99 %.3f ms at %.0f req/s", t.AddedP50MS, t.AddedP99MS, t.Rate)}
+		if t.Chatbox.Count > 0 {
+			ch.Met = met(t.AddedP99MS < 1)
+		}
+		if t.Rate < 500 {
+			ch.Note = "measured below the target's 500 req/s"
+		}
+		r.Targets = append(r.Targets, ch)
+	}
+}
+
+// named is a per-target result.
+type named interface{ targetName() string }
+
+func (r idleResult) targetName() string   { return r.Target }
+func (r fanoutResult) targetName() string { return r.Target }
+func (r churnResult) targetName() string  { return r.Target }
+
+// pick returns the result measured on the target called name.
+func pick[T named](rs []T, name string) (T, bool) {
+	for _, r := range rs {
+		if r.targetName() == name {
+			return r, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// pair returns the Chatbox and the baseline result of a scenario.
+func pair[T named](rs []T) (c, b T, ok bool) {
+	c, okc := pick(rs, "chatbox")
+	b, okb := pick(rs, "baseline")
+	return c, b, okc && okb
+}
+
+func gitRev(root string) string {
+	if root == "" {
+		var err error
+		if root, err = moduleRoot(); err != nil {
+			return "unknown"
+		}
+	}
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil && len(st) > 0 {
+		rev += "+dirty"
+	}
+	return rev
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+// writeReport writes the JSON result and returns its path.
+func writeReport(cfg *config, r *Report) (string, error) {
+	path := cfg.Out
+	if path == "" {
+		dir := "bench-results"
+		if root, err := moduleRoot(); err == nil {
+			dir = filepath.Join(root, "bench", "results")
+		}
+		path = filepath.Join(dir, fmt.Sprintf("%s-%s.json", cfg.Scenario, time.Now().Format("20060102-150405")))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// markdown renders the short human summary.
+func markdown(r *Report) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "## bench %s — %s, rev %s, %d CPUs\n\n", r.Scenario, r.Date, r.GitRev, r.Host.CPUs)
+	if r.Chatbox != nil {
+		fmt.Fprintf(&sb, "Chatbox metrics: %s\n\n", r.Chatbox.Metrics)
+	}
+	row := func(name string, c, b string, ratio string) {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", name, c, b, ratio)
+	}
+	head := func(title string) {
+		fmt.Fprintf(&sb, "### %s\n\n| figure | chatbox | baseline | chatbox / baseline |\n|---|---:|---:|---:|\n", title)
+	}
+	fp := func(v *float64, unit string) string {
+		if v == nil {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f%s", *v, unit)
+	}
+	rt := func(name string) string {
+		if v, ok := r.Ratios[name]; ok {
+			return fmt.Sprintf("%.2f×", v)
+		}
+		return ""
+	}
+	if len(r.Idle) > 0 {
+		c, _ := pick(r.Idle, "chatbox")
+		b, _ := pick(r.Idle, "baseline")
+		c.Conns = max(c.Conns, b.Conns)
+		head(fmt.Sprintf("idle — %d connections", c.Conns))
+		row("connected / failed", fmt.Sprintf("%d / %d", c.Connected, c.Failed), fmt.Sprintf("%d / %d", b.Connected, b.Failed), "")
+		row("connects/s", fmt.Sprintf("%.0f", c.ConnectsPerSec), fmt.Sprintf("%.0f", b.ConnectsPerSec), "")
+		row("RSS per connection", fp(c.RSSPerConnKiB, " KiB"), fp(b.RSSPerConnKiB, " KiB"), rt("idle_rss_per_conn"))
+		row("Go heap per connection", fp(c.HeapPerConnKiB, " KiB"), fp(b.HeapPerConnKiB, " KiB"), rt("idle_heap_per_conn"))
+		row("goroutine stack per connection", fp(c.StackPerConnKiB, " KiB"), fp(b.StackPerConnKiB, " KiB"), rt("idle_stack_per_conn"))
+		row("goroutines per connection", fp(c.GoroutinesPerConn, ""), fp(b.GoroutinesPerConn, ""), rt("idle_goroutines_per_conn"))
+		row("RSS held (MiB)", fp(c.Connected_.RSSMiB, ""), fp(b.Connected_.RSSMiB, ""), "")
+		row("goroutines after close (before)", fmt.Sprintf("%s (%s)", fp(c.AfterClose.Goroutines, ""), fp(c.Before.Goroutines, "")),
+			fmt.Sprintf("%s (%s)", fp(b.AfterClose.Goroutines, ""), fp(b.Before.Goroutines, "")), "")
+		sb.WriteString("\n")
+	}
+	if len(r.Fanout) > 0 {
+		c, _ := pick(r.Fanout, "chatbox")
+		b, _ := pick(r.Fanout, "baseline")
+		if c.Streams == 0 {
+			c = fanoutResult{Users: b.Users, Devices: b.Devices, Streams: b.Streams, TokenDelayMS: b.TokenDelayMS, WindowSeconds: b.WindowSeconds, OfferedFramesSec: b.OfferedFramesSec}
+		}
+		head(fmt.Sprintf("fanout — %d users × %d devices = %d streams, token every %.0f ms, %.0f s window", c.Users, c.Devices, c.Streams, c.TokenDelayMS, c.WindowSeconds))
+		row("delta frames/s (offered)", fmt.Sprintf("%.0f (%.0f)", c.FramesPerSec, c.OfferedFramesSec), fmt.Sprintf("%.0f", b.FramesPerSec), rt("fanout_frames_per_sec"))
+		row("tokens/s delivered", fmt.Sprintf("%.0f", c.TokensPerSec), fmt.Sprintf("%.0f", b.TokensPerSec), "")
+		row("lag p50 / p99 / p99.9 (ms)", fmt.Sprintf("%.2f / %.2f / %.2f", c.Lag.P50, c.Lag.P99, c.Lag.P999), fmt.Sprintf("%.2f / %.2f / %.2f", b.Lag.P50, b.Lag.P99, b.Lag.P999), rt("fanout_lag_p99")+" (p99)")
+		row("coalescing (tokens/frame)", fmt.Sprintf("%.3f", c.Coalescing), fmt.Sprintf("%.3f", b.Coalescing), "")
+		row("server CPU %", fp(c.ServerCPUPercent, ""), fp(b.ServerCPUPercent, ""), "")
+		row("server CPU per frame", fp(c.CPUPerFrameUS, " µs"), fp(b.CPUPerFrameUS, " µs"), rt("fanout_cpu_per_frame"))
+		row("server allocations per frame", fp(c.AllocsPerFrame, ""), fp(b.AllocsPerFrame, ""), "")
+		row("harness CPU %: clients / fake provider", fmt.Sprintf("%.1f / %.1f", c.CPU.Harness, c.CPU.Fake), fmt.Sprintf("%.1f / %.1f", b.CPU.Harness, b.CPU.Fake), "")
+		row("other processes' CPU % (shared machine)", fmt.Sprintf("%.1f", c.CPU.Others), fmt.Sprintf("%.1f", b.CPU.Others), "")
+		row("replies / offset gaps / errors", fmt.Sprintf("%d / %d / %v", c.Replies, c.Gaps, c.ErrorEvents), fmt.Sprintf("%d / %d / %v", b.Replies, b.Gaps, b.ErrorEvents), "")
+		sb.WriteString("\n")
+	}
+	if t := r.TTFT; t != nil {
+		fmt.Fprintf(&sb, "### ttft — %d requests at %.0f/s (achieved %.0f/s), %d connections\n\n| figure | p50 ms | p99 ms | p99.9 ms |\n|---|---:|---:|---:|\n", t.Requests, t.Rate, t.AchievedRate, t.Users)
+		fmt.Fprintf(&sb, "| direct to the fake provider (%d errors) | %.3f | %.3f | %.3f |\n", t.DirectErrors, t.Direct.P50, t.Direct.P99, t.Direct.P999)
+		fmt.Fprintf(&sb, "| through Chatbox, send → first delta (%d errors) | %.3f | %.3f | %.3f |\n", t.ChatboxErrors, t.Chatbox.P50, t.Chatbox.P99, t.Chatbox.P999)
+		fmt.Fprintf(&sb, "| added by Chatbox | %.3f | %.3f | |\n", t.AddedP50MS, t.AddedP99MS)
+		fmt.Fprintf(&sb, "| Chatbox send → ack (user message stored) | %.3f | %.3f | %.3f |\n\n", t.Ack.P50, t.Ack.P99, t.Ack.P999)
+		fmt.Fprintf(&sb, "CPU during the Chatbox phase (%% of a core): server %.1f, harness clients %.1f, fake provider %.1f, other processes %.1f.\n\n", t.CPU.Server, t.CPU.Harness, t.CPU.Fake, t.CPU.Others)
+	}
+	if len(r.Churn) > 0 {
+		c, _ := pick(r.Churn, "chatbox")
+		b, _ := pick(r.Churn, "baseline")
+		c.Parallel, c.Seconds = max(c.Parallel, b.Parallel), max(c.Seconds, b.Seconds)
+		head(fmt.Sprintf("churn — %d parallel loops, %.0f s", c.Parallel, c.Seconds))
+		row("connect+hello+close per second", fmt.Sprintf("%.0f", c.CyclesPerSec), fmt.Sprintf("%.0f", b.CyclesPerSec), rt("churn_connects_per_sec"))
+		row("connect → hello p50 / p99 (ms)", fmt.Sprintf("%.2f / %.2f", c.ConnectToHelo.P50, c.ConnectToHelo.P99), fmt.Sprintf("%.2f / %.2f", b.ConnectToHelo.P50, b.ConnectToHelo.P99), "")
+		row("failures", fmt.Sprint(c.Failures), fmt.Sprint(b.Failures), "")
+		row("server CPU %", fp(c.ServerCPU, ""), fp(b.ServerCPU, ""), "")
+		row("other processes' CPU %", fmt.Sprintf("%.1f", c.CPU.Others), fmt.Sprintf("%.1f", b.CPU.Others), "")
+		row("goroutines before → after", fmt.Sprintf("%s → %s", fp(c.Before.Goroutines, ""), fp(c.After.Goroutines, "")), fmt.Sprintf("%s → %s", fp(b.Before.Goroutines, ""), fp(b.After.Goroutines, "")), "")
+		row("RSS before → after (MiB)", fmt.Sprintf("%s → %s", fp(c.Before.RSSMiB, ""), fp(c.After.RSSMiB, "")), fmt.Sprintf("%s → %s", fp(b.Before.RSSMiB, ""), fp(b.After.RSSMiB, "")), "")
+		sb.WriteString("\n")
+	}
+	if len(r.Targets) > 0 {
+		sb.WriteString("### targets\n\n| target | goal | measured | met |\n|---|---|---|---|\n")
+		for _, t := range r.Targets {
+			m := "n/a"
+			if t.Met != nil {
+				m = map[bool]string{true: "**met**", false: "**missed**"}[*t.Met]
+			}
+			if t.Note != "" {
+				m += " (" + t.Note + ")"
+			}
+			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, m)
+		}
+		sb.WriteString("\n")
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&sb, "- %s\n", n)
+	}
+	return sb.String()
+}
