@@ -11,10 +11,12 @@ import (
 
 // Sink is one socket's outbound side, supplied by the transport.
 type Sink interface {
-	// WriteFrame writes one text frame. The connActor's flusher is its only
-	// caller for event frames; implementations serialise it with their own
-	// control frames (pings, close).
-	WriteFrame(frame []byte) error
+	// WriteFrames writes complete WebSocket frames (header and payload, as
+	// in protocol.Event.Wire), in order, ideally in one system call. The
+	// connActor's flusher is its only caller for event frames;
+	// implementations serialise it with their own control frames (pings,
+	// close). It must not keep wires after returning.
+	WriteFrames(wires [][]byte) error
 	// Close sends a close frame with code and reason, then closes the socket.
 	// It is idempotent and safe to call from any goroutine.
 	Close(code uint16, reason string)
@@ -95,6 +97,7 @@ type outbox struct {
 	mu       sync.Mutex // guards the fields below
 	queue    []*protocol.Event
 	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
+	wires    [][]byte          // the flusher's frames of a batch, reused; only the flusher touches it
 	flushing bool              // a flusher goroutine is running
 	closed   bool
 	closing  *closeRequest // close once the queue is written
@@ -162,11 +165,14 @@ func (o *outbox) flush() {
 		o.spare = nil
 		o.mu.Unlock()
 
+		o.wires = o.wires[:0]
 		for _, ev := range batch {
-			if err := o.sink.WriteFrame(ev.Frame); err != nil {
-				o.close(CloseGoingAway, "write failed")
-				break
-			}
+			o.wires = append(o.wires, ev.Wire)
+		}
+		err := o.sink.WriteFrames(o.wires)
+		clear(o.wires)
+		if err != nil {
+			o.close(CloseGoingAway, "write failed")
 		}
 	}
 }

@@ -25,12 +25,26 @@ type gateSink struct {
 
 func newGateSink() *gateSink { return &gateSink{gate: make(chan struct{})} }
 
-func (s *gateSink) WriteFrame(f []byte) error {
+func (s *gateSink) WriteFrames(wires [][]byte) error {
 	<-s.gate
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.frames = append(s.frames, f)
+	for _, w := range wires {
+		s.frames = append(s.frames, payload(w))
+	}
 	return nil
+}
+
+// payload strips the WebSocket header a Sink receives.
+func payload(wire []byte) []byte {
+	switch n := wire[1]; {
+	case n < 126:
+		return wire[2:]
+	case n == 126:
+		return wire[4:]
+	default:
+		return wire[10:]
+	}
 }
 
 func (s *gateSink) Close(code uint16, _ string) {
@@ -135,8 +149,8 @@ type countSink struct {
 	done chan struct{}
 }
 
-func (s *countSink) WriteFrame([]byte) error {
-	if s.n.Add(1) == s.want {
+func (s *countSink) WriteFrames(wires [][]byte) error {
+	if n := s.n.Add(int64(len(wires))); n >= s.want && n-int64(len(wires)) < s.want {
 		close(s.done)
 	}
 	return nil

@@ -83,12 +83,14 @@ type device struct {
 
 type chanSink struct{ ch chan map[string]any }
 
-func (s chanSink) WriteFrame(f []byte) error {
-	var e map[string]any
-	if err := json.Unmarshal(f, &e); err != nil {
-		return err
+func (s chanSink) WriteFrames(wires [][]byte) error {
+	for _, w := range wires {
+		var e map[string]any
+		if err := json.Unmarshal(payload(w), &e); err != nil {
+			return err
+		}
+		s.ch <- e
 	}
-	s.ch <- e
 	return nil
 }
 func (s chanSink) Close(uint16, string) {}

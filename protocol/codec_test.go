@@ -1,11 +1,13 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/gobwas/ws"
 	"pgregory.net/rapid"
 )
 
@@ -146,5 +148,28 @@ func BenchmarkAppendDelta(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendDelta(buf[:0], "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", 42, 1234, " token")
+	}
+}
+
+// Every event's Wire is a valid unmasked final text frame whose payload is
+// exactly Frame, for payloads on both sides of each header size.
+func TestWireIsOneCompleteFrame(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 125, 126, 127, 65535, 65536, 70000} {
+		text := strings.Repeat("x", n)
+		for name, ev := range map[string]*Event{
+			"delta": NewDelta("s", "m", 1, 0, text),
+			"error": NewError("", "s", CodeBadRequest, text),
+		} {
+			hdr, err := ws.ReadHeader(bytes.NewReader(ev.Wire))
+			if err != nil {
+				t.Fatalf("%s %d: %v", name, n, err)
+			}
+			if !hdr.Fin || hdr.OpCode != ws.OpText || hdr.Masked || int(hdr.Length) != len(ev.Frame) {
+				t.Fatalf("%s %d: header %+v for a payload of %d", name, n, hdr, len(ev.Frame))
+			}
+			if !bytes.Equal(ev.Wire[len(ev.Wire)-len(ev.Frame):], ev.Frame) || !json.Valid(ev.Frame) {
+				t.Fatalf("%s %d: payload is not the JSON frame", name, n)
+			}
+		}
 	}
 }

@@ -107,12 +107,15 @@ const (
 	KindDelta
 )
 
-// Event is an encoded server event. Frame is the complete JSON text of one
-// WebSocket frame. For deltas the decoded fields are kept so that a slow
-// connection's queue can merge consecutive deltas of one reply.
+// Event is an encoded server event. Wire is the complete WebSocket frame,
+// header and payload, as every connection sends it (server frames are not
+// masked, so the bytes are the same for all); Frame is its JSON payload.
+// For deltas the decoded fields are kept so that a slow connection's queue
+// can merge consecutive deltas of one reply.
 type Event struct {
 	Kind      Kind
-	Frame     []byte
+	Wire      []byte
+	Frame     []byte // Wire without its header
 	SessionID string
 	MessageID string // deltas only
 	Seq       int64  // deltas only
@@ -131,7 +134,28 @@ func marshal(v any) []byte {
 }
 
 func other(sessionID string, v any) *Event {
-	return &Event{Kind: KindOther, SessionID: sessionID, Frame: marshal(v)}
+	payload := marshal(v)
+	wire := AppendFrameHeader(make([]byte, 0, maxHeader+len(payload)), len(payload))
+	wire = append(wire, payload...)
+	return &Event{Kind: KindOther, SessionID: sessionID, Wire: wire, Frame: wire[len(wire)-len(payload):]}
+}
+
+// maxHeader is the largest header of an unmasked WebSocket frame.
+const maxHeader = 10
+
+// AppendFrameHeader appends the header of an unmasked, final text frame
+// carrying n bytes (RFC 6455 §5.2).
+func AppendFrameHeader(dst []byte, n int) []byte {
+	const finText = 0x81
+	switch {
+	case n < 126:
+		return append(dst, finText, byte(n))
+	case n <= 0xFFFF:
+		return append(dst, finText, 126, byte(n>>8), byte(n))
+	default:
+		return append(dst, finText, 127, byte(uint64(n)>>56), byte(uint64(n)>>48), byte(uint64(n)>>40),
+			byte(uint64(n)>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 }
 
 // NewHello encodes the hello event.
@@ -223,11 +247,20 @@ func NewRelease(sessionID string) *Event {
 	}{TypeRelease, sessionID})
 }
 
-// NewDelta encodes a piece of a reply in progress.
+// NewDelta encodes a piece of a reply in progress. The payload is encoded
+// after room for the largest header, and the header is then written right
+// before it, so the frame is built in one buffer with no copy.
 func NewDelta(sessionID, messageID string, seq int64, offset int, text string) *Event {
+	buf := make([]byte, maxHeader, maxHeader+96+len(sessionID)+len(messageID)+len(text))
+	buf = AppendDelta(buf, sessionID, messageID, seq, offset, text)
+	n := len(buf) - maxHeader
+	var hdr [maxHeader]byte
+	h := AppendFrameHeader(hdr[:0], n)
+	start := maxHeader - len(h)
+	copy(buf[start:], h)
 	return &Event{
 		Kind: KindDelta, SessionID: sessionID, MessageID: messageID, Seq: seq, Offset: offset, Text: text,
-		Frame: AppendDelta(nil, sessionID, messageID, seq, offset, text),
+		Wire: buf[start:], Frame: buf[maxHeader:],
 	}
 }
 

@@ -55,8 +55,18 @@ type connConfig struct {
 
 var _ actors.Sink = (*wsConn)(nil)
 
-func (c *wsConn) WriteFrame(frame []byte) error {
-	return c.write(ws.NewTextFrame(frame))
+// WriteFrames writes complete frames with one writev: the events' frames
+// were built once, header included, for every connection.
+func (c *wsConn) WriteFrames(wires [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	bufs := net.Buffers(wires)
+	_, err := bufs.WriteTo(c.conn)
+	return err
 }
 
 func (c *wsConn) write(f ws.Frame) error {
