@@ -41,6 +41,7 @@ func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
 
 func TestStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	n := 0
 	for c, err := range (&Provider{Delay: -1}).Stream(ctx, providers.Request{}) {
 		if err != nil {
