@@ -95,12 +95,38 @@ type outbox struct {
 	cap  int
 
 	mu       sync.Mutex // guards the fields below
-	queue    []*protocol.Event
-	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
-	wires    [][]byte          // the flusher's frames of a batch, reused; only the flusher touches it
-	flushing bool              // a flusher goroutine is running
+	queue    []queued
+	spare    []queued // the flusher's last batch, reused to avoid allocating
+	wires    [][]byte // the flusher's frames of a batch, reused; only the flusher touches it
+	flushing bool     // a flusher goroutine is running
 	closed   bool
 	closing  *closeRequest // close once the queue is written
+}
+
+// queued is an event waiting in an outbox. more is text of later deltas of
+// the same reply merged into it while it waited; the merged delta is
+// encoded once, when it is written, so merging costs an append, not a
+// re-encoding of everything merged so far.
+type queued struct {
+	ev   *protocol.Event
+	more []byte
+}
+
+// continues reports whether delta d starts where q (with what was merged
+// into it) ends.
+func (q *queued) continues(d *protocol.Event) bool {
+	e := q.ev
+	return e.Kind == protocol.KindDelta && d.Kind == protocol.KindDelta && e.MessageID == d.MessageID &&
+		e.SessionID == d.SessionID && e.Offset+len(e.Text)+len(q.more) == d.Offset
+}
+
+// wire is the frame to write for q.
+func (q *queued) wire() []byte {
+	if len(q.more) == 0 {
+		return q.ev.Wire
+	}
+	e := q.ev
+	return protocol.NewDelta(e.SessionID, e.MessageID, e.Seq, e.Offset, e.Text+string(q.more)).Wire
 }
 
 type closeRequest struct {
@@ -123,14 +149,14 @@ func (o *outbox) push(ev *protocol.Event) pushResult {
 	if o.closed || o.closing != nil {
 		return pushClosed
 	}
-	if n := len(o.queue); n > 0 && o.queue[n-1].Follows(ev) {
-		o.queue[n-1] = o.queue[n-1].Merge(ev)
+	if n := len(o.queue); n > 0 && o.queue[n-1].continues(ev) {
+		o.queue[n-1].more = append(o.queue[n-1].more, ev.Text...)
 		return pushCoalesced
 	}
 	if len(o.queue) >= o.cap {
 		return pushOverflow
 	}
-	o.queue = append(o.queue, ev)
+	o.queue = append(o.queue, queued{ev: ev})
 	if o.flushing {
 		return pushQueued
 	}
@@ -140,7 +166,7 @@ func (o *outbox) push(ev *protocol.Event) pushResult {
 
 // flush writes queued frames until the queue is empty, then exits.
 func (o *outbox) flush() {
-	var batch []*protocol.Event
+	var batch []queued
 	for {
 		o.mu.Lock()
 		if batch != nil {
@@ -166,8 +192,8 @@ func (o *outbox) flush() {
 		o.mu.Unlock()
 
 		o.wires = o.wires[:0]
-		for _, ev := range batch {
-			o.wires = append(o.wires, ev.Wire)
+		for i := range batch {
+			o.wires = append(o.wires, batch[i].wire())
 		}
 		err := o.sink.WriteFrames(o.wires)
 		clear(o.wires)

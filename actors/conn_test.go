@@ -198,3 +198,33 @@ func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
 		<-s.done
 	}
 }
+
+func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
+	first := protocol.NewDelta("s", "m", 2, 0, "héllo ")
+	q := queued{ev: first, more: []byte("wörld")}
+	next := len("héllo ") + len("wörld")
+	tests := []struct {
+		name string
+		d    *protocol.Event
+		want bool
+	}{
+		{"continues after the merged text", protocol.NewDelta("s", "m", 2, next, "!"), true},
+		{"a gap", protocol.NewDelta("s", "m", 2, next+1, "!"), false},
+		{"an overlap", protocol.NewDelta("s", "m", 2, len("héllo "), "!"), false},
+		{"another reply", protocol.NewDelta("s", "other", 2, next, "!"), false},
+		{"another session", protocol.NewDelta("t", "m", 2, next, "!"), false},
+		{"not a delta", protocol.NewPong("x"), false},
+	}
+	for _, tt := range tests {
+		if got := q.continues(tt.d); got != tt.want {
+			t.Errorf("%s: continues = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	var d struct {
+		Offset int
+		Text   string
+	}
+	if err := json.Unmarshal(payload(q.wire()), &d); err != nil || d.Offset != 0 || d.Text != "héllo wörld" {
+		t.Fatalf("merged frame %+v (%v)", d, err)
+	}
+}

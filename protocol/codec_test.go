@@ -113,24 +113,6 @@ func TestAppendDeltaMatchesEncodingJSON(t *testing.T) {
 	})
 }
 
-func TestMergeFollows(t *testing.T) {
-	a := NewDelta("s", "m", 2, 0, "héllo ")
-	b := NewDelta("s", "m", 2, len("héllo "), "wörld")
-	if !a.Follows(b) {
-		t.Fatal("b should follow a")
-	}
-	m := a.Merge(b)
-	if m.Text != "héllo wörld" || m.Offset != 0 {
-		t.Fatalf("merged %+v", m)
-	}
-	if c := NewDelta("s", "m", 2, 100, "x"); a.Follows(c) {
-		t.Fatal("a gap must not merge")
-	}
-	if c := NewDelta("s", "other", 2, len("héllo "), "x"); a.Follows(c) {
-		t.Fatal("another reply must not merge")
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"type":"send","id":"1","text":"hi"}`, `{"type":"sync","session_id":"s","after_seq":3}`, `{`, `[]`, `{"type":"ping"}{}`} {
 		f.Add([]byte(s))

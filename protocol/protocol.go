@@ -264,18 +264,6 @@ func NewDelta(sessionID, messageID string, seq int64, offset int, text string) *
 	}
 }
 
-// Follows reports whether delta d continues delta e directly, so the two can
-// be sent as one.
-func (e *Event) Follows(d *Event) bool {
-	return e.Kind == KindDelta && d.Kind == KindDelta && e.MessageID == d.MessageID &&
-		e.SessionID == d.SessionID && e.Offset+len(e.Text) == d.Offset
-}
-
-// Merge returns one delta carrying e's text followed by d's; d must follow e.
-func (e *Event) Merge(d *Event) *Event {
-	return NewDelta(e.SessionID, e.MessageID, e.Seq, e.Offset, e.Text+d.Text)
-}
-
 // Session is the wire shape of a session (CONTRACT §5).
 type Session struct {
 	ID            string    `json:"id"`
