@@ -158,11 +158,28 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 		return nil, ErrShuttingDown
 	}
 	connID := newID()
-	res, err := h.root.RequestFuture(h.directory, &attach{identity: identity, connID: connID, sink: sink}, connectTimeout).Result()
-	a, _ := res.(*attached)
-	if err != nil || a == nil || a.conn == nil {
+	reply := make(chan *attached, 1)
+	h.root.Send(h.directory, &attach{identity: identity, connID: connID, sink: sink, reply: reply})
+	timeout := time.NewTimer(connectTimeout)
+	defer timeout.Stop()
+	var a *attached
+	select {
+	case a = <-reply:
+	case <-timeout.C:
+		// If the attachment still happens, undo it: the socket is gone.
+		h.goroutines.Go(func() {
+			select {
+			case late := <-reply:
+				if late.conn != nil {
+					h.root.Send(late.user, &detach{connID: connID})
+				}
+			case <-h.baseCtx.Done():
+			}
+		})
+	}
+	if a == nil || a.conn == nil {
 		ticket.Release()
-		return nil, fmt.Errorf("attach connection: %w", errors.Join(err, errors.New("refused")))
+		return nil, errors.New("attach connection: no answer from the actors")
 	}
 	h.metrics.connects.Inc()
 	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn, ticket: ticket}, nil

@@ -15,11 +15,14 @@ type Identity struct {
 }
 
 // attach asks the directory for the user's actor and a new connActor under
-// it; the answer is *attached.
+// it; the answer goes to reply (buffered, so no actor ever waits on it). A
+// channel rather than a protoactor future: a future registers a process
+// and keeps a timer per connection.
 type attach struct {
 	identity Identity
 	connID   string
 	sink     Sink
+	reply    chan *attached
 }
 
 type attached struct {

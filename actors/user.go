@@ -18,16 +18,10 @@ type directory struct {
 	users children
 }
 
-// attachWithReply carries an attach and the future to answer it.
-type attachWithReply struct {
-	attach
-	replyTo *actor.PID
-}
-
 func (d *directory) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *attach:
-		d.route(ctx, m.identity.UserID, &attachWithReply{attach: *m, replyTo: ctx.Sender()})
+		d.route(ctx, m.identity.UserID, m)
 	case *closeConns:
 		for name := range d.users.pids {
 			d.users.send(ctx, name, m)
@@ -153,7 +147,7 @@ func (u *userActor) terminated(who *actor.PID) {
 
 func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
-	case *attachWithReply:
+	case *attach:
 		out := newOutbox(m.sink, u.hub.cfg.OutboxLimit)
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &connActor{hub: u.hub, identity: m.identity, connID: m.connID, out: out}
@@ -161,11 +155,11 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		pid, err := ctx.SpawnNamed(props, "conn-"+m.connID)
 		if err != nil {
 			u.hub.log.Error("spawn connection actor", slog.String("conn_id", m.connID), slog.Any("err", err))
-			ctx.Send(m.replyTo, &attached{})
+			m.reply <- &attached{}
 			return
 		}
 		u.conns[m.connID] = &connEntry{pid: pid, identity: m.identity}
-		ctx.Send(m.replyTo, &attached{user: ctx.Self(), conn: pid})
+		m.reply <- &attached{user: ctx.Self(), conn: pid}
 	case *call:
 		u.runCall(ctx, m)
 	case *closeConns:
