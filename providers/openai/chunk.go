@@ -64,45 +64,72 @@ func decodeChunk(data []byte, c *chunk, scratch *[]byte) error {
 func parseChunk(data []byte, c *chunk, scratch *[]byte) bool {
 	*c = chunk{}
 	s := scanner{b: data, scratch: scratch}
-	var seen uint8
+	ok := s.object([]string{"choices", "usage", "error"}, func(i int) bool {
+		switch i {
+		case 0:
+			return s.choices(c)
+		case 1:
+			return s.usage(c)
+		default:
+			start := s.i
+			if !s.skip() {
+				return false
+			}
+			if string(data[start:s.i]) != "null" {
+				c.Error = data[start:s.i]
+			}
+			return true
+		}
+	})
+	s.ws()
+	return ok && s.i == len(s.b)
+}
+
+// object reads a JSON object, calling member with the index in names of
+// each known key, its value next to be read. Unknown keys are skipped, but
+// a key that encoding/json would match to a known one case-insensitively,
+// or a known key given twice, makes the fast path give up (false).
+func (s *scanner) object(names []string, member func(i int) bool) bool {
 	if !s.open('{') {
 		return false
 	}
+	var seen uint32
 	for first := true; ; first = false {
 		key, end, ok := s.key(first)
 		if !ok {
 			return false
 		}
 		if end {
-			break
+			return true
 		}
-		var bit uint8
-		switch string(key) {
-		case "choices":
-			bit, ok = 1, s.choices(c)
-		case "usage":
-			bit, ok = 2, s.usage(c)
-		case "error":
-			bit = 4
-			start := s.i
-			if ok = s.skip(); ok && string(data[start:s.i]) != "null" {
-				c.Error = data[start:s.i]
+		i := -1
+		for j, n := range names {
+			if string(key) == n {
+				i = j
+				break
 			}
-		default:
-			ok = !foldsTo(key, "choices", "usage", "error") && s.skip()
 		}
-		if !ok || seen&bit != 0 {
+		if i < 0 {
+			if foldsTo(key, names...) || !s.skip() {
+				return false
+			}
+			continue
+		}
+		if seen&(1<<i) != 0 || !member(i) {
 			return false
 		}
-		seen |= bit
+		seen |= 1 << i
 	}
+}
+
+// null reads a JSON null if one is next.
+func (s *scanner) null() bool {
 	s.ws()
-	return s.i == len(s.b)
+	return s.literal("null")
 }
 
 func (s *scanner) choices(c *chunk) bool {
-	s.ws()
-	if s.literal("null") {
+	if s.null() {
 		return true
 	}
 	if !s.open('[') {
@@ -130,118 +157,50 @@ func (s *scanner) choices(c *chunk) bool {
 }
 
 func (s *scanner) choice(c *chunk) bool {
-	s.ws()
-	if s.literal("null") {
+	if s.null() {
 		return true
 	}
-	if !s.open('{') {
-		return false
-	}
-	var seen uint8
-	for first := true; ; first = false {
-		key, end, ok := s.key(first)
-		if !ok {
-			return false
+	return s.object([]string{"delta", "finish_reason"}, func(i int) bool {
+		if i == 0 {
+			return s.delta(c)
 		}
-		if end {
+		if s.null() {
 			return true
 		}
-		var bit uint8
-		switch string(key) {
-		case "delta":
-			bit, ok = 1, s.delta(c)
-		case "finish_reason":
-			bit = 2
-			s.ws()
-			if s.literal("null") {
-				ok = true
-			} else {
-				_, ok = s.str()
-				c.Finished = true
-			}
-		default:
-			ok = !foldsTo(key, "delta", "finish_reason") && s.skip()
-		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
+		c.Finished = true
+		_, ok := s.str()
+		return ok
+	})
 }
 
 func (s *scanner) delta(c *chunk) bool {
-	s.ws()
-	if s.literal("null") {
+	if s.null() {
 		return true
 	}
-	if !s.open('{') {
-		return false
-	}
-	seen := false
-	for first := true; ; first = false {
-		key, end, ok := s.key(first)
-		if !ok {
-			return false
-		}
-		if end {
+	return s.object([]string{"content"}, func(int) bool {
+		if s.null() {
 			return true
 		}
-		switch string(key) {
-		case "content":
-			if seen {
-				return false
-			}
-			seen = true
-			s.ws()
-			if !s.literal("null") {
-				var v string
-				if v, ok = s.str(); ok {
-					c.Content = v
-				}
-			}
-		default:
-			ok = !foldsTo(key, "content") && s.skip()
-		}
-		if !ok {
-			return false
-		}
-	}
+		v, ok := s.str()
+		c.Content = v
+		return ok
+	})
 }
 
 func (s *scanner) usage(c *chunk) bool {
-	s.ws()
-	if s.literal("null") {
+	if s.null() {
 		return true
 	}
-	if !s.open('{') {
-		return false
-	}
 	c.HasUsage = true
-	var seen uint8
-	for first := true; ; first = false {
-		key, end, ok := s.key(first)
-		if !ok {
-			return false
-		}
-		if end {
-			return true
-		}
-		var bit uint8
-		switch string(key) {
-		case "prompt_tokens":
-			bit = 1
+	return s.object([]string{"prompt_tokens", "completion_tokens"}, func(i int) bool {
+		var ok bool
+		if i == 0 {
 			c.PromptTokens, ok = s.int()
-		case "completion_tokens":
-			bit = 2
+		} else {
 			c.CompletionTokens, ok = s.int()
-		default:
-			ok = !foldsTo(key, "prompt_tokens", "completion_tokens") && s.skip()
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
+		return ok
+	})
 }
 
 // foldsTo reports whether key would match one of names under
