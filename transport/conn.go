@@ -264,9 +264,3 @@ type poller interface {
 	remove(c *wsConn)
 	close()
 }
-
-func (c *wsConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
