@@ -1,7 +1,7 @@
 // The chat page: sign in with a token, list and open conversations, send
 // messages and watch replies stream over one WebSocket that resumes with
 // sync after any drop or reload.
-import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED } from "./common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED, switchToSignIn, switchToApp } from "./common.js";
 
 const TOKEN_KEY = "chatbox.token";
 const SESSION_KEY = "chatbox.session";
@@ -49,17 +49,11 @@ function showSignIn(error = "") {
   log.clear();
   renderSessions();
   hideShare();
-  sessionStorage.removeItem(TOKEN_KEY);
-  $("app-view").hidden = true;
-  $("signin-view").hidden = false;
-  $("signin-error").textContent = error;
-  $("token").value = "";
-  $("token").focus();
+  switchToSignIn(TOKEN_KEY, error);
 }
 
 function start() {
-  $("signin-view").hidden = true;
-  $("app-view").hidden = false;
+  switchToApp();
   conn = new Connection({
     base, token,
     onEvent,

@@ -50,6 +50,23 @@ export function newId() {
 
 // TOKEN_REFUSED is shown when the server refuses the token, over HTTP or
 // the WebSocket, whichever notices first.
+// switchToSignIn swaps a page back to its sign-in form, forgetting the token;
+// switchToApp shows the signed-in view. Both pages use the same element ids.
+export function switchToSignIn(tokenKey, error) {
+  sessionStorage.removeItem(tokenKey);
+  document.getElementById("app-view").hidden = true;
+  document.getElementById("signin-view").hidden = false;
+  document.getElementById("signin-error").textContent = error;
+  const input = document.getElementById("token");
+  input.value = "";
+  input.focus();
+}
+
+export function switchToApp() {
+  document.getElementById("signin-view").hidden = true;
+  document.getElementById("app-view").hidden = false;
+}
+
 export const TOKEN_REFUSED = "That token was not accepted. It may have expired.";
 
 export class HttpError extends Error {

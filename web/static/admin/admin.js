@@ -1,7 +1,7 @@
 // The admin dashboard: live figures, every session with filters and
 // cursor paging, live help alerts, and one open session followed over the
 // WebSocket (watch) that an admin can take over, answer and release.
-import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED } from "../common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED, switchToSignIn, switchToApp } from "../common.js";
 
 const TOKEN_KEY = "chatbox.admin.token";
 const PAGE_SIZE = 25;
@@ -60,17 +60,11 @@ function showSignIn(error = "") {
   $("stats").replaceChildren();
   $("notices").replaceChildren();
   setStatus("");
-  sessionStorage.removeItem(TOKEN_KEY);
-  $("app-view").hidden = true;
-  $("signin-view").hidden = false;
-  $("signin-error").textContent = error;
-  $("token").value = "";
-  $("token").focus();
+  switchToSignIn(TOKEN_KEY, error);
 }
 
 function start() {
-  $("signin-view").hidden = true;
-  $("app-view").hidden = false;
+  switchToApp();
   conn = new Connection({
     base, token,
     onEvent,
