@@ -305,23 +305,8 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// genericMessages are the texts clients see for each error code; details
-// stay in the server's log.
-var genericMessages = map[string]string{
-	protocol.CodeBadRequest:          "the request is not valid",
-	protocol.CodeUnauthorized:        "authentication is required",
-	protocol.CodeForbidden:           "you are not allowed to do that",
-	protocol.CodeNotFound:            "no such session",
-	protocol.CodeTooLarge:            "the message is too large",
-	protocol.CodeRateLimited:         "too many requests; slow down",
-	protocol.CodeBusy:                "a reply is already in progress; try again when it ends",
-	protocol.CodeStorageUnavailable:  "storage is unavailable; try again shortly",
-	protocol.CodeProviderUnavailable: "the model is unavailable; try again shortly",
-	protocol.CodeInternal:            "internal error",
-}
-
 func errorEvent(id, sessionID, code string) *protocol.Event {
-	return protocol.NewError(id, sessionID, code, genericMessages[code])
+	return protocol.NewError(id, sessionID, code, protocol.DefaultMessage(code))
 }
 
 type hubMetrics struct {

@@ -169,7 +169,7 @@ func (s *sessionActor) remember(role persistence.Role, text string) {
 // would not help, a message for people.
 type failure struct{ code, message string }
 
-func fail(code string) *failure { return &failure{code: code, message: genericMessages[code]} }
+func fail(code string) *failure { return &failure{code: code, message: protocol.DefaultMessage(code)} }
 
 func storeFailure(err error) *failure { return fail(storeErrorCode(err)) }
 
@@ -182,7 +182,7 @@ func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
 		// then the supervisor restarts this actor from the store.
 		if r := recover(); r != nil {
 			if c.replyTo != nil {
-				ctx.Send(c.replyTo, &CallResult{connID: c.connID, Code: protocol.CodeInternal, Message: genericMessages[protocol.CodeInternal]})
+				ctx.Send(c.replyTo, &CallResult{connID: c.connID, Code: protocol.CodeInternal, Message: protocol.DefaultMessage(protocol.CodeInternal)})
 			}
 			panic(r)
 		}
@@ -253,7 +253,7 @@ func (s *sessionActor) actingAdmin(id Identity) bool {
 func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	cmd := c.cmd
 	if s.gen != nil {
-		return fail(protocol.CodeBusy)
+		return &failure{code: protocol.CodeBusy, message: "a reply is already in progress; try again when it ends"}
 	}
 	model := cmd.Model
 	if model == "" {

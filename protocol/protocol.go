@@ -53,6 +53,24 @@ const (
 	CodeInternal            = "internal"
 )
 
+// defaultMessages are the generic texts people see for each error code,
+// over WebSocket and HTTP alike; details stay in the server's log.
+var defaultMessages = map[string]string{
+	CodeBadRequest:          "the request is not valid",
+	CodeUnauthorized:        "a valid token is required",
+	CodeForbidden:           "you are not allowed to do that",
+	CodeNotFound:            "not found",
+	CodeTooLarge:            "the message is too large",
+	CodeRateLimited:         "too many requests; slow down",
+	CodeBusy:                "busy; try again shortly",
+	CodeStorageUnavailable:  "storage is unavailable; try again shortly",
+	CodeProviderUnavailable: "the model is unavailable; try again shortly",
+	CodeInternal:            "internal error",
+}
+
+// DefaultMessage is the generic text for an error code.
+func DefaultMessage(code string) string { return defaultMessages[code] }
+
 // MaxClientIDLen bounds the client's id of a send or ping.
 const MaxClientIDLen = 64
 

@@ -13,24 +13,13 @@ import (
 	"github.com/chatbox/chatbox/protocol"
 )
 
-// statusMessages are the generic texts of JSON errors; details go to the log.
-var statusMessages = map[string]string{
-	protocol.CodeBadRequest:         "the request is not valid",
-	protocol.CodeUnauthorized:       "a valid bearer token is required",
-	protocol.CodeForbidden:          "not allowed",
-	protocol.CodeNotFound:           "not found",
-	protocol.CodeBusy:               "the server is busy; try again shortly",
-	protocol.CodeStorageUnavailable: "storage is unavailable; try again shortly",
-	protocol.CodeInternal:           "internal error",
-}
-
 type apiError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
 func writeError(w http.ResponseWriter, status int, code string) {
-	writeErrorMessage(w, status, code, statusMessages[code])
+	writeErrorMessage(w, status, code, protocol.DefaultMessage(code))
 }
 
 func writeErrorMessage(w http.ResponseWriter, status int, code, message string) {
