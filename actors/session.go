@@ -309,10 +309,11 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		generate()
 	}
 	if model != s.session.Model {
+		// The session remembers the new model only once that is stored; this
+		// reply uses it either way.
 		prev := *s.session
 		s.session.Model = model
-		s.saveSession(prev) // the reply goes ahead with the chosen model either way
-		s.session.Model = model
+		s.saveSession(prev)
 	}
 	s.reply(ctx, c.conn, protocol.NewAck(cmd.ID, s.spec.id, msg.ID, msg.Seq))
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(msg)))
