@@ -447,13 +447,9 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 		return
 	}
 	if g.usage != nil {
+		// The store added the reply's usage to the session's totals.
 		s.session.TokensIn += g.usage.InputTokens
 		s.session.TokensOut += g.usage.OutputTokens
-		storeCtx, cancel := s.hub.storeContext()
-		if err := s.hub.cfg.Store.UpdateSession(storeCtx, s.session); err != nil {
-			s.log().Warn("store token usage", slog.Any("err", err))
-		}
-		cancel()
 	}
 	s.remember(persistence.RoleAssistant, string(g.text))
 	s.hub.metrics.messages(persistence.RoleAssistant).Inc()

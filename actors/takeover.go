@@ -27,6 +27,7 @@ func (s *sessionActor) saveSession(prev persistence.Session) *failure {
 	if err := s.hub.cfg.Store.UpdateSession(storeCtx, s.session); err != nil {
 		s.log().Warn("store session", slog.Any("err", err))
 		*s.session = prev
+		s.reloadIfStale(err)
 		return storeFailure(err)
 	}
 	return nil

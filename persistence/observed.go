@@ -47,6 +47,11 @@ func (o *observed) UpdateSession(ctx context.Context, s *Session) error {
 	return o.done("update_session", start, o.s.UpdateSession(ctx, s))
 }
 
+func (o *observed) DeleteSession(ctx context.Context, id string) error {
+	start := time.Now()
+	return o.done("delete_session", start, o.s.DeleteSession(ctx, id))
+}
+
 func (o *observed) AppendMessage(ctx context.Context, m *Message) error {
 	start := time.Now()
 	return o.done("append_message", start, o.s.AppendMessage(ctx, m))

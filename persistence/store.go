@@ -1,12 +1,13 @@
 // Package persistence owns the stored shape of conversations: the Store
 // interface the actors write through, the domain records, and encryption of
-// message text at rest. The MongoDB implementation lives in persistence/mongo;
-// persistence/embedded starts the in-process FerretDB that dev mode and tests
-// use through the very same MongoDB code.
+// message text at rest. Each technology is a subpackage: persistence/sqlite
+// is the embedded default, persistence/mongo the production store, and
+// persistence/storetest the one conformance suite both pass.
 //
 // A Store is safe for concurrent use. Only a session's SessionActor writes
-// that session's documents; writes are fenced by seq so that a second,
-// stale writer loses (ErrConflict) instead of corrupting the session.
+// that session's records, and every write is fenced so that a second, stale
+// writer loses (ErrConflict) instead of corrupting the session: message
+// inserts by seq, header updates by Version.
 package persistence
 
 import (
@@ -55,11 +56,18 @@ type Session struct {
 	HelpRequested bool
 	MessageCount  int64
 	LastSeq       int64 // seq of the newest stored message; 0 when empty
-	TokensIn      int64
-	TokensOut     int64
-	ShareID       string // non-empty while a read-only share link is live
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// TokensIn and TokensOut are the totals of the session's messages'
+	// usage; the store keeps them (AppendMessage and UpdateMessage add to
+	// them), UpdateSession never writes them.
+	TokensIn  int64
+	TokensOut int64
+	ShareID   string // non-empty while a read-only share link is live
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Version fences header updates: CreateSession stores 1, and each
+	// successful UpdateSession advances it by one, in the store and in the
+	// caller's struct.
+	Version int64
 }
 
 // Message is one stored message. Text is plaintext in memory and encrypted
@@ -120,17 +128,27 @@ type Store interface {
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// GetSessionByShareID finds the session a live share link points at.
 	GetSessionByShareID(ctx context.Context, shareID string) (*Session, error)
-	// UpdateSession writes the mutable header fields (title, model, mode,
-	// admin, help flag, token totals, updated_at) of an existing session.
+	// UpdateSession writes the mutable header fields (title, model, status,
+	// mode, admin, help flag, share id; updated_at only forward) of an
+	// existing session, if the stored Version still equals s.Version; then
+	// both advance by one. Another writer having got there first answers
+	// ErrConflict and writes nothing; the caller must reload. It never
+	// writes user_id, created_at, last_seq, message_count or token totals.
 	UpdateSession(ctx context.Context, s *Session) error
+	// DeleteSession deletes the session and every message of it for real;
+	// ErrNotFound when there is none.
+	DeleteSession(ctx context.Context, id string) error
 
-	// AppendMessage stores m at m.Seq, which must be the session's LastSeq+1:
-	// it inserts under the unique {session_id, seq} index and then advances
-	// the session's last_seq, message_count and updated_at only if last_seq
-	// is still m.Seq-1. A lost race answers ErrConflict.
+	// AppendMessage stores m at m.Seq, which must be the session's LastSeq+1,
+	// under the unique {session_id, seq} index, and advances the session's
+	// last_seq, message_count and updated_at only if last_seq is still
+	// m.Seq-1; m's usage is added to the session's token totals. A lost race
+	// answers ErrConflict and leaves nothing behind. Repeating an append of
+	// the same m.ID after ErrUnavailable succeeds if the first one did.
 	AppendMessage(ctx context.Context, m *Message) error
 	// UpdateMessage rewrites the text, status and usage of a stored message
-	// (a reply's checkpoint or its final state).
+	// (a reply's checkpoint or its final state); the session's token totals
+	// move by the difference between the new usage and the stored one.
 	UpdateMessage(ctx context.Context, m *Message) error
 
 	// ListMessages returns up to limit messages with seq > afterSeq, in seq order.

@@ -238,3 +238,22 @@ func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir stri
 	}
 	return out, next, nil
 }
+
+// DeleteSession deletes the session's messages, then the session itself,
+// so that an interrupted delete leaves a session that can be deleted again
+// rather than orphaned messages.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if _, err := s.messages.DeleteMany(ctx, bson.M{"session_id": id}); err != nil {
+		return wrap(err, "delete messages of session %s", id)
+	}
+	res, err := s.sessions.DeleteOne(ctx, bson.M{"_id": id})
+	if err != nil {
+		return wrap(err, "delete session %s", id)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("delete session %s: %w", id, persistence.ErrNotFound)
+	}
+	return nil
+}
