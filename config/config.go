@@ -76,7 +76,17 @@ type Storage struct {
 	EncryptionKey          string   `toml:"encryption_key"`
 	PreviousEncryptionKeys []string `toml:"previous_encryption_keys"`
 	Timeout                Duration `toml:"timeout"` // deadline of one store call; default 5s
+	// Sync is the embedded store's durability: "normal" (default) survives
+	// a crash of the process, "full" also a loss of power, at a cost per
+	// commit. MongoDB's own write concern governs the production store.
+	Sync string `toml:"sync"`
 }
+
+// Embedded store durability levels (storage.sync).
+const (
+	SyncNormal = "normal"
+	SyncFull   = "full"
+)
 
 // LLM is the [llm] section: the models clients may select and the limits
 // applied to every provider call.

@@ -40,6 +40,7 @@ func scalarDefaults() *Config {
 			Database: "chatbox",
 			DataDir:  "./data",
 			Timeout:  Duration{5 * time.Second},
+			Sync:     SyncNormal,
 		},
 		LLM: LLM{
 			DefaultModel:      demoModel.ID,

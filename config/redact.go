@@ -14,8 +14,8 @@ func (a Auth) String() string {
 
 // String prints s without its keys or the password in its MongoDB URI.
 func (s Storage) String() string {
-	return fmt.Sprintf("{MongoURI:%s Database:%s DataDir:%s EncryptionKey:%s PreviousEncryptionKeys:%d Timeout:%s}",
-		redactURI(s.MongoURI), s.Database, s.DataDir, redact(s.EncryptionKey), len(s.PreviousEncryptionKeys), s.Timeout)
+	return fmt.Sprintf("{MongoURI:%s Database:%s DataDir:%s EncryptionKey:%s PreviousEncryptionKeys:%d Timeout:%s Sync:%s}",
+		redactURI(s.MongoURI), s.Database, s.DataDir, redact(s.EncryptionKey), len(s.PreviousEncryptionKeys), s.Timeout, s.Sync)
 }
 
 func redact(secret string) string {

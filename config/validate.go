@@ -172,6 +172,9 @@ func (s *Storage) validate(p *problems) {
 		}
 	}
 	p.positive("storage.timeout", s.Timeout)
+	if s.Sync != SyncNormal && s.Sync != SyncFull {
+		p.add("storage.sync", "must be %q or %q, got %q", SyncNormal, SyncFull, s.Sync)
+	}
 }
 
 // checkKey reports what is wrong with an encryption key, without quoting it.

@@ -86,6 +86,8 @@ func TestValidate(t *testing.T) {
 			`storage.previous_encryption_keys[1]: must be base64 of exactly 32 bytes`},
 		{"storage timeout", func(c *Config) { c.Storage.Timeout = Duration{} },
 			`storage.timeout: must be a positive duration`},
+		{"storage sync", func(c *Config) { c.Storage.Sync = "always" },
+			`storage.sync: must be "normal" or "full", got "always"`},
 		{"default model", func(c *Config) { c.LLM.DefaultModel = "x" },
 			`llm.default_model: "x" is not one of the configured models`},
 		{"empty model id", func(c *Config) { c.LLM.Models[0].ID = "" },
