@@ -1,10 +1,15 @@
 // Child processes: each in its own process group, stopped at exit, on
-// Ctrl-C and at the hard timeout through the cleanup list.
+// Ctrl-C and at the hard timeout through the cleanup list; the harness's own
+// helpers (baseline, fake provider, store stand-in) are this binary
+// re-executed in a hidden mode.
 
 package main
 
 import (
+	"fmt"
+	"io"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +56,33 @@ func (c *child) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// startSelf re-executes this binary with args (a hidden -internal-* mode)
+// as a child and waits for the first line it prints, "LISTEN addr...". It
+// returns the child and what follows LISTEN; later output is discarded.
+func startSelf(args ...string) (*child, string, error) {
+	self, err := selfExecutable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := execCommand(self, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	ch, err := startChild(cmd)
+	if err != nil {
+		return nil, "", err
+	}
+	line, err := readLineTimeout(stdout, 15*time.Second)
+	addrs, ok := strings.CutPrefix(line, "LISTEN ")
+	if err != nil || !ok {
+		ch.Stop()
+		return nil, "", fmt.Errorf("%s: said %q (%v)", args[0], line, err)
+	}
+	go io.Copy(io.Discard, stdout)
+	return ch, addrs, nil
 }
 
 var (
