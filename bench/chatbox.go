@@ -22,6 +22,7 @@ type selfStartOptions struct {
 	Bin        string // prebuilt binary; "" builds one
 	Src        string // checkout to build from; "" is the module root
 	Instrument bool
+	Store      string // "embedded" or "mongo"; see store.go
 	FakeURL    string
 	Verbose    bool
 }
@@ -49,6 +50,13 @@ func startChatbox(ctx context.Context, o selfStartOptions, logf func(string, ...
 		}
 		logf("built chatbox in %s (instrumented: %v)", time.Since(t0).Round(time.Millisecond), instrumented)
 	}
+	mongoURI := ""
+	if o.Store == "mongo" {
+		if mongoURI, storePID, err = startStandIn(filepath.Join(tmp, "standin")); err != nil {
+			return nil, err
+		}
+		logf("mongo stand-in at %s, pid %d", mongoURI, storePID)
+	}
 	secret := randomSecret(48)
 	cfgPath := filepath.Join(tmp, "chatbox.toml")
 	logPath := filepath.Join(tmp, "server.log")
@@ -73,7 +81,7 @@ func startChatbox(ctx context.Context, o selfStartOptions, logf func(string, ...
 		if port, err = freePort(); err != nil {
 			return nil, err
 		}
-		cfg := chatboxConfig(port, secret, filepath.Join(tmp, fmt.Sprintf("data%d", attempt)), o.FakeURL, optional)
+		cfg := chatboxConfig(port, secret, filepath.Join(tmp, fmt.Sprintf("data%d", attempt)), mongoURI, o.FakeURL, optional)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -133,8 +141,12 @@ func startChatbox(ctx context.Context, o selfStartOptions, logf func(string, ...
 type optionalKey struct{ section, key, value string }
 
 // chatboxConfig is the generated configuration of a self-started server.
-func chatboxConfig(port int, secret, dataDir, fakeURL string, optional []optionalKey) string {
+// With no mongoURI the server opens its default embedded store in dataDir.
+func chatboxConfig(port int, secret, dataDir, mongoURI, fakeURL string, optional []optionalKey) string {
 	extra := map[string][]string{}
+	if mongoURI != "" {
+		extra["storage"] = []string{fmt.Sprintf("mongo_uri = %q", mongoURI), fmt.Sprintf("database = %q", standInDatabase)}
+	}
 	for _, k := range optional {
 		extra[k.section] = append(extra[k.section], k.key+" = "+k.value)
 	}
@@ -151,7 +163,7 @@ jwt_secret = %q
 
 [storage]
 data_dir = %q
-
+%s
 [llm]
 default_model = "fake"
 max_retries = 0
@@ -162,7 +174,7 @@ name = "Fake"
 provider = "openai"
 model = "fake"
 base_url = %q
-`, port, lines(extra["server"]), secret, dataDir, fakeURL)
+`, port, lines(extra["server"]), secret, dataDir, lines(extra["storage"]), fakeURL)
 	if l := extra["limits"]; len(l) > 0 {
 		fmt.Fprintf(&b, "\n[limits]\n%s", lines(l))
 	}

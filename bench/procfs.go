@@ -126,13 +126,14 @@ type cpuShare struct {
 	Server  float64 `json:"server_cpu_percent"`
 	Harness float64 `json:"harness_cpu_percent"`
 	Fake    float64 `json:"fake_provider_cpu_percent"`
+	Store   float64 `json:"store_cpu_percent,omitempty"` // the mongo stand-in, if any
 	Others  float64 `json:"other_processes_cpu_percent"`
 }
 
 type cpuMeter struct {
-	at                          time.Time
-	machine, server, self, fake time.Duration
-	pid, fakePID                int
+	at                                 time.Time
+	pid                                int
+	machine, server, self, fake, store time.Duration
 }
 
 // fakePID is the fake provider's process, when it has one; its CPU is
@@ -140,14 +141,16 @@ type cpuMeter struct {
 var fakePID int
 
 func startCPU(pid int) cpuMeter {
-	m := cpuMeter{at: time.Now(), machine: machineBusy(), self: procCPU(os.Getpid()), pid: pid, server: -1, fake: -1, fakePID: fakePID}
-	if pid > 0 {
-		m.server = procCPU(pid)
+	return cpuMeter{at: time.Now(), pid: pid, machine: machineBusy(), server: cpuOf(pid),
+		self: procCPU(os.Getpid()), fake: cpuOf(fakePID), store: cpuOf(storePID)}
+}
+
+// cpuOf is procCPU of pid, -1 when there is no such process (pid 0).
+func cpuOf(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
 	}
-	if m.fakePID > 0 {
-		m.fake = procCPU(m.fakePID)
-	}
-	return m
+	return procCPU(pid)
 }
 
 func (m cpuMeter) stop() cpuShare {
@@ -159,7 +162,8 @@ func (m cpuMeter) stop() cpuShare {
 		}
 		return round(100*(b-a).Seconds()/secs, 1)
 	}
-	s := cpuShare{Machine: pct(m.machine, n.machine), Server: pct(m.server, n.server), Harness: pct(m.self, n.self), Fake: pct(m.fake, n.fake)}
-	s.Others = round(max(0, s.Machine-s.Server-s.Harness-s.Fake), 1)
+	s := cpuShare{Machine: pct(m.machine, n.machine), Server: pct(m.server, n.server), Harness: pct(m.self, n.self),
+		Fake: pct(m.fake, n.fake), Store: pct(m.store, n.store)}
+	s.Others = round(max(0, s.Machine-s.Server-s.Harness-s.Fake-s.Store), 1)
 	return s
 }
