@@ -250,17 +250,7 @@ func runIdle(ctx context.Context, e *env, t *target, o idleOptions) idleResult {
 		}
 	}
 	h.Close()
-	// Let the server tear the connections down, then look for leftovers.
-	deadline := time.Now().Add(10 * time.Second)
-	var closed sample
-	for {
-		sleepCtx(ctx, 500*time.Millisecond)
-		closed = t.Sample()
-		if closed.Goroutines < 0 || closed.Goroutines <= before.Goroutines+10 || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-	}
-	r.AfterClose = figuresOf(closed)
+	r.AfterClose = figuresOf(t.settled(ctx, before))
 	return r
 }
 

@@ -93,6 +93,20 @@ func (t *target) Sample() sample {
 	return s
 }
 
+// settled samples t once it has torn down what a measurement opened: when
+// its goroutines are back within 10 of before, or after 10 s. What is left
+// then is a leak.
+func (t *target) settled(ctx context.Context, before sample) sample {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sleepCtx(ctx, 500*time.Millisecond)
+		s := t.Sample()
+		if s.Goroutines < 0 || s.Goroutines <= before.Goroutines+10 || time.Now().After(deadline) || ctx.Err() != nil {
+			return s
+		}
+	}
+}
+
 // scrape reads the unlabelled samples of a Prometheus text page.
 func scrape(u string) map[string]float64 {
 	out := map[string]float64{}
