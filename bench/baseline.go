@@ -363,31 +363,16 @@ func runBaselineChild(ctx context.Context, fakeURL string, out io.Writer) error 
 
 // startBaseline runs the baseline as a child process on loopback.
 func startBaseline(ctx context.Context, fakeURL string) (*target, error) {
-	self, err := selfExecutable()
+	ch, addrs, err := startSelf("-internal-baseline-server", "-internal-fake-url", fakeURL)
 	if err != nil {
-		return nil, err
-	}
-	cmd := execCommand(self, "-internal-baseline-server", "-internal-fake-url", fakeURL)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	ch, err := startChild(cmd)
-	if err != nil {
-		return nil, err
-	}
-	line, err := readLineTimeout(stdout, 15*time.Second)
-	if err != nil {
-		ch.Stop()
 		return nil, fmt.Errorf("baseline server: %w", err)
 	}
 	var wsAddr, debugAddr string
-	if _, err := fmt.Sscanf(line, "LISTEN %s %s", &wsAddr, &debugAddr); err != nil {
+	if _, err := fmt.Sscanf(addrs, "%s %s", &wsAddr, &debugAddr); err != nil {
 		ch.Stop()
-		return nil, fmt.Errorf("baseline server said %q", line)
+		return nil, fmt.Errorf("baseline server said %q", addrs)
 	}
-	go io.Copy(io.Discard, stdout)
-	return baselineTarget(wsAddr, debugAddr, cmd.Process.Pid), nil
+	return baselineTarget(wsAddr, debugAddr, ch.cmd.Process.Pid), nil
 }
 
 func baselineTarget(wsAddr, debugAddr string, pid int) *target {

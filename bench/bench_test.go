@@ -179,6 +179,17 @@ func TestFlags(t *testing.T) {
 	if err != nil || !c.given("users") || c.given("devices") {
 		t.Errorf("parse: %v %+v", err, c)
 	}
+	for _, args := range [][]string{
+		{"-scenario", "idle", "-store", "ferret"},
+		{"-scenario", "idle", "-store", "mongo", "-target", "ws://127.0.0.1:1/ws"},
+	} {
+		if _, _, err := parseFlags(args, &sb); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	if c, _, err := parseFlags([]string{"-scenario", "idle"}, &sb); err != nil || c.Store != "embedded" {
+		t.Errorf("default store: %v %+v", err, c)
+	}
 	sb.Reset()
 	parseFlags([]string{"-h"}, &sb)
 	if strings.Contains(sb.String(), "internal-") {

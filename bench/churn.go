@@ -97,17 +97,7 @@ func runChurn(ctx context.Context, e *env, t *target, o churnOptions) churnResul
 	if before.CPU >= 0 && mid.CPU >= 0 {
 		r.ServerCPU = ptr(round(100*(mid.CPU-before.CPU).Seconds()/mid.At.Sub(before.At).Seconds(), 1))
 	}
-	// Let the server finish tearing down, then look for leftovers.
-	deadline := time.Now().Add(10 * time.Second)
-	var after sample
-	for {
-		sleepCtx(ctx, 500*time.Millisecond)
-		after = t.Sample()
-		if after.Goroutines < 0 || after.Goroutines <= before.Goroutines+10 || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-	}
-	r.After = figuresOf(after)
+	r.After = figuresOf(t.settled(ctx, before))
 	e.logf("%s churn: %d cycles in %.1fs (%.0f/s), %d failures", t.Name, r.Cycles, r.Seconds, r.CyclesPerSec, r.Failures)
 	return r
 }

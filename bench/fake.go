@@ -103,27 +103,11 @@ func (f *fakeProvider) Close() {
 // not share one Go scheduler, and its CPU is accounted apart. Both stamp and
 // read the same wall clock.
 func startFakeProcess(ctx context.Context) (*fakeProvider, error) {
-	self, err := selfExecutable()
+	ch, u, err := startSelf("-internal-fake-server")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fake provider process: %w", err)
 	}
-	cmd := execCommand(self, "-internal-fake-server")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	ch, err := startChild(cmd)
-	if err != nil {
-		return nil, err
-	}
-	line, err := readLineTimeout(stdout, 15*time.Second)
-	u, ok := strings.CutPrefix(line, "LISTEN ")
-	if err != nil || !ok {
-		ch.Stop()
-		return nil, fmt.Errorf("fake provider process: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, stdout)
-	return &fakeProvider{URL: u, PID: cmd.Process.Pid}, nil
+	return &fakeProvider{URL: u, PID: ch.cmd.Process.Pid}, nil
 }
 
 // runFakeChild is the hidden -internal-fake-server mode.

@@ -86,40 +86,19 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 	}
 	e.fake.Set(stampedReply(o.Tokens), o.TokenDelay)
 
-	// Connect every device of every user.
-	devs := make([]*device, 0, r.Streams)
-	var mu sync.Mutex
-	errs := &errSet{}
-	var next atomic.Int64
-	var wg sync.WaitGroup
+	// Connect every device of every user: device i is device i%Devices of
+	// user i/Devices, and device 0 of each user sends.
 	prefix := fmt.Sprintf("fan-%s-%s-", e.runID, t.Name)
-	for range max(o.Parallel, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= r.Streams || ctx.Err() != nil {
-					return
-				}
-				u := i / o.Devices
-				c, err := dialWS(ctx, dialOptions{URL: t.URL, ReadBuf: 16 << 10}, t.Token(prefix+strconv.Itoa(u)))
-				if err == nil {
-					if err = c.expectHello(time.Now().Add(10 * time.Second)); err != nil {
-						c.conn.Close()
-					}
-				}
-				if err != nil {
-					errs.add(err)
-					continue
-				}
-				mu.Lock()
-				devs = append(devs, &device{c: c, user: u, sender: i%o.Devices == 0, errs: map[string]int{}})
-				mu.Unlock()
-			}
-		}()
+	conns, errs := connectMany(ctx, t, connectOptions{
+		N: r.Streams, Parallel: o.Parallel, ReadBuf: 16 << 10,
+		User: func(i int) string { return prefix + strconv.Itoa(i/o.Devices) },
+	})
+	devs := make([]*device, 0, r.Streams)
+	for i, c := range conns {
+		if c != nil {
+			devs = append(devs, &device{c: c, user: i / o.Devices, sender: i%o.Devices == 0, errs: map[string]int{}})
+		}
 	}
-	wg.Wait()
 	r.Connected, r.ConnectFailures, r.FirstErrors = len(devs), errs.n, errs.first
 	e.logf("%s fanout: %d/%d devices connected", t.Name, r.Connected, r.Streams)
 	if ctx.Err() != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,24 +135,34 @@ func (h *idleHolder) keepalive(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// connectMany opens n authenticated connections to t with the given
-// parallelism; each waits for its hello. Users are prefix0..prefix(n-1).
-func connectMany(ctx context.Context, t *target, n, parallel int, prefix string, dropReaders bool) ([]*wsClient, *errSet) {
-	errs := &errSet{}
-	out := make([]*wsClient, n)
+// connectOptions says which connections connectMany opens.
+type connectOptions struct {
+	N           int                // connections
+	Parallel    int                // dialers at once; below 1 means 1
+	User        func(i int) string // user ID of connection i
+	ReadBuf     int                // client read buffer in bytes; 0: 1024
+	DropReaders bool               // free the read buffer once hello is in (idle)
+}
+
+// connectMany opens o.N authenticated connections to t, o.Parallel at a
+// time; each waits for its hello. conns[i] is connection i, nil where it
+// failed (errs says why) or ctx ended first.
+func connectMany(ctx context.Context, t *target, o connectOptions) (conns []*wsClient, errs *errSet) {
+	errs = &errSet{}
+	conns = make([]*wsClient, o.N)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	opts := dialOptions{URL: t.URL, ReadBuf: 1024}
-	for range max(parallel, 1) {
+	opts := dialOptions{URL: t.URL, ReadBuf: cmp.Or(o.ReadBuf, 1024)}
+	for range max(o.Parallel, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
+				if i >= o.N || ctx.Err() != nil {
 					return
 				}
-				c, err := dialWS(ctx, opts, t.Token(fmt.Sprintf("%s%d", prefix, i)))
+				c, err := dialWS(ctx, opts, t.Token(o.User(i)))
 				if err == nil {
 					err = c.expectHello(time.Now().Add(10 * time.Second))
 					if err != nil {
@@ -160,21 +173,25 @@ func connectMany(ctx context.Context, t *target, n, parallel int, prefix string,
 					errs.add(err)
 					continue
 				}
-				if dropReaders {
+				if o.DropReaders {
 					c.DropReader()
 				}
-				out[i] = c
+				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	kept := out[:0]
-	for _, c := range out {
-		if c != nil {
-			kept = append(kept, c)
-		}
-	}
-	return kept, errs
+	return conns, errs
+}
+
+// connectUsers is connectMany with one user per connection,
+// prefix0..prefix(n-1), keeping only the connections that opened.
+func connectUsers(ctx context.Context, t *target, n, parallel int, prefix string, dropReaders bool) ([]*wsClient, *errSet) {
+	conns, errs := connectMany(ctx, t, connectOptions{
+		N: n, Parallel: parallel, DropReaders: dropReaders,
+		User: func(i int) string { return prefix + strconv.Itoa(i) },
+	})
+	return slices.DeleteFunc(conns, func(c *wsClient) bool { return c == nil }), errs
 }
 
 type idleOptions struct {
@@ -196,7 +213,7 @@ func runIdle(ctx context.Context, e *env, t *target, o idleOptions) idleResult {
 	h := &idleHolder{}
 	errs := &errSet{}
 	if o.Conns <= o.PerProcess {
-		h.conns, errs = connectMany(ctx, t, o.Conns, o.Parallel, prefix, true)
+		h.conns, errs = connectUsers(ctx, t, o.Conns, o.Parallel, prefix, true)
 		r.Connected = len(h.conns)
 		r.ClientProcesses = 1
 	} else {
@@ -233,17 +250,7 @@ func runIdle(ctx context.Context, e *env, t *target, o idleOptions) idleResult {
 		}
 	}
 	h.Close()
-	// Let the server tear the connections down, then look for leftovers.
-	deadline := time.Now().Add(10 * time.Second)
-	var closed sample
-	for {
-		sleepCtx(ctx, 500*time.Millisecond)
-		closed = t.Sample()
-		if closed.Goroutines < 0 || closed.Goroutines <= before.Goroutines+10 || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-	}
-	r.AfterClose = figuresOf(closed)
+	r.AfterClose = figuresOf(t.settled(ctx, before))
 	return r
 }
 
@@ -311,7 +318,7 @@ func runIdleWorker(ctx context.Context, url string, n, parallel int, prefix stri
 	if s := os.Getenv("BENCH_WORKER_SECRET"); s != "" {
 		t.Secret = []byte(s)
 	}
-	conns, errs := connectMany(ctx, t, n, parallel, prefix, true)
+	conns, errs := connectUsers(ctx, t, n, parallel, prefix, true)
 	b, _ := json.Marshal(map[string]any{"connected": len(conns), "failed": errs.n, "errors": errs.first})
 	fmt.Printf("CONNECTED %s\n", b)
 	h := &idleHolder{conns: conns}

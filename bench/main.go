@@ -36,6 +36,7 @@ type config struct {
 	ChatboxSrc  string
 	Rev         string
 	Instrument  bool
+	Store       string
 	Baseline    bool
 	Only        string
 	Conns       int
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.ChatboxSrc, "chatbox-src", "", "self-start: build ./cmd/chatbox from this checkout (default: the module containing the working directory), e.g. a `git archive` snapshot while others edit the tree")
 	fs.StringVar(&c.Rev, "rev", "", "label the result with this revision (default: git rev-parse --short HEAD of the built source, +dirty if modified)")
 	fs.BoolVar(&c.Instrument, "instrument", true, "self-start: add a pprof/runtime-metrics listener to the build by go build -overlay (source untouched)")
+	fs.StringVar(&c.Store, "store", "embedded", "self-start: embedded (the server's default store: no mongo_uri) or mongo (the MongoDB store against FerretDB, a stand-in the harness runs in a child process)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
 	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox or baseline (baseline alone calibrates the machine and the harness)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold")
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.BoolVar(&in.idleWorker, "internal-idle-worker", false, "")
 	fs.BoolVar(&in.fake, "internal-fake-server", false, "")
 	fs.StringVar(&in.prefix, "internal-prefix", "", "")
+	fs.StringVar(&in.standIn, "internal-mongo-standin", "", "")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench -scenario %s [flags]\n", strings.ReplaceAll(scenarios, ", ", "|"))
 		fs.VisitAll(func(f *flag.Flag) {
@@ -116,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	}
 	c.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
-	if in.baseline || in.idleWorker || in.fake {
+	if in.baseline || in.idleWorker || in.fake || in.standIn != "" {
 		return c, in, nil
 	}
 	switch c.Scenario {
@@ -129,6 +132,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	}
 	if c.Only != "" && c.Only != "chatbox" && c.Only != "baseline" {
 		return nil, nil, fmt.Errorf("-only %q: want chatbox or baseline", c.Only)
+	}
+	if c.Store != "embedded" && c.Store != "mongo" {
+		return nil, nil, fmt.Errorf("-store %q: want embedded or mongo", c.Store)
+	}
+	if c.Target != "" && c.given("store") {
+		return nil, nil, errors.New("-store chooses the store of a self-started Chatbox; a -target has its own")
 	}
 	if c.Only == "baseline" && c.Scenario == "ttft" {
 		return nil, nil, errors.New("-only baseline: ttft measures Chatbox against the provider; there is no baseline run")
@@ -145,6 +154,7 @@ type internalFlags struct {
 	idleWorker bool
 	fakeURL    string
 	prefix     string
+	standIn    string // data directory of the MongoDB stand-in
 }
 
 // env is what the scenarios share.
@@ -197,6 +207,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case in.fake:
 		if err := runFakeChild(ctx, stdout); err != nil {
 			fmt.Fprintln(stderr, "fake provider:", err)
+			return 1
+		}
+		return 0
+	case in.standIn != "":
+		if err := runStandInChild(ctx, in.standIn, stdout); err != nil {
+			fmt.Fprintln(stderr, "mongo stand-in:", err)
 			return 1
 		}
 		return 0
@@ -271,7 +287,10 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 	} else {
 		e.logf("building and starting chatbox")
 		e.note("self-started Chatbox runs with its limits off (server.max_connections and [limits] = 0): the bench measures capacity, not policy")
-		e.chatbox, err = startChatbox(ctx, selfStartOptions{Bin: cfg.ChatboxBin, Src: cfg.ChatboxSrc, Instrument: cfg.Instrument, FakeURL: fake.URL, Verbose: cfg.Verbose}, e.logf)
+		if cfg.Store == "mongo" {
+			e.note("store: %s; the server's CPU and memory figures do not include it (its CPU is store_cpu_percent)", storeLabel(cfg.Store))
+		}
+		e.chatbox, err = startChatbox(ctx, selfStartOptions{Bin: cfg.ChatboxBin, Src: cfg.ChatboxSrc, Instrument: cfg.Instrument, Store: cfg.Store, FakeURL: fake.URL, Verbose: cfg.Verbose}, e.logf)
 	}
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ type TargetInfo struct {
 	URL     string `json:"url"`
 	PID     int    `json:"pid,omitempty"`
 	Metrics string `json:"metrics_source"`
+	Store   string `json:"store,omitempty"` // self-started Chatbox: which store it ran on
 	Pprof   bool   `json:"pprof"`
 }
 
@@ -64,6 +65,9 @@ func newReport(cfg *config, e *env, nofile uint64) *Report {
 	if e.chatbox != nil {
 		r.Chatbox = &TargetInfo{URL: e.chatbox.URL, PID: e.chatbox.PID, Metrics: e.chatbox.MetricsSource,
 			Pprof: e.chatbox.PprofURL != ""}
+		if cfg.Target == "" {
+			r.Chatbox.Store = storeLabel(cfg.Store)
+		}
 	}
 	if r.GitRev == "" {
 		r.GitRev = gitRev(cfg.ChatboxSrc)
@@ -89,7 +93,7 @@ func flagValue(cfg *config, name string) string {
 		"requests": cfg.Requests, "concurrency": cfg.Concurrency, "duration": cfg.Duration,
 		"warmup": cfg.Warmup, "timeout": cfg.Timeout, "baseline": cfg.Baseline, "instrument": cfg.Instrument,
 		"conns-per-process": cfg.PerProcess, "chatbox-bin": cfg.ChatboxBin, "pid": cfg.PID,
-		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
+		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "store": cfg.Store, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
 	}
 	if v, ok := m[name]; ok {
 		return fmt.Sprint(v)
@@ -275,6 +279,9 @@ func markdown(r *Report) string {
 	fmt.Fprintf(&sb, "## bench %s — %s, rev %s, %d CPUs\n\n", r.Scenario, r.Date, r.GitRev, r.Host.CPUs)
 	if r.Chatbox != nil {
 		fmt.Fprintf(&sb, "Chatbox metrics: %s\n\n", r.Chatbox.Metrics)
+		if r.Chatbox.Store != "" {
+			fmt.Fprintf(&sb, "Chatbox store: %s\n\n", r.Chatbox.Store)
+		}
 	}
 	row := func(name string, c, b string, ratio string) {
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", name, c, b, ratio)
@@ -325,6 +332,9 @@ func markdown(r *Report) string {
 		row("server CPU per frame", fp(c.CPUPerFrameUS, " µs"), fp(b.CPUPerFrameUS, " µs"), rt("fanout_cpu_per_frame"))
 		row("server allocations per frame", fp(c.AllocsPerFrame, ""), fp(b.AllocsPerFrame, ""), "")
 		row("harness CPU %: clients / fake provider", fmt.Sprintf("%.1f / %.1f", c.CPU.Harness, c.CPU.Fake), fmt.Sprintf("%.1f / %.1f", b.CPU.Harness, b.CPU.Fake), "")
+		if c.CPU.Store > 0 {
+			row("store stand-in CPU %", fmt.Sprintf("%.1f", c.CPU.Store), "", "")
+		}
 		row("other processes' CPU % (shared machine)", fmt.Sprintf("%.1f", c.CPU.Others), fmt.Sprintf("%.1f", b.CPU.Others), "")
 		row("replies / offset gaps / errors", fmt.Sprintf("%d / %d / %v", c.Replies, c.Gaps, c.ErrorEvents), fmt.Sprintf("%d / %d / %v", b.Replies, b.Gaps, b.ErrorEvents), "")
 		sb.WriteString("\n")
@@ -335,7 +345,7 @@ func markdown(r *Report) string {
 		fmt.Fprintf(&sb, "| through Chatbox, send → first delta (%d errors) | %.3f | %.3f | %.3f |\n", t.ChatboxErrors, t.Chatbox.P50, t.Chatbox.P99, t.Chatbox.P999)
 		fmt.Fprintf(&sb, "| added by Chatbox | %.3f | %.3f | |\n", t.AddedP50MS, t.AddedP99MS)
 		fmt.Fprintf(&sb, "| Chatbox send → ack (user message stored) | %.3f | %.3f | %.3f |\n\n", t.Ack.P50, t.Ack.P99, t.Ack.P999)
-		fmt.Fprintf(&sb, "CPU during the Chatbox phase (%% of a core): server %.1f, harness clients %.1f, fake provider %.1f, other processes %.1f.\n\n", t.CPU.Server, t.CPU.Harness, t.CPU.Fake, t.CPU.Others)
+		fmt.Fprintf(&sb, "CPU during the Chatbox phase (%% of a core): server %.1f, store stand-in %.1f, harness clients %.1f, fake provider %.1f, other processes %.1f.\n\n", t.CPU.Server, t.CPU.Store, t.CPU.Harness, t.CPU.Fake, t.CPU.Others)
 	}
 	if len(r.Churn) > 0 {
 		c, _ := pick(r.Churn, "chatbox")
