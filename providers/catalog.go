@@ -59,9 +59,6 @@ type Options struct {
 	// BreakerCooldown is how long an open breaker fails fast before it lets
 	// one probe through.
 	BreakerCooldown time.Duration
-	// ContextBudget, when positive, trims every conversation with Trim
-	// before it is sent.
-	ContextBudget int
 	// Logger receives retries, failovers and breaker changes; nil discards.
 	Logger *slog.Logger
 	// Now is the breaker's clock; nil means time.Now.
@@ -207,8 +204,8 @@ func (c *Catalog) BreakerState(id string) BreakerState {
 	return b.current()
 }
 
-// Stream generates a reply with model id for the conversation msgs, trimmed
-// to Options.ContextBudget.
+// Stream generates a reply with model id for the conversation msgs, sent
+// as given: the caller trims it (the session actors do, with Trim).
 //
 // Until the first chunk has been yielded, a failure is handled here: a
 // retryable error (see Error.Retryable) is retried on the same model up to
@@ -224,7 +221,6 @@ func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Se
 		return func(yield func(Chunk, error) bool) { yield(Chunk{}, fmt.Errorf("%w: %q", ErrUnknownModel, id)) }
 	}
 	return func(yield func(Chunk, error) bool) {
-		msgs := Trim(msgs, c.opts.ContextBudget)
 		var err *Error
 		for i, mid := range chain {
 			if i > 0 {

@@ -407,17 +407,3 @@ func TestPlainErrorsNormalised(t *testing.T) {
 		t.Fatalf("err %+v", pe)
 	}
 }
-
-func TestContextBudgetApplied(t *testing.T) {
-	fake := openaitest.NewServer(openaitest.Config{})
-	defer fake.Close()
-	oc, _ := openai.New(openai.Config{BaseURL: fake.URL})
-	c := newCatalog(t, providers.Options{ContextBudget: 10}, providers.Entry{ID: "m", Provider: oc, Model: "x"})
-	msgs := []providers.Message{{Role: providers.RoleUser, Text: "old question"}, {Role: providers.RoleAssistant, Text: "answer"}, {Role: providers.RoleUser, Text: "new"}}
-	if r := collect(c.Stream(context.Background(), "m", msgs)); r.err != nil {
-		t.Fatal(r.err)
-	}
-	if got := fake.Requests()[0].Messages; len(got) != 1 || got[0].Content != "new" {
-		t.Fatalf("sent %+v", got)
-	}
-}

@@ -68,8 +68,6 @@ func buildCatalog(cfg config.LLM, getenv func(string) string, log *slog.Logger) 
 	if retries == 0 {
 		retries = -1
 	}
-	// Trimming to context_budget is done by the session actors, which know
-	// the conversation; the catalog's own ContextBudget stays off.
 	return providers.NewCatalogWithOptions(entries, cfg.DefaultModel, providers.Options{
 		MaxRetries: retries,
 		Logger:     log,
