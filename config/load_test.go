@@ -260,6 +260,7 @@ func fullWant() *Config {
 			MaxRetries:        4,
 			ContextBudget:     8000,
 		},
+		Tuning: Default().Tuning,
 	}
 }
 
