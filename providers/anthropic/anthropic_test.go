@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as the Messages API sends it, with a ping, a thinking block
@@ -128,7 +129,7 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -159,7 +160,7 @@ func TestMaxTokensConfigurable(t *testing.T) {
 		io.WriteString(w, startEvent+textEvent+stopEvents)
 	}))
 	defer srv.Close()
-	c, _ := New(Config{BaseURL: srv.URL, MaxTokens: 4096})
+	c, _ := New(Config{BaseURL: srv.URL, MaxTokens: 4096, Timeouts: providertest.Timeouts()})
 	if r := collect(c.Stream(context.Background(), convo)); r.err != nil || maxTokens != 4096 {
 		t.Fatalf("max_tokens %v err %v", maxTokens, r.err)
 	}
@@ -174,7 +175,7 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	pe := asError(t, r.err)
 	if r.text != "Hi" || pe.Kind != providers.KindUnavailable || !strings.Contains(pe.Error(), "overloaded_error: Overloaded") {
 		t.Fatalf("text %q err %v", r.text, r.err)
@@ -186,7 +187,7 @@ func TestIncompleteStream(t *testing.T) {
 		io.WriteString(w, startEvent+textEvent)
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	if !errors.Is(r.err, providers.ErrIncomplete) {
 		t.Fatalf("err %v", r.err)
 	}
@@ -219,7 +220,7 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+			r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 			pe := asError(t, r.err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry {
 				t.Errorf("got %+v", pe)
@@ -260,14 +261,14 @@ func pingServer(t *testing.T, events string) (url string, gone <-chan struct{}) 
 
 func TestStallEndsByIdleTimeout(t *testing.T) {
 	url, gone := pingServer(t, startEvent+textEvent)
-	r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
+	r := collect(newClient(t, url, providers.Timeouts{Connect: 5 * time.Second, FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
 	if pe := asError(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || r.text != "Hi" {
 		t.Fatalf("text %q err %v", r.text, r.err)
 	}
 	<-gone
 
 	url, gone = pingServer(t, startEvent)
-	r = collect(newClient(t, url, providers.Timeouts{FirstToken: 100 * time.Millisecond}).Stream(context.Background(), convo))
+	r = collect(newClient(t, url, providers.Timeouts{Connect: 5 * time.Second, FirstToken: 100 * time.Millisecond, Idle: 5 * time.Second}).Stream(context.Background(), convo))
 	if !errors.Is(r.err, providers.ErrFirstTokenTimeout) {
 		t.Fatalf("err %v", r.err)
 	}
@@ -279,7 +280,7 @@ func TestCancelAbortsRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
-	for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
+	for c, e := range newClient(t, url, providertest.Timeouts()).Stream(ctx, convo) {
 		if e != nil {
 			err = e
 			break
@@ -314,8 +315,8 @@ func TestCatalogRetry(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "claude", Provider: newClient(t, srv.URL, providers.Timeouts{}), Model: "claude-sonnet-4-5"}}, "claude",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "claude", Provider: newClient(t, srv.URL, providertest.Timeouts()), Model: "claude-sonnet-4-5"}}, "claude",
+		fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +324,11 @@ func TestCatalogRetry(t *testing.T) {
 	if r.err != nil || r.text != "Hi" || n.Load() != 3 || cat.Stats().Retries != 2 {
 		t.Fatalf("text %q err %v requests %d stats %+v", r.text, r.err, n.Load(), cat.Stats())
 	}
+}
+
+// fastOptions are the configured retries with millisecond waits.
+func fastOptions() providers.Options {
+	o := providertest.Options()
+	o.Backoff, o.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	return o
 }

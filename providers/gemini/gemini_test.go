@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as streamGenerateContent?alt=sse sends it: CRLF line ends, a
@@ -98,7 +99,7 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -126,7 +127,7 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, "data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded. Please try again later.\", \"status\": \"UNAVAILABLE\"}}\r\n\r\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	pe := asError(t, r.err)
 	if r.text != "Hi" || pe.Kind != providers.KindUnavailable || pe.Status != 0 || !strings.Contains(pe.Error(), "overloaded") {
 		t.Fatalf("text %q err %+v", r.text, pe)
@@ -142,7 +143,7 @@ func TestIncompleteAndBlocked(t *testing.T) {
 		io.WriteString(w, chunk("Hi", ""))
 	}))
 	defer srv.Close()
-	c := newClient(t, srv.URL, providers.Timeouts{})
+	c := newClient(t, srv.URL, providertest.Timeouts())
 	if r := collect(c.Stream(context.Background(), convo)); !errors.Is(r.err, providers.ErrIncomplete) || r.text != "Hi" {
 		t.Fatalf("incomplete: text %q err %v", r.text, r.err)
 	}
@@ -180,7 +181,7 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+			r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 			pe := asError(t, r.err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry {
 				t.Errorf("got %+v", pe)
@@ -211,7 +212,7 @@ func holdServer(t *testing.T, events string) (url string, gone <-chan struct{}) 
 
 func TestStallEndsByIdleTimeout(t *testing.T) {
 	url, gone := holdServer(t, chunk("Hi", ""))
-	r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
+	r := collect(newClient(t, url, providers.Timeouts{Connect: 5 * time.Second, FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
 	if pe := asError(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || r.text != "Hi" {
 		t.Fatalf("text %q err %v", r.text, r.err)
 	}
@@ -223,7 +224,7 @@ func TestCancelAbortsRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
-	for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
+	for c, e := range newClient(t, url, providertest.Timeouts()).Stream(ctx, convo) {
 		if e != nil {
 			err = e
 			break
@@ -254,8 +255,8 @@ func TestCatalogRetry(t *testing.T) {
 		io.WriteString(w, chunk("Hi", "STOP"))
 	}))
 	defer srv.Close()
-	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "g", Provider: newClient(t, srv.URL, providers.Timeouts{}), Model: "gemini-2.5-flash"}}, "g",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "g", Provider: newClient(t, srv.URL, providertest.Timeouts()), Model: "gemini-2.5-flash"}}, "g",
+		fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,4 +270,11 @@ func TestNewNeedsKey(t *testing.T) {
 	if _, err := New(Config{BaseURL: "http://127.0.0.1:1"}); err == nil {
 		t.Fatal("no error without a key")
 	}
+}
+
+// fastOptions are the configured retries with millisecond waits.
+func fastOptions() providers.Options {
+	o := providertest.Options()
+	o.Backoff, o.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	return o
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/openai/openaitest"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as api.openai.com sends it, plus what compatible servers add:
@@ -114,7 +115,7 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL+"/v1/", providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL+"/v1/", providertest.Timeouts()).Stream(context.Background(), convo))
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -139,7 +140,7 @@ func TestStreamTextAndUsage(t *testing.T) {
 func TestEmptyKeyAllowedWithBaseURL(t *testing.T) {
 	fake := openaitest.NewServer(openaitest.Config{})
 	defer fake.Close()
-	c, err := New(Config{BaseURL: fake.URL})
+	c, err := New(Config{BaseURL: fake.URL, Timeouts: providertest.Timeouts()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, `data: {"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`+"\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	if r.text != "Hi" {
 		t.Errorf("text %q", r.text)
 	}
@@ -200,7 +201,7 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+			r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 			pe := kindOf(t, r.err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry || pe.Model != "gpt-4o-mini" {
 				t.Errorf("got %+v", pe)
@@ -220,7 +221,7 @@ func TestIncompleteStream(t *testing.T) {
 		io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`+"\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
+	r := collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
 	if !errors.Is(r.err, providers.ErrIncomplete) || r.text != "Hi" {
 		t.Fatalf("text %q err %v", r.text, r.err)
 	}
@@ -258,7 +259,7 @@ func TestTimeouts(t *testing.T) {
 	t.Run("idle", func(t *testing.T) {
 		url, gone := stallServer(t, token)
 		start := time.Now()
-		r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
+		r := collect(newClient(t, url, providers.Timeouts{Connect: 5 * time.Second, FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
 		pe := kindOf(t, r.err)
 		if pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || pe.Retryable() || r.text != "Hi" {
 			t.Fatalf("text %q err %v", r.text, r.err)
@@ -270,7 +271,7 @@ func TestTimeouts(t *testing.T) {
 	})
 	t.Run("first token", func(t *testing.T) {
 		url, gone := stallServer(t, `data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
-		r := collect(newClient(t, url, providers.Timeouts{FirstToken: 100 * time.Millisecond, Idle: 5 * time.Second}).Stream(context.Background(), convo))
+		r := collect(newClient(t, url, providers.Timeouts{Connect: 5 * time.Second, FirstToken: 100 * time.Millisecond, Idle: 5 * time.Second}).Stream(context.Background(), convo))
 		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrFirstTokenTimeout) {
 			t.Fatalf("err %v", r.err)
 		}
@@ -286,7 +287,7 @@ func TestTimeouts(t *testing.T) {
 		}))
 		defer srv.Close()
 		defer close(release)
-		r := collect(newClient(t, srv.URL, providers.Timeouts{Connect: 100 * time.Millisecond}).Stream(context.Background(), convo))
+		r := collect(newClient(t, srv.URL, providers.Timeouts{Connect: 100 * time.Millisecond, FirstToken: 5 * time.Second, Idle: 5 * time.Second}).Stream(context.Background(), convo))
 		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || !pe.Retryable() {
 			t.Fatalf("err %v", r.err)
 		}
@@ -300,7 +301,7 @@ func TestCancelAbortsRequest(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var err error
-		for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
+		for c, e := range newClient(t, url, providertest.Timeouts()).Stream(ctx, convo) {
 			if e != nil {
 				err = e
 				break
@@ -320,7 +321,7 @@ func TestCancelAbortsRequest(t *testing.T) {
 	})
 	t.Run("consumer stops", func(t *testing.T) {
 		url, gone := stallServer(t, token)
-		for range newClient(t, url, providers.Timeouts{}).Stream(context.Background(), convo) {
+		for range newClient(t, url, providertest.Timeouts()).Stream(context.Background(), convo) {
 			break
 		}
 		select {
@@ -334,9 +335,9 @@ func TestCancelAbortsRequest(t *testing.T) {
 func TestCatalogRetriesBeforeFirstTokenOnly(t *testing.T) {
 	fake := openaitest.NewServer(openaitest.Config{})
 	defer fake.Close()
-	c, _ := New(Config{BaseURL: fake.URL})
+	c, _ := New(Config{BaseURL: fake.URL, Timeouts: providertest.Timeouts()})
 	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: c, Model: "llama3.2"}}, "m",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+		fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,8 +365,8 @@ func TestCatalogRetriesBeforeFirstTokenOnly(t *testing.T) {
 	t.Run("no retry after first token", func(t *testing.T) {
 		fake.StallNext(2)
 		before := fake.Count()
-		shortCat, _ := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: mustNew(t, Config{BaseURL: fake.URL, Timeouts: providers.Timeouts{Idle: 50 * time.Millisecond}}), Model: "x"}}, "m",
-			providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+		shortCat, _ := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: mustNew(t, Config{BaseURL: fake.URL, Timeouts: providers.Timeouts{Connect: 5 * time.Second, FirstToken: 5 * time.Second, Idle: 50 * time.Millisecond}}), Model: "x"}}, "m",
+			fastOptions())
 		r := collect(shortCat.Stream(context.Background(), "m", msgs))
 		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || r.text != "Hello from " {
 			t.Fatalf("text %q err %v", r.text, r.err)
@@ -449,7 +450,7 @@ func BenchmarkOpenAIStream(b *testing.B) {
 		io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	c, _ := New(Config{BaseURL: srv.URL})
+	c, _ := New(Config{BaseURL: srv.URL, Timeouts: providertest.Timeouts()})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -488,7 +489,7 @@ func TestFakeSeesStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
-	for c, e := range mustNew(t, Config{BaseURL: fake.URL}).Stream(ctx, convo) {
+	for c, e := range mustNew(t, Config{BaseURL: fake.URL, Timeouts: providertest.Timeouts()}).Stream(ctx, convo) {
 		if e != nil {
 			err = e
 			break
@@ -501,4 +502,11 @@ func TestFakeSeesStop(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	waitFor(t, "the fake to see the disconnect", func() bool { return fake.Disconnects() == 1 })
+}
+
+// fastOptions are the configured retries with millisecond waits.
+func fastOptions() providers.Options {
+	o := providertest.Options()
+	o.Backoff, o.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	return o
 }
