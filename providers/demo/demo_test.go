@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
@@ -53,4 +54,15 @@ func TestStopsWhenCancelled(t *testing.T) {
 		}
 	}
 	t.Fatalf("stream ended without the cancellation error after %d chunks", n)
+}
+
+func TestUsageComesLast(t *testing.T) {
+	req := providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Text: "one two three"}}}
+	r := providertest.Collect((&Provider{}).Stream(context.Background(), req))
+	if r.Err != nil || r.Text() != Reply("one two three") {
+		t.Fatalf("text %q err %v", r.Text(), r.Err)
+	}
+	if r.Usage == nil || !r.UsageLast || r.Usage.InputTokens != 3 || r.Usage.OutputTokens != int64(len(r.Texts)) {
+		t.Fatalf("usage %+v (last: %v) for %d chunks", r.Usage, r.UsageLast, len(r.Texts))
+	}
 }
