@@ -24,12 +24,11 @@ type Sink interface {
 
 // WebSocket close codes the actors decide on.
 const (
-	CloseNormal      uint16 = 1000
-	CloseGoingAway   uint16 = 1001
-	CloseTryAgain    uint16 = 1013 // the outbound queue overflowed: resume with sync
-	closeInternal    uint16 = 1011
-	closeReasonSlow         = "slow consumer: reconnect and sync"
-	defaultOutboxCap        = 256
+	CloseNormal     uint16 = 1000
+	CloseGoingAway  uint16 = 1001
+	CloseTryAgain   uint16 = 1013 // the outbound queue overflowed: resume with sync
+	closeInternal   uint16 = 1011
+	closeReasonSlow        = "slow consumer: reconnect and sync"
 )
 
 // connActor owns one connection's outbound queue. Events arrive in the order
@@ -135,9 +134,6 @@ type closeRequest struct {
 }
 
 func newOutbox(sink Sink, capacity int) *outbox {
-	if capacity <= 0 {
-		capacity = defaultOutboxCap
-	}
 	return &outbox{sink: sink, cap: capacity}
 }
 

@@ -159,7 +159,7 @@ func (s *countSink) Close(uint16, string) {}
 
 func demoCatalog(tb testing.TB) *providers.Catalog {
 	tb.Helper()
-	c, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{Delay: -1}}}, "demo")
+	c, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{}}}, "demo")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -169,7 +169,12 @@ func demoCatalog(tb testing.TB) *providers.Catalog {
 // BenchmarkFanOutDeltaToThreeDevices measures one delta event, encoded once,
 // going session → user actor → three connection actors → their sockets.
 func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
-	h := New(Config{Models: demoCatalog(b), OutboxLimit: 1 << 20})
+	cfg := testConfig()
+	cfg.Models, cfg.OutboxLimit = demoCatalog(b), 1<<20
+	h, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	h.Start()
 	defer h.Shutdown(b.Context())
 	const devices = 3

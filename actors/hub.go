@@ -37,45 +37,45 @@ type Notifier interface {
 	HelpRequested(sessionID, userID string)
 }
 
-// Config configures a Hub. Zero durations and sizes take the documented defaults.
+// Config configures a Hub. Its values are resolved (the defaults live in
+// the config package): New rejects a zero where it would mean nothing.
 type Config struct {
 	Store   persistence.Store // required
 	Models  Models            // required
-	Logger  *slog.Logger      // default: discard
-	Metrics *metrics.Set      // default: a private set
+	Logger  *slog.Logger      // nil discards
+	Metrics *metrics.Set      // nil: a private set
 	Notify  Notifier          // optional
 	Limits  Limits            // zero values: no limit
 
-	SessionIdle     time.Duration // a session actor with nothing to do stops after this; default 2m
-	UserIdle        time.Duration // a user actor with no connection or session stops after this; default 1m
-	OutboxLimit     int           // events queued per connection before close 1013; default 256
-	CheckpointEvery time.Duration // a long reply is stored this often while it streams; default 3s
-	ContextBudget   int           // characters of conversation sent to a model; default 24000
-	HistoryWindow   int           // messages a session keeps in memory for context; default 200
-	StoreTimeout    time.Duration // deadline of one store call; default 5s
+	SessionIdle     time.Duration // a session actor with nothing to do stops after this; required
+	UserIdle        time.Duration // a user actor with no connection or session stops after this; required
+	OutboxLimit     int           // events queued per connection before close 1013; required
+	CheckpointEvery time.Duration // a long reply is stored this often while it streams; required
+	ContextBudget   int           // characters of conversation sent to a model; 0: no trimming
+	HistoryWindow   int           // messages a session keeps in memory for context; required
+	StoreTimeout    time.Duration // deadline of one store call; required
 }
 
-func (c *Config) setDefaults() {
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+// validate names the first field whose value cannot work.
+func (c *Config) validate() error {
+	if c.Models == nil {
+		return errors.New("actors.Config.Models: required")
 	}
-	if c.Metrics == nil {
-		c.Metrics = metrics.NewSet()
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"SessionIdle", int64(c.SessionIdle)}, {"UserIdle", int64(c.UserIdle)}, {"OutboxLimit", int64(c.OutboxLimit)},
+		{"CheckpointEvery", int64(c.CheckpointEvery)}, {"HistoryWindow", int64(c.HistoryWindow)}, {"StoreTimeout", int64(c.StoreTimeout)},
+	} {
+		if f.v <= 0 {
+			return fmt.Errorf("actors.Config.%s: must be positive, got %d", f.name, f.v)
+		}
 	}
-	setDefault(&c.SessionIdle, 2*time.Minute)
-	setDefault(&c.UserIdle, time.Minute)
-	setDefault(&c.OutboxLimit, defaultOutboxCap)
-	setDefault(&c.CheckpointEvery, 3*time.Second)
-	setDefault(&c.ContextBudget, 24000)
-	setDefault(&c.HistoryWindow, 200)
-	setDefault(&c.StoreTimeout, 5*time.Second)
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
+	if c.ContextBudget < 0 {
+		return fmt.Errorf("actors.Config.ContextBudget: must not be negative, got %d", c.ContextBudget)
 	}
+	return nil
 }
 
 // Hub owns the actor system and is the transport's door into it. Create it
@@ -110,16 +110,24 @@ type Hub struct {
 	shutdownOnce sync.Once
 }
 
-// New builds a hub; it starts nothing.
-func New(cfg Config) *Hub {
-	cfg.setDefaults()
+// New checks cfg and builds a hub; it starts nothing.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewSet()
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}}
 	h.metrics = newHubMetrics(cfg.Metrics)
 	for _, m := range cfg.Models.Models() {
 		h.models = append(h.models, protocol.ModelInfo{ID: m.ID, Name: m.Name})
 		h.names[m.ID] = m.Name
 	}
-	return h
+	return h, nil
 }
 
 // Start starts the actor system and the directory.

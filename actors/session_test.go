@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/protocol"
@@ -144,12 +145,31 @@ func typ(t string) func(map[string]any) bool {
 	return func(e map[string]any) bool { return e["type"] == t }
 }
 
-func newTestHub(t *testing.T, models Models, cfg Config) (*Hub, *stepModel) {
+// testConfig is the configured defaults (config.Default) as a hub Config,
+// without Store and Models.
+func testConfig() Config {
+	d := config.Default()
+	return Config{
+		SessionIdle: d.Tuning.SessionIdle, UserIdle: d.Tuning.UserIdle, OutboxLimit: d.Tuning.OutboxLimit,
+		CheckpointEvery: d.Tuning.CheckpointEvery, HistoryWindow: d.Tuning.HistoryWindow,
+		ContextBudget: d.LLM.ContextBudget, StoreTimeout: d.Storage.Timeout.Duration,
+	}
+}
+
+// newTestHub starts a hub on the test store with testConfig changed by edits.
+func newTestHub(t *testing.T, models Models, edits ...func(*Config)) (*Hub, *stepModel) {
 	t.Helper()
 	step, _ := models.(*stepModel)
+	cfg := testConfig()
 	cfg.Store = storetest.Open(t)
 	cfg.Models = models
-	h := New(cfg)
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.Start()
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	return h, step
@@ -162,7 +182,7 @@ var (
 )
 
 func TestTakeoverMidReplyCancelsTheModelAndNoBotTextFollows(t *testing.T) {
-	h, model := newTestHub(t, &stepModel{}, Config{})
+	h, model := newTestHub(t, &stepModel{})
 	user := connect(t, h, alice)
 	admin := connect(t, h, ann)
 
@@ -255,7 +275,7 @@ func TestTakeoverMidReplyCancelsTheModelAndNoBotTextFollows(t *testing.T) {
 }
 
 func TestRacingAdminsExactlyOneWins(t *testing.T) {
-	h, _ := newTestHub(t, &stepModel{}, Config{})
+	h, _ := newTestHub(t, &stepModel{})
 	user := connect(t, h, alice)
 	a, b := connect(t, h, ann), connect(t, h, bert)
 	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
@@ -296,7 +316,7 @@ func TestRacingAdminsExactlyOneWins(t *testing.T) {
 }
 
 func TestWatchTakesEffectBeforeTheNextPong(t *testing.T) {
-	h, model := newTestHub(t, &stepModel{}, Config{})
+	h, model := newTestHub(t, &stepModel{})
 	user := connect(t, h, alice)
 	admin := connect(t, h, ann)
 	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
@@ -325,7 +345,9 @@ func TestWatchTakesEffectBeforeTheNextPong(t *testing.T) {
 
 func TestHelpAlertsEveryAdmin(t *testing.T) {
 	notified := make(chan string, 1)
-	h, _ := newTestHub(t, &stepModel{}, Config{Notify: notifyFunc(func(sid, uid string) { notified <- sid + "/" + uid })})
+	h, _ := newTestHub(t, &stepModel{}, func(c *Config) {
+		c.Notify = notifyFunc(func(sid, uid string) { notified <- sid + "/" + uid })
+	})
 	user := connect(t, h, alice)
 	a, b := connect(t, h, ann), connect(t, h, bert)
 	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
@@ -355,7 +377,7 @@ type notifyFunc func(sessionID, userID string)
 func (f notifyFunc) HelpRequested(sessionID, userID string) { f(sessionID, userID) }
 
 func TestIdleSessionStopsAndComesBackFromTheStore(t *testing.T) {
-	h, model := newTestHub(t, &stepModel{}, Config{SessionIdle: 50 * time.Millisecond, UserIdle: time.Hour})
+	h, model := newTestHub(t, &stepModel{}, func(c *Config) { c.SessionIdle, c.UserIdle = 50*time.Millisecond, time.Hour })
 	user := connect(t, h, alice)
 	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "first"})
 	sid := user.next(typ("ack"))["session_id"].(string)
@@ -378,7 +400,7 @@ func TestIdleSessionStopsAndComesBackFromTheStore(t *testing.T) {
 }
 
 func TestAnotherUsersSessionIsNotFound(t *testing.T) {
-	h, _ := newTestHub(t, &stepModel{}, Config{})
+	h, _ := newTestHub(t, &stepModel{})
 	owner := connect(t, h, alice)
 	other := connect(t, h, Identity{UserID: "mallory", Name: "M"})
 	owner.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "secret"})

@@ -24,6 +24,36 @@ type Config struct {
 	LLM     LLM     `toml:"llm"`
 	Limits  Limits  `toml:"limits"`
 	Notify  Notify  `toml:"notify"`
+	// Tuning is not read from the file or the environment; see [Tuning].
+	Tuning Tuning `toml:"-"`
+}
+
+// Tuning holds the values the components need that are not configuration
+// keys. They are fixed by [Default], so that every default of the program
+// is written once, here; tests shorten them. The components refuse a zero in any of them.
+type Tuning struct {
+	// Actors.
+	SessionIdle     time.Duration // a session actor with nothing to do stops after this
+	UserIdle        time.Duration // a user actor with no connection or session stops after this
+	OutboxLimit     int           // events queued per connection before it is closed with 1013
+	CheckpointEvery time.Duration // a long reply is stored this often while it streams
+	HistoryWindow   int           // messages a session keeps in memory for context
+
+	// Transport.
+	WriteTimeout time.Duration // one WebSocket frame write (and read)
+	ReadyTimeout time.Duration // the store ping behind /readyz
+
+	// The model catalog.
+	RetryBackoff     time.Duration // base of the jittered exponential backoff between retries
+	MaxRetryBackoff  time.Duration // cap of one wait, a vendor's Retry-After included
+	BreakerThreshold int           // consecutive failures that open a model's circuit breaker
+	BreakerCooldown  time.Duration // how long an open breaker fails fast
+
+	// The notify webhook.
+	WebhookTimeout  time.Duration // one POST
+	WebhookAttempts int           // POSTs per event, the first included
+	WebhookBackoff  time.Duration // first retry wait, doubled each time
+	WebhookQueue    int           // events waiting to be sent
 }
 
 // Server is the [server] section: the listener, the WebSocket limits and

@@ -7,7 +7,9 @@ import (
 
 // Default returns the configuration used when there is no file and no
 // environment: dev mode on 127.0.0.1:8080 with the demo model. It is what
-// Load("", nil) returns, without validation.
+// Load("", nil) returns, without validation. It is the one place the
+// program's defaults are written: the components take resolved values, and
+// their tests build them from Default.
 func Default() *Config {
 	c := scalarDefaults()
 	c.applyDerivedDefaults()
@@ -50,6 +52,26 @@ func scalarDefaults() *Config {
 			IdleTimeout:       Duration{30 * time.Second},
 			MaxRetries:        2,
 			ContextBudget:     24000,
+		},
+		Tuning: Tuning{
+			SessionIdle:     2 * time.Minute,
+			UserIdle:        time.Minute,
+			OutboxLimit:     256,
+			CheckpointEvery: 3 * time.Second,
+			HistoryWindow:   200,
+
+			WriteTimeout: 10 * time.Second,
+			ReadyTimeout: 2 * time.Second,
+
+			RetryBackoff:     200 * time.Millisecond,
+			MaxRetryBackoff:  5 * time.Second,
+			BreakerThreshold: 5,
+			BreakerCooldown:  30 * time.Second,
+
+			WebhookTimeout:  5 * time.Second,
+			WebhookAttempts: 4,
+			WebhookBackoff:  time.Second,
+			WebhookQueue:    256,
 		},
 	}
 }

@@ -22,6 +22,12 @@
 // max_retries = 0 disables retries and demo_delay = "0s" makes the demo
 // provider instant. Empty lists and empty strings, though, mean "default".
 //
+// This package owns every default of the program, including the [Tuning]
+// values that are not keys. The components (actors, transport, providers,
+// notify) take resolved values, in which zero means zero, and return an
+// error naming the field where a zero is invalid; cmd/chatbox copies the
+// values across.
+//
 // After Load the caller runs [Config.PrepareSecrets]: in dev mode it creates
 // (once) and then reuses a JWT secret and an encryption key under data_dir;
 // in production it refuses missing or placeholder secrets instead.

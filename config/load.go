@@ -143,6 +143,9 @@ func envVars(c *Config) []envVar {
 	root := reflect.ValueOf(c).Elem()
 	for i := range root.NumField() {
 		section := root.Type().Field(i).Tag.Get("toml")
+		if section == "-" {
+			continue // Tuning: not configuration keys
+		}
 		sv := root.Field(i)
 		for j := range sv.NumField() {
 			f := sv.Type().Field(j)

@@ -262,6 +262,7 @@ func fullWant() *Config {
 			MaxRetries:        4,
 			ContextBudget:     8000,
 		},
+		Tuning: Default().Tuning,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -27,15 +28,17 @@ type Help struct {
 	Time      time.Time `json:"time"`
 }
 
-// Options configures a Webhook. Zero values take the documented defaults.
+// Options configures a Webhook. Its values are resolved (the defaults live
+// in the config package): NewWebhook rejects a zero where it would mean
+// nothing.
 type Options struct {
-	URL      string
-	Timeout  time.Duration // one POST; default 5s
-	Attempts int           // default 4
-	Backoff  time.Duration // first retry wait, doubled each time; default 1s
-	Queue    int           // events waiting to be sent; default 256
-	Client   *http.Client
-	Logger   *slog.Logger
+	URL      string        // required
+	Timeout  time.Duration // one POST; required
+	Attempts int           // POSTs per event, the first included; required
+	Backoff  time.Duration // first retry wait, doubled each time; zero retries at once
+	Queue    int           // events waiting to be sent; required
+	Client   *http.Client  // nil: a client bounded by Timeout
+	Logger   *slog.Logger  // nil discards
 }
 
 // Webhook posts Help events to a URL.
@@ -48,19 +51,22 @@ type Webhook struct {
 	wg    sync.WaitGroup // the sender goroutine
 }
 
-// NewWebhook builds a webhook notifier; Start starts its sender.
-func NewWebhook(o Options) *Webhook {
-	if o.Timeout == 0 {
-		o.Timeout = 5 * time.Second
+// NewWebhook checks o and builds a webhook notifier; Start starts its
+// sender.
+func NewWebhook(o Options) (*Webhook, error) {
+	if o.URL == "" {
+		return nil, errors.New("notify.Options.URL: required")
 	}
-	if o.Attempts == 0 {
-		o.Attempts = 4
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"Timeout", int64(o.Timeout)}, {"Attempts", int64(o.Attempts)}, {"Queue", int64(o.Queue)}} {
+		if f.v <= 0 {
+			return nil, fmt.Errorf("notify.Options.%s: must be positive, got %d", f.name, f.v)
+		}
 	}
-	if o.Backoff == 0 {
-		o.Backoff = time.Second
-	}
-	if o.Queue == 0 {
-		o.Queue = 256
+	if o.Backoff < 0 {
+		return nil, fmt.Errorf("notify.Options.Backoff: must not be negative, got %v", o.Backoff)
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: o.Timeout}
@@ -68,7 +74,7 @@ func NewWebhook(o Options) *Webhook {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue), stop: make(chan struct{})}
+	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue), stop: make(chan struct{})}, nil
 }
 
 // Start runs the sender until Close.

@@ -4,10 +4,28 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatbox/chatbox/config"
 )
+
+// testOptions are the configured defaults for a webhook at url.
+func testOptions(url string) Options {
+	tune := config.Default().Tuning
+	return Options{URL: url, Timeout: tune.WebhookTimeout, Attempts: tune.WebhookAttempts, Backoff: tune.WebhookBackoff, Queue: tune.WebhookQueue}
+}
+
+func newWebhook(t *testing.T, o Options) *Webhook {
+	t.Helper()
+	w, err := NewWebhook(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
 
 func TestWebhookRetriesUntilAccepted(t *testing.T) {
 	var calls atomic.Int32
@@ -24,7 +42,9 @@ func TestWebhookRetriesUntilAccepted(t *testing.T) {
 		got <- h
 	}))
 	defer srv.Close()
-	w := NewWebhook(Options{URL: srv.URL, Backoff: time.Millisecond})
+	o := testOptions(srv.URL)
+	o.Backoff = time.Millisecond
+	w := newWebhook(t, o)
 	w.Start()
 	defer w.Close()
 
@@ -46,9 +66,12 @@ func TestHelpRequestedNeverBlocks(t *testing.T) {
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer srv.Close()
-	defer close(block)
-	w := NewWebhook(Options{URL: srv.URL, Queue: 2, Attempts: 1})
+	o := testOptions(srv.URL)
+	o.Queue, o.Attempts = 2, 1
+	w := newWebhook(t, o)
 	w.Start()
+	defer w.Close()
+	defer close(block) // first: lets the POST in flight end, so Close returns
 	done := make(chan struct{})
 	go func() {
 		for range 100 { // far more than the queue holds while the server hangs
@@ -60,5 +83,29 @@ func TestHelpRequestedNeverBlocks(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("HelpRequested blocked on a hanging webhook")
+	}
+}
+
+func TestNewWebhookNamesTheInvalidField(t *testing.T) {
+	for _, tt := range []struct {
+		field string
+		edit  func(*Options)
+	}{
+		{"URL", func(o *Options) { o.URL = "" }},
+		{"Timeout", func(o *Options) { o.Timeout = 0 }},
+		{"Attempts", func(o *Options) { o.Attempts = 0 }},
+		{"Queue", func(o *Options) { o.Queue = 0 }},
+		{"Backoff", func(o *Options) { o.Backoff = -time.Second }},
+	} {
+		t.Run(tt.field, func(t *testing.T) {
+			o := testOptions("http://127.0.0.1:1/hook")
+			tt.edit(&o)
+			if _, err := NewWebhook(o); err == nil || !strings.Contains(err.Error(), "notify.Options."+tt.field) {
+				t.Fatalf("err %v, want one naming notify.Options.%s", err, tt.field)
+			}
+		})
+	}
+	if _, err := NewWebhook(testOptions("http://127.0.0.1:1/hook")); err != nil {
+		t.Fatalf("the configured defaults: %v", err)
 	}
 }

@@ -31,20 +31,12 @@ type ModelInfo struct {
 	Name string `json:"name"`
 }
 
-// Defaults used when an Options field is zero.
-const (
-	DefaultMaxRetries       = 2
-	DefaultBackoff          = 200 * time.Millisecond
-	DefaultMaxBackoff       = 5 * time.Second
-	DefaultBreakerThreshold = 5
-	DefaultBreakerCooldown  = 30 * time.Second
-)
-
-// Options tune the Catalog's resilience. The zero value takes the defaults.
+// Options tune the Catalog's resilience. Every field is a resolved value:
+// zero means zero (no retries, no wait, no breaker), and the defaults live
+// in the config package.
 type Options struct {
 	// MaxRetries is how many times one model is retried before the first
-	// token, on a retryable error. Zero means DefaultMaxRetries; negative,
-	// no retries.
+	// token, on a retryable error; zero means none.
 	MaxRetries int
 	// Backoff is the base of the capped exponential backoff with full
 	// jitter: retry n waits a random time in [0, min(MaxBackoff, Backoff·2ⁿ⁻¹)].
@@ -53,50 +45,31 @@ type Options struct {
 	// user will not wait a minute, and a fallback may answer sooner.
 	MaxBackoff time.Duration
 	// BreakerThreshold is the number of consecutive failures that opens a
-	// model's circuit breaker. Zero means DefaultBreakerThreshold; negative
-	// disables the breaker.
+	// model's circuit breaker; zero disables the breaker.
 	BreakerThreshold int
 	// BreakerCooldown is how long an open breaker fails fast before it lets
 	// one probe through.
 	BreakerCooldown time.Duration
-	// ContextBudget, when positive, trims every conversation with Trim
-	// before it is sent.
-	ContextBudget int
 	// Logger receives retries, failovers and breaker changes; nil discards.
 	Logger *slog.Logger
 	// Now is the breaker's clock; nil means time.Now.
 	Now func() time.Time
 }
 
-func (o Options) withDefaults() Options {
-	switch {
-	case o.MaxRetries == 0:
-		o.MaxRetries = DefaultMaxRetries
-	case o.MaxRetries < 0:
-		o.MaxRetries = 0
+// validate rejects what no configuration means: negative counts and waits.
+func (o Options) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxRetries", int64(o.MaxRetries)}, {"Backoff", int64(o.Backoff)}, {"MaxBackoff", int64(o.MaxBackoff)},
+		{"BreakerThreshold", int64(o.BreakerThreshold)}, {"BreakerCooldown", int64(o.BreakerCooldown)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("providers.Options.%s: must not be negative, got %d", f.name, f.v)
+		}
 	}
-	if o.Backoff <= 0 {
-		o.Backoff = DefaultBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
-	}
-	switch {
-	case o.BreakerThreshold == 0:
-		o.BreakerThreshold = DefaultBreakerThreshold
-	case o.BreakerThreshold < 0:
-		o.BreakerThreshold = 0
-	}
-	if o.BreakerCooldown <= 0 {
-		o.BreakerCooldown = DefaultBreakerCooldown
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return o
+	return nil
 }
 
 // Stats counts what the Catalog's resilience did, for metrics. Every field
@@ -126,16 +99,25 @@ type Catalog struct {
 	attempts, retries, failovers, breakerOpens, failFasts atomic.Uint64
 }
 
-// NewCatalog is NewCatalogWithOptions with default Options.
+// NewCatalog is NewCatalogWithOptions with zero Options: no retries and no
+// circuit breaker, for tests and tools.
 func NewCatalog(entries []Entry, defaultID string) (*Catalog, error) {
 	return NewCatalogWithOptions(entries, defaultID, Options{})
 }
 
-// NewCatalogWithOptions checks that ids are unique, the default exists,
-// every entry has a provider and every fallback names a configured model.
-// It does no I/O.
+// NewCatalogWithOptions checks opts and that ids are unique, the default
+// exists, every entry has a provider and every fallback names a configured
+// model. It does no I/O.
 func NewCatalogWithOptions(entries []Entry, defaultID string, opts Options) (*Catalog, error) {
-	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	c := &Catalog{
 		entries:   make(map[string]*Entry, len(entries)),
 		chains:    make(map[string][]string, len(entries)),
@@ -207,8 +189,8 @@ func (c *Catalog) BreakerState(id string) BreakerState {
 	return b.current()
 }
 
-// Stream generates a reply with model id for the conversation msgs, trimmed
-// to Options.ContextBudget.
+// Stream generates a reply with model id for the conversation msgs, sent
+// as given: the caller trims it (the session actors do, with Trim).
 //
 // Until the first chunk has been yielded, a failure is handled here: a
 // retryable error (see Error.Retryable) is retried on the same model up to
@@ -224,7 +206,6 @@ func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Se
 		return func(yield func(Chunk, error) bool) { yield(Chunk{}, fmt.Errorf("%w: %q", ErrUnknownModel, id)) }
 	}
 	return func(yield func(Chunk, error) bool) {
-		msgs := Trim(msgs, c.opts.ContextBudget)
 		var err *Error
 		for i, mid := range chain {
 			if i > 0 {

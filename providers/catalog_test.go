@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/openai"
 	"github.com/chatbox/chatbox/providers/openai/openaitest"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // script is a fake Provider: each call runs the next step (the last one
@@ -80,9 +82,19 @@ func asError(t *testing.T, err error) *providers.Error {
 
 var hi = []providers.Message{{Role: providers.RoleUser, Text: "hi"}}
 
-// fast are Options for tests: tiny backoffs, no real waiting.
+// fast are the configured Options (retries, breaker) with tiny backoffs,
+// so that no test really waits.
 func fast() providers.Options {
-	return providers.Options{Backoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond}
+	o := providertest.Options()
+	o.Backoff, o.MaxBackoff = time.Microsecond, 10*time.Microsecond
+	return o
+}
+
+// withBackoff are the configured Options with the given backoff and cap.
+func withBackoff(base, ceiling time.Duration) providers.Options {
+	o := providertest.Options()
+	o.Backoff, o.MaxBackoff = base, ceiling
+	return o
 }
 
 func newCatalog(t *testing.T, opts providers.Options, entries ...providers.Entry) *providers.Catalog {
@@ -137,7 +149,7 @@ func TestRetriesAreCapped(t *testing.T) {
 	p := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){fail(providers.KindUnavailable, 500, 0)}}
 	opts := fast()
 	opts.MaxRetries = 3
-	opts.BreakerThreshold = -1
+	opts.BreakerThreshold = 0 // no breaker
 	c := newCatalog(t, opts, providers.Entry{ID: "m", Provider: p})
 	if r := collect(c.Stream(context.Background(), "m", hi)); asError(t, r.err).Status != 500 {
 		t.Fatalf("err %v", r.err)
@@ -185,8 +197,8 @@ func TestFailover(t *testing.T) {
 	primary.FailNext(1000, http.StatusServiceUnavailable, "")
 	backup := openaitest.NewServer(openaitest.Config{Reply: func(r openaitest.Request) string { return "backup " + r.Model + " " + r.Messages[0].Content }})
 	defer backup.Close()
-	pc, _ := openai.New(openai.Config{BaseURL: primary.URL})
-	bc, _ := openai.New(openai.Config{BaseURL: backup.URL})
+	pc, _ := openai.New(openai.Config{BaseURL: primary.URL, Timeouts: providertest.Timeouts()})
+	bc, _ := openai.New(openai.Config{BaseURL: backup.URL, Timeouts: providertest.Timeouts()})
 	opts := fast()
 	opts.MaxRetries = 1
 	c := newCatalog(t, opts,
@@ -219,7 +231,7 @@ func TestFailoverSkipsOpenBreaker(t *testing.T) {
 	p := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){fail(providers.KindUnavailable, 503, 0)}}
 	backup := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){reply("ok")}}
 	opts := fast()
-	opts.MaxRetries = -1
+	opts.MaxRetries = 0
 	opts.BreakerThreshold = 2
 	c := newCatalog(t, opts, providers.Entry{ID: "m", Provider: p, Fallback: []string{"b"}}, providers.Entry{ID: "b", Provider: backup})
 	for range 4 {
@@ -261,7 +273,7 @@ func TestBreaker(t *testing.T) {
 		reply("normal"),
 	}}
 	opts := fast()
-	opts.MaxRetries = -1
+	opts.MaxRetries = 0
 	opts.BreakerThreshold = 3
 	opts.BreakerCooldown = 30 * time.Second
 	opts.Now = clk.Now
@@ -320,7 +332,7 @@ func TestCanceledProbeFreesSlot(t *testing.T) {
 		reply("ok"),
 	}}
 	opts := fast()
-	opts.MaxRetries = -1
+	opts.MaxRetries = 0
 	opts.BreakerThreshold = 1
 	opts.Now = clk.Now
 	c := newCatalog(t, opts, providers.Entry{ID: "m", Provider: p})
@@ -338,7 +350,7 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 		{time.Hour, 5 * time.Second},
 	} {
 		p := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){fail(providers.KindRateLimited, 429, tt.retryAfter), reply("ok")}}
-		c := newCatalog(t, providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Second}, providers.Entry{ID: "m", Provider: p})
+		c := newCatalog(t, withBackoff(time.Millisecond, 5*time.Second), providers.Entry{ID: "m", Provider: p})
 		var slept []time.Duration
 		providers.SetSleep(c, func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil })
 		if r := collect(c.Stream(context.Background(), "m", hi)); r.err != nil {
@@ -351,7 +363,7 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
-	c := newCatalog(t, providers.Options{Backoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second},
+	c := newCatalog(t, withBackoff(200*time.Millisecond, 5*time.Second),
 		providers.Entry{ID: "m", Provider: &script{}})
 	rapid.Check(t, func(t *rapid.T) {
 		attempt := rapid.IntRange(1, 100).Draw(t, "attempt")
@@ -372,7 +384,7 @@ func TestBackoffBounds(t *testing.T) {
 func TestCancelDuringBackoff(t *testing.T) {
 	p := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){fail(providers.KindUnavailable, 503, 0)}}
 	backup := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){reply("never")}}
-	c := newCatalog(t, providers.Options{}, providers.Entry{ID: "m", Provider: p, Fallback: []string{"b"}}, providers.Entry{ID: "b", Provider: backup})
+	c := newCatalog(t, providertest.Options(), providers.Entry{ID: "m", Provider: p, Fallback: []string{"b"}}, providers.Entry{ID: "b", Provider: backup})
 	ctx, cancel := context.WithCancel(context.Background())
 	providers.SetSleep(c, func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() })
 	r := collect(c.Stream(ctx, "m", hi))
@@ -408,16 +420,61 @@ func TestPlainErrorsNormalised(t *testing.T) {
 	}
 }
 
-func TestContextBudgetApplied(t *testing.T) {
-	fake := openaitest.NewServer(openaitest.Config{})
-	defer fake.Close()
-	oc, _ := openai.New(openai.Config{BaseURL: fake.URL})
-	c := newCatalog(t, providers.Options{ContextBudget: 10}, providers.Entry{ID: "m", Provider: oc, Model: "x"})
-	msgs := []providers.Message{{Role: providers.RoleUser, Text: "old question"}, {Role: providers.RoleAssistant, Text: "answer"}, {Role: providers.RoleUser, Text: "new"}}
-	if r := collect(c.Stream(context.Background(), "m", msgs)); r.err != nil {
-		t.Fatal(r.err)
+func TestOptionsNameTheInvalidField(t *testing.T) {
+	for _, tt := range []struct {
+		field string
+		edit  func(*providers.Options)
+	}{
+		{"MaxRetries", func(o *providers.Options) { o.MaxRetries = -1 }},
+		{"Backoff", func(o *providers.Options) { o.Backoff = -1 }},
+		{"MaxBackoff", func(o *providers.Options) { o.MaxBackoff = -1 }},
+		{"BreakerThreshold", func(o *providers.Options) { o.BreakerThreshold = -1 }},
+		{"BreakerCooldown", func(o *providers.Options) { o.BreakerCooldown = -1 }},
+	} {
+		t.Run(tt.field, func(t *testing.T) {
+			o := providertest.Options()
+			tt.edit(&o)
+			_, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: &script{}}}, "m", o)
+			if err == nil || !strings.Contains(err.Error(), "providers.Options."+tt.field) {
+				t.Fatalf("err %v, want one naming providers.Options.%s", err, tt.field)
+			}
+		})
 	}
-	if got := fake.Requests()[0].Messages; len(got) != 1 || got[0].Content != "new" {
-		t.Fatalf("sent %+v", got)
+}
+
+// Zero Options mean zero: one attempt, no breaker, however often it fails.
+func TestZeroOptionsMeanNoRetriesAndNoBreaker(t *testing.T) {
+	p := &script{steps: []func(context.Context, func(providers.Chunk, error) bool){fail(providers.KindUnavailable, 503, 0)}}
+	c := newCatalog(t, providers.Options{}, providers.Entry{ID: "m", Provider: p})
+	for i := range 10 {
+		if pe := asError(t, collect(c.Stream(context.Background(), "m", hi)).err); pe.Kind != providers.KindUnavailable {
+			t.Fatalf("call %d: err %v, want the provider's 503", i, pe)
+		}
+	}
+	if n := p.calls.Load(); n != 10 {
+		t.Fatalf("%d attempts for 10 calls, want 10", n)
+	}
+	if s := c.Stats(); s.Retries != 0 || s.BreakerOpens != 0 || s.FailFasts != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestTimeoutsValidateNamesTheField(t *testing.T) {
+	for _, field := range []string{"Connect", "FirstToken", "Idle"} {
+		to := providertest.Timeouts()
+		switch field {
+		case "Connect":
+			to.Connect = 0
+		case "FirstToken":
+			to.FirstToken = 0
+		case "Idle":
+			to.Idle = -time.Second
+		}
+		if err := to.Validate(); err == nil || !strings.Contains(err.Error(), "providers.Timeouts."+field) {
+			t.Errorf("%s: err %v", field, err)
+		}
+	}
+	if err := providertest.Timeouts().Validate(); err != nil {
+		t.Errorf("the configured defaults: %v", err)
 	}
 }

@@ -2,21 +2,16 @@ package providers
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
 )
 
-// Defaults used when a Timeouts field is zero.
-const (
-	DefaultConnectTimeout    = 10 * time.Second
-	DefaultFirstTokenTimeout = 30 * time.Second
-	DefaultIdleTimeout       = 30 * time.Second
-)
-
 // Timeouts bound one streamed generation so that a stalled vendor ends in a
-// KindTimeout error, never a hang. Zero fields take the defaults above.
+// KindTimeout error, never a hang. They are resolved values, every one
+// required (the defaults live in the config package); Validate checks them.
 type Timeouts struct {
 	// Connect bounds dialling, the TLS handshake and the wait for response
 	// headers.
@@ -30,17 +25,18 @@ type Timeouts struct {
 	Idle time.Duration
 }
 
-func (t Timeouts) withDefaults() Timeouts {
-	if t.Connect <= 0 {
-		t.Connect = DefaultConnectTimeout
+// Validate reports the first timeout that is not positive: a zero would
+// fire at once (first token, idle) or never (connect).
+func (t Timeouts) Validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"Connect", t.Connect}, {"FirstToken", t.FirstToken}, {"Idle", t.Idle}} {
+		if f.d <= 0 {
+			return fmt.Errorf("providers.Timeouts.%s: must be positive, got %v", f.name, f.d)
+		}
 	}
-	if t.FirstToken <= 0 {
-		t.FirstToken = DefaultFirstTokenTimeout
-	}
-	if t.Idle <= 0 {
-		t.Idle = DefaultIdleTimeout
-	}
-	return t
+	return nil
 }
 
 // NewHTTPClient returns a client for streaming requests: the connect timeout
@@ -48,7 +44,6 @@ func (t Timeouts) withDefaults() Timeouts {
 // request, since a long reply is fine as long as it keeps flowing (the
 // Watchdog sees to that).
 func NewHTTPClient(t Timeouts) *http.Client {
-	t = t.withDefaults()
 	dialer := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -77,7 +72,6 @@ type Watchdog struct {
 
 // NewWatchdog starts the first-token timer for a request to model.
 func NewWatchdog(ctx context.Context, t Timeouts, model string) *Watchdog {
-	t = t.withDefaults()
 	w := &Watchdog{idle: t.Idle}
 	w.ctx, w.cancel = context.WithCancelCause(ctx)
 	w.timer = time.AfterFunc(t.FirstToken, func() {

@@ -35,25 +35,26 @@ type Verifier interface {
 	Verify(token string) (auth.Identity, error)
 }
 
-// Config configures a Server. Zero values take the documented defaults.
+// Config configures a Server. Its values are resolved (the defaults live in
+// the config package): New rejects a zero where it would mean nothing.
 type Config struct {
-	Listen          string // default "127.0.0.1:8080"; port 0 picks a free port
+	Listen          string // host:port, required; port 0 picks a free port
 	PathPrefix      string // every route moves under it, e.g. "/chatbox"
 	AllowedOrigins  []string
 	CORSOrigins     []string      // origins allowed to call /api/ from a browser; empty: none
-	MaxMessageBytes int64         // default 65536
-	IdleTimeout     time.Duration // a silent peer is closed after this; default 60s
-	PingInterval    time.Duration // default 25s
-	WriteTimeout    time.Duration // one frame write; default 10s
-	ReadyTimeout    time.Duration // the store ping of /readyz; default 2s
+	MaxMessageBytes int64         // required
+	IdleTimeout     time.Duration // a silent peer is closed after this; required
+	PingInterval    time.Duration // required
+	WriteTimeout    time.Duration // one frame write; required
+	ReadyTimeout    time.Duration // the store ping of /readyz; required
 
 	Verifier Verifier          // required
 	Hub      *actors.Hub       // required
 	Store    persistence.Store // required
 	Web      http.Handler      // the pages served at "/"; optional
 	Metrics  http.Handler      // served at /metrics when set
-	Logger   *slog.Logger      // default: discard
-	// MetricSet receives the transport's metrics; default: a private set.
+	Logger   *slog.Logger      // nil discards
+	// MetricSet receives the transport's metrics; nil: a private set.
 	MetricSet *metrics.Set
 }
 
@@ -71,25 +72,29 @@ type Server struct {
 	poll    poller         // tells sockets when they are readable; made by Listen
 }
 
-// New builds a server; it does no I/O.
-func New(cfg Config) *Server {
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:8080"
+// validate names the first field whose value cannot work.
+func (c *Config) validate() error {
+	if c.Listen == "" {
+		return errors.New("transport.Config.Listen: required")
 	}
-	if cfg.MaxMessageBytes == 0 {
-		cfg.MaxMessageBytes = 65536
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxMessageBytes", c.MaxMessageBytes}, {"IdleTimeout", int64(c.IdleTimeout)}, {"PingInterval", int64(c.PingInterval)},
+		{"WriteTimeout", int64(c.WriteTimeout)}, {"ReadyTimeout", int64(c.ReadyTimeout)},
+	} {
+		if f.v <= 0 {
+			return fmt.Errorf("transport.Config.%s: must be positive, got %d", f.name, f.v)
+		}
 	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 60 * time.Second
-	}
-	if cfg.PingInterval == 0 {
-		cfg.PingInterval = 25 * time.Second
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 2 * time.Second
+	return nil
+}
+
+// New checks cfg and builds a server; it does no I/O.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -102,7 +107,7 @@ func New(cfg Config) *Server {
 		s.origins[o] = true
 	}
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	return s
+	return s, nil
 }
 
 // Handler is the server's routes, for tests that bring their own listener.

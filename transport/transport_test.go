@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
@@ -25,21 +26,45 @@ func TestMain(m *testing.M) { storetest.Main(m) }
 
 const secret = "transport-test-secret-0123456789abcdef"
 
+// testConfig is the configured defaults (config.Default) as a transport
+// Config on a free loopback port, without Verifier, Hub and Store.
+func testConfig() Config {
+	d := config.Default()
+	return Config{
+		Listen: "127.0.0.1:0", MaxMessageBytes: d.Server.MaxMessageBytes,
+		IdleTimeout: d.Server.IdleTimeout.Duration, PingInterval: d.Server.PingInterval.Duration,
+		WriteTimeout: d.Tuning.WriteTimeout, ReadyTimeout: d.Tuning.ReadyTimeout,
+	}
+}
+
 // startServer runs the real server (hub, store, transport) on 127.0.0.1:0.
 func startServer(t *testing.T) *Server {
 	t.Helper()
-	catalog, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{Delay: -1}}}, "demo")
+	catalog, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{}}}, "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := storetest.Open(t)
-	hub := actors.New(actors.Config{Store: store, Models: catalog})
+	d := config.Default()
+	hub, err := actors.New(actors.Config{
+		Store: store, Models: catalog, StoreTimeout: d.Storage.Timeout.Duration, ContextBudget: d.LLM.ContextBudget,
+		SessionIdle: d.Tuning.SessionIdle, UserIdle: d.Tuning.UserIdle, OutboxLimit: d.Tuning.OutboxLimit,
+		CheckpointEvery: d.Tuning.CheckpointEvery, HistoryWindow: d.Tuning.HistoryWindow,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hub.Start()
 	verifier, err := auth.NewVerifier(auth.Options{Secret: []byte(secret)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Listen: "127.0.0.1:0", Verifier: verifier, Hub: hub, Store: store})
+	cfg := testConfig()
+	cfg.Verifier, cfg.Hub, cfg.Store = verifier, hub, store
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/providers"
@@ -16,11 +15,14 @@ import (
 // buildCatalog turns the [[llm.models]] configuration into a provider catalog.
 // getenv reads API keys named by api_key_env. It does no network I/O: a
 // vendor is first contacted by the first generation that uses it.
-func buildCatalog(cfg config.LLM, getenv func(string) string, log *slog.Logger) (*providers.Catalog, error) {
+func buildCatalog(cfg config.LLM, tune config.Tuning, getenv func(string) string, log *slog.Logger) (*providers.Catalog, error) {
 	timeouts := providers.Timeouts{
 		Connect:    cfg.ConnectTimeout.Duration,
 		FirstToken: cfg.FirstTokenTimeout.Duration,
 		Idle:       cfg.IdleTimeout.Duration,
+	}
+	if err := timeouts.Validate(); err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
 	}
 	entries := make([]providers.Entry, 0, len(cfg.Models))
 	for i, m := range cfg.Models {
@@ -47,7 +49,7 @@ func buildCatalog(cfg config.LLM, getenv func(string) string, log *slog.Logger) 
 		var err error
 		switch m.Provider {
 		case config.ProviderDemo:
-			e.Provider = &demo.Provider{Delay: demoDelay(cfg.DemoDelay.Duration)}
+			e.Provider = &demo.Provider{Delay: cfg.DemoDelay.Duration}
 		case config.ProviderOpenAI:
 			e.Provider, err = openai.New(openai.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
 		case config.ProviderAnthropic:
@@ -62,25 +64,12 @@ func buildCatalog(cfg config.LLM, getenv func(string) string, log *slog.Logger) 
 		}
 		entries = append(entries, e)
 	}
-	// max_retries = 0 in the file means no retries (the config package keeps
-	// an explicit zero), which the catalog spells as a negative number.
-	retries := cfg.MaxRetries
-	if retries == 0 {
-		retries = -1
-	}
-	// Trimming to context_budget is done by the session actors, which know
-	// the conversation; the catalog's own ContextBudget stays off.
 	return providers.NewCatalogWithOptions(entries, cfg.DefaultModel, providers.Options{
-		MaxRetries: retries,
-		Logger:     log,
+		MaxRetries:       cfg.MaxRetries,
+		Backoff:          tune.RetryBackoff,
+		MaxBackoff:       tune.MaxRetryBackoff,
+		BreakerThreshold: tune.BreakerThreshold,
+		BreakerCooldown:  tune.BreakerCooldown,
+		Logger:           log,
 	})
-}
-
-// demoDelay maps demo_delay to the demo provider: in the file "0s" means
-// instant, while the provider reads zero as its default pace.
-func demoDelay(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

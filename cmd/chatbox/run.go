@@ -149,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeStore()
 
-	catalog, err := buildCatalog(cfg.LLM, os.Getenv, log)
+	catalog, err := buildCatalog(cfg.LLM, cfg.Tuning, os.Getenv, log)
 	if err != nil {
 		return err
 	}
@@ -167,26 +167,38 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	registerCatalogMetrics(set, catalog)
 	var notifier actors.Notifier
 	if cfg.Notify.WebhookURL != "" {
-		hook := notify.NewWebhook(notify.Options{URL: cfg.Notify.WebhookURL, Logger: log})
+		hook, err := notify.NewWebhook(notify.Options{
+			URL: cfg.Notify.WebhookURL, Timeout: cfg.Tuning.WebhookTimeout, Attempts: cfg.Tuning.WebhookAttempts,
+			Backoff: cfg.Tuning.WebhookBackoff, Queue: cfg.Tuning.WebhookQueue, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
 		hook.Start()
 		defer hook.Close()
 		notifier = hook
 	}
-	hub := actors.New(actors.Config{
+	hub, err := actors.New(actors.Config{
 		Store: store, Models: catalog, Logger: log, Metrics: set, Notify: notifier,
 		ContextBudget: cfg.LLM.ContextBudget, StoreTimeout: cfg.Storage.Timeout.Duration,
+		SessionIdle: cfg.Tuning.SessionIdle, UserIdle: cfg.Tuning.UserIdle, OutboxLimit: cfg.Tuning.OutboxLimit,
+		CheckpointEvery: cfg.Tuning.CheckpointEvery, HistoryWindow: cfg.Tuning.HistoryWindow,
 		Limits: actors.Limits{
 			MaxConnections: cfg.Server.MaxConnections, ConnectionsPerUser: cfg.Limits.ConnectionsPerUser,
 			MessagesPerMinute: cfg.Limits.MessagesPerMinute, MessageBurst: cfg.Limits.MessageBurst,
 			RepliesInFlight: cfg.Limits.RepliesInFlight, DailyTokens: int64(cfg.Limits.DailyTokens),
 		},
 	})
+	if err != nil {
+		return err
+	}
 	hub.Start()
 
 	tcfg := transport.Config{
 		Listen: cfg.Server.Listen, PathPrefix: cfg.Server.PathPrefix, AllowedOrigins: cfg.Server.AllowedOrigins,
 		CORSOrigins: cfg.Server.CORSOrigins, MaxMessageBytes: cfg.Server.MaxMessageBytes,
 		IdleTimeout: cfg.Server.IdleTimeout.Duration, PingInterval: cfg.Server.PingInterval.Duration,
+		WriteTimeout: cfg.Tuning.WriteTimeout, ReadyTimeout: cfg.Tuning.ReadyTimeout,
 		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log, MetricSet: set,
 	}
 	stopMetrics := func() {}
@@ -197,7 +209,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopMetrics()
-	srv := transport.New(tcfg)
+	srv, err := transport.New(tcfg)
+	if err != nil {
+		hub.Shutdown(context.Background())
+		return err
+	}
 	if err := srv.Listen(); err != nil {
 		hub.Shutdown(context.Background())
 		return err

@@ -39,7 +39,7 @@ type Config struct {
 	APIKey string
 	// MaxTokens bounds each reply; zero means DefaultMaxTokens.
 	MaxTokens int
-	// Timeouts bound each request; zero fields take the providers defaults.
+	// Timeouts bound each request; all three are required.
 	Timeouts providers.Timeouts
 	// HTTPClient overrides the client built from Timeouts.Connect.
 	HTTPClient *http.Client
@@ -58,6 +58,9 @@ var _ providers.Provider = (*Client)(nil)
 
 // New checks cfg and builds a Client. It does no I/O.
 func New(cfg Config) (*Client, error) {
+	if err := cfg.Timeouts.Validate(); err != nil {
+		return nil, fmt.Errorf("anthropic: %w", err)
+	}
 	endpoint, err := providers.Endpoint("anthropic", cfg.BaseURL, DefaultBaseURL, cfg.APIKey, "/v1/messages")
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as the Messages API sends it, with a ping, a thinking block
@@ -64,36 +64,6 @@ const (
 	stopEvents = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
 )
 
-type result struct {
-	text  string
-	usage *providers.Usage
-	err   error
-}
-
-func collect(seq iter.Seq2[providers.Chunk, error]) result {
-	var r result
-	for c, err := range seq {
-		if err != nil {
-			r.err = err
-			break
-		}
-		r.text += c.Text
-		if c.Usage != nil {
-			r.usage = c.Usage
-		}
-	}
-	return r
-}
-
-func asError(t *testing.T, err error) *providers.Error {
-	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err %v (%T), want *providers.Error", err, err)
-	}
-	return pe
-}
-
 func newClient(t *testing.T, url string, to providers.Timeouts) *Client {
 	t.Helper()
 	c, err := New(Config{BaseURL: url, APIKey: "sk-ant-secret", Timeouts: to})
@@ -128,15 +98,15 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	if r.err != nil {
-		t.Fatal(r.err)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	if r.Err != nil {
+		t.Fatal(r.Err)
 	}
-	if want := "Hello, wörld!\n"; r.text != want {
-		t.Errorf("text %q, want %q", r.text, want)
+	if want := "Hello, wörld!\n"; r.Text() != want {
+		t.Errorf("text %q, want %q", r.Text(), want)
 	}
-	if r.usage == nil || *r.usage != (providers.Usage{InputTokens: 25, OutputTokens: 15}) {
-		t.Errorf("usage %+v", r.usage)
+	if r.Usage == nil || *r.Usage != (providers.Usage{InputTokens: 25, OutputTokens: 15}) {
+		t.Errorf("usage %+v", r.Usage)
 	}
 	if got.path != "/v1/messages" || got.headers.Get("x-api-key") != "sk-ant-secret" || got.headers.Get("anthropic-version") != "2023-06-01" {
 		t.Errorf("path %q headers %v", got.path, got.headers)
@@ -159,9 +129,9 @@ func TestMaxTokensConfigurable(t *testing.T) {
 		io.WriteString(w, startEvent+textEvent+stopEvents)
 	}))
 	defer srv.Close()
-	c, _ := New(Config{BaseURL: srv.URL, MaxTokens: 4096})
-	if r := collect(c.Stream(context.Background(), convo)); r.err != nil || maxTokens != 4096 {
-		t.Fatalf("max_tokens %v err %v", maxTokens, r.err)
+	c, _ := New(Config{BaseURL: srv.URL, MaxTokens: 4096, Timeouts: providertest.Timeouts()})
+	if r := providertest.Collect(c.Stream(context.Background(), convo)); r.Err != nil || maxTokens != 4096 {
+		t.Fatalf("max_tokens %v err %v", maxTokens, r.Err)
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without key or base URL: no error")
@@ -174,10 +144,10 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	pe := asError(t, r.err)
-	if r.text != "Hi" || pe.Kind != providers.KindUnavailable || !strings.Contains(pe.Error(), "overloaded_error: Overloaded") {
-		t.Fatalf("text %q err %v", r.text, r.err)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	pe := providertest.AsError(t, r.Err)
+	if r.Text() != "Hi" || pe.Kind != providers.KindUnavailable || !strings.Contains(pe.Error(), "overloaded_error: Overloaded") {
+		t.Fatalf("text %q err %v", r.Text(), r.Err)
 	}
 }
 
@@ -186,9 +156,9 @@ func TestIncompleteStream(t *testing.T) {
 		io.WriteString(w, startEvent+textEvent)
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	if !errors.Is(r.err, providers.ErrIncomplete) {
-		t.Fatalf("err %v", r.err)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	if !errors.Is(r.Err, providers.ErrIncomplete) {
+		t.Fatalf("err %v", r.Err)
 	}
 }
 
@@ -219,8 +189,8 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-			pe := asError(t, r.err)
+			r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+			pe := providertest.AsError(t, r.Err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry {
 				t.Errorf("got %+v", pe)
 			}
@@ -234,93 +204,32 @@ func TestHTTPErrors(t *testing.T) {
 	}
 }
 
-// pingServer sends events, then only pings until the client goes away.
-func pingServer(t *testing.T, events string) (url string, gone <-chan struct{}) {
-	ch := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, events)
-		w.(http.Flusher).Flush()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-r.Context().Done():
-				close(ch)
-				return
-			case <-tick.C:
-				io.WriteString(w, "event: ping\ndata: {\"type\": \"ping\"}\n\n")
-				w.(http.Flusher).Flush()
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, ch
+// wire is the Messages API stream as api.anthropic.com writes it.
+var wire = providertest.Wire{
+	Start: func(in int64) string {
+		return providertest.SSE("message_start", fmt.Sprintf(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","usage":{"input_tokens":%d,"output_tokens":1}}}`, in)) +
+			providertest.SSE("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+	},
+	Text: func(text string) string {
+		b, _ := json.Marshal(text)
+		return providertest.SSE("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`+string(b)+`}}`)
+	},
+	End: func(_, out int64) string {
+		return providertest.SSE("content_block_stop", `{"type":"content_block_stop","index":0}`) +
+			providertest.SSE("message_delta", fmt.Sprintf(`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":%d}}`, out)) +
+			providertest.SSE("message_stop", `{"type":"message_stop"}`)
+	},
+	KeepAlive: providertest.SSE("ping", `{"type": "ping"}`),
+	Error: func(status int) string {
+		typ := map[int]string{401: "authentication_error", 429: "rate_limit_error"}[status]
+		return fmt.Sprintf(`{"type":"error","error":{"type":%q,"message":"injected %d"}}`, typ, status)
+	},
 }
 
-func TestStallEndsByIdleTimeout(t *testing.T) {
-	url, gone := pingServer(t, startEvent+textEvent)
-	r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
-	if pe := asError(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || r.text != "Hi" {
-		t.Fatalf("text %q err %v", r.text, r.err)
-	}
-	<-gone
-
-	url, gone = pingServer(t, startEvent)
-	r = collect(newClient(t, url, providers.Timeouts{FirstToken: 100 * time.Millisecond}).Stream(context.Background(), convo))
-	if !errors.Is(r.err, providers.ErrFirstTokenTimeout) {
-		t.Fatalf("err %v", r.err)
-	}
-	<-gone
-}
-
-func TestCancelAbortsRequest(t *testing.T) {
-	url, gone := pingServer(t, startEvent+textEvent)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var err error
-	for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
-		if e != nil {
-			err = e
-			break
-		}
-		if c.Text != "" {
-			cancel()
-		}
-	}
-	if pe := asError(t, err); pe.Kind != providers.KindCanceled {
-		t.Fatalf("err %v", err)
-	}
-	select {
-	case <-gone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("server never saw the request end")
-	}
-}
-
-func TestCatalogRetry(t *testing.T) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch n.Add(1) {
-		case 1:
-			w.Header().Set("retry-after", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)
-		case 2:
-			w.WriteHeader(529)
-			io.WriteString(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
-		default:
-			io.WriteString(w, startEvent+textEvent+stopEvents)
-		}
-	}))
-	defer srv.Close()
-	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "claude", Provider: newClient(t, srv.URL, providers.Timeouts{}), Model: "claude-sonnet-4-5"}}, "claude",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := collect(cat.Stream(context.Background(), "claude", convo.Messages))
-	if r.err != nil || r.text != "Hi" || n.Load() != 3 || cat.Stats().Retries != 2 {
-		t.Fatalf("text %q err %v requests %d stats %+v", r.text, r.err, n.Load(), cat.Stats())
-	}
+func TestConformance(t *testing.T) {
+	providertest.Run(t, providertest.Vendor{
+		Wire:    wire,
+		New:     func(t *testing.T, url string, to providers.Timeouts) providers.Provider { return newClient(t, url, to) },
+		Request: convo,
+	})
 }

@@ -14,12 +14,10 @@ import (
 	"github.com/chatbox/chatbox/providers"
 )
 
-// DefaultDelay is the pause between words when Config.Delay is zero.
-const DefaultDelay = 60 * time.Millisecond
-
-// Provider is the demo model. The zero value streams at DefaultDelay.
+// Provider is the demo model. The zero value streams instantly (tests,
+// benchmarks); the configured pace comes from llm.demo_delay.
 type Provider struct {
-	// Delay between words. Negative means no pause (tests, benchmarks).
+	// Delay is the pause before each word; zero or less means none.
 	Delay time.Duration
 }
 
@@ -50,9 +48,6 @@ func (p *Provider) Stream(ctx context.Context, req providers.Request) iter.Seq2[
 			last = req.Messages[n-1].Text
 		}
 		delay := p.Delay
-		if delay == 0 {
-			delay = DefaultDelay
-		}
 		var timer *time.Timer
 		if delay > 0 {
 			timer = time.NewTimer(delay)

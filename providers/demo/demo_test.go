@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
@@ -14,7 +15,7 @@ func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
 	var b strings.Builder
 	var chunks int
 	var usage *providers.Usage
-	for c, err := range (&Provider{Delay: -1}).Stream(context.Background(), req) {
+	for c, err := range (&Provider{}).Stream(context.Background(), req) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -34,16 +35,13 @@ func TestStreamsTheDeterministicReplyWordByWord(t *testing.T) {
 	if usage == nil || usage.OutputTokens != int64(chunks) || usage.InputTokens != 2 {
 		t.Fatalf("usage %+v for %d chunks", usage, chunks)
 	}
-	if Reply("hello there") != Reply("hello there") {
-		t.Fatal("not deterministic")
-	}
 }
 
 func TestStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
-	for c, err := range (&Provider{Delay: -1}).Stream(ctx, providers.Request{}) {
+	for c, err := range (&Provider{}).Stream(ctx, providers.Request{}) {
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("err %v, want context.Canceled", err)
@@ -56,4 +54,15 @@ func TestStopsWhenCancelled(t *testing.T) {
 		}
 	}
 	t.Fatalf("stream ended without the cancellation error after %d chunks", n)
+}
+
+func TestUsageComesLast(t *testing.T) {
+	req := providers.Request{Messages: []providers.Message{{Role: providers.RoleUser, Text: "one two three"}}}
+	r := providertest.Collect((&Provider{}).Stream(context.Background(), req))
+	if r.Err != nil || r.Text() != Reply("one two three") {
+		t.Fatalf("text %q err %v", r.Text(), r.Err)
+	}
+	if r.Usage == nil || !r.UsageLast || r.Usage.InputTokens != 3 || r.Usage.OutputTokens != int64(len(r.Texts)) {
+		t.Fatalf("usage %+v (last: %v) for %d chunks", r.Usage, r.UsageLast, len(r.Texts))
+	}
 }

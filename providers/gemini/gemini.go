@@ -36,7 +36,7 @@ type Config struct {
 	BaseURL string
 	// APIKey is sent as x-goog-api-key; required.
 	APIKey string
-	// Timeouts bound each request; zero fields take the providers defaults.
+	// Timeouts bound each request; all three are required.
 	Timeouts providers.Timeouts
 	// HTTPClient overrides the client built from Timeouts.Connect.
 	HTTPClient *http.Client
@@ -55,6 +55,9 @@ var _ providers.Provider = (*Client)(nil)
 // passed explicitly, so the SDK never falls back to GEMINI_API_KEY or
 // GOOGLE_API_KEY from the environment on its own.
 func New(cfg Config) (*Client, error) {
+	if err := cfg.Timeouts.Validate(); err != nil {
+		return nil, fmt.Errorf("gemini: %w", err)
+	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("gemini: an API key is required")
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/providers"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as streamGenerateContent?alt=sse sends it: CRLF line ends, a
@@ -34,36 +34,6 @@ func chunk(text, finish string) string {
 	}
 	t, _ := json.Marshal(text)
 	return `data: {"candidates": [{"content": {"parts": [{"text": ` + string(t) + `}],"role": "model"}` + f + `,"index": 0}],"usageMetadata": {"promptTokenCount": 3,"candidatesTokenCount": 1,"totalTokenCount": 4},"modelVersion": "gemini-2.5-flash"}` + "\r\n\r\n"
-}
-
-type result struct {
-	text  string
-	usage *providers.Usage
-	err   error
-}
-
-func collect(seq iter.Seq2[providers.Chunk, error]) result {
-	var r result
-	for c, err := range seq {
-		if err != nil {
-			r.err = err
-			break
-		}
-		r.text += c.Text
-		if c.Usage != nil {
-			r.usage = c.Usage
-		}
-	}
-	return r
-}
-
-func asError(t *testing.T, err error) *providers.Error {
-	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err %v (%T), want *providers.Error", err, err)
-	}
-	return pe
 }
 
 func newClient(t *testing.T, url string, to providers.Timeouts) *Client {
@@ -98,15 +68,15 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	if r.err != nil {
-		t.Fatal(r.err)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	if r.Err != nil {
+		t.Fatal(r.Err)
 	}
-	if want := "Hello, wörld!\n"; r.text != want {
-		t.Errorf("text %q, want %q", r.text, want)
+	if want := "Hello, wörld!\n"; r.Text() != want {
+		t.Errorf("text %q, want %q", r.Text(), want)
 	}
-	if r.usage == nil || *r.usage != (providers.Usage{InputTokens: 9, OutputTokens: 5}) {
-		t.Errorf("usage %+v", r.usage)
+	if r.Usage == nil || *r.Usage != (providers.Usage{InputTokens: 9, OutputTokens: 5}) {
+		t.Errorf("usage %+v", r.Usage)
 	}
 	if got.path != "/v1beta/models/gemini-2.5-flash:streamGenerateContent" || got.query != "alt=sse" || got.key != "AIza-secret" {
 		t.Errorf("path %q query %q key %q", got.path, got.query, got.key)
@@ -126,10 +96,10 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, "data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded. Please try again later.\", \"status\": \"UNAVAILABLE\"}}\r\n\r\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	pe := asError(t, r.err)
-	if r.text != "Hi" || pe.Kind != providers.KindUnavailable || pe.Status != 0 || !strings.Contains(pe.Error(), "overloaded") {
-		t.Fatalf("text %q err %+v", r.text, pe)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	pe := providertest.AsError(t, r.Err)
+	if r.Text() != "Hi" || pe.Kind != providers.KindUnavailable || pe.Status != 0 || !strings.Contains(pe.Error(), "overloaded") {
+		t.Fatalf("text %q err %+v", r.Text(), pe)
 	}
 }
 
@@ -142,14 +112,14 @@ func TestIncompleteAndBlocked(t *testing.T) {
 		io.WriteString(w, chunk("Hi", ""))
 	}))
 	defer srv.Close()
-	c := newClient(t, srv.URL, providers.Timeouts{})
-	if r := collect(c.Stream(context.Background(), convo)); !errors.Is(r.err, providers.ErrIncomplete) || r.text != "Hi" {
-		t.Fatalf("incomplete: text %q err %v", r.text, r.err)
+	c := newClient(t, srv.URL, providertest.Timeouts())
+	if r := providertest.Collect(c.Stream(context.Background(), convo)); !errors.Is(r.Err, providers.ErrIncomplete) || r.Text() != "Hi" {
+		t.Fatalf("incomplete: text %q err %v", r.Text(), r.Err)
 	}
 	req := convo
 	req.Model = "blocked"
-	if r := collect(c.Stream(context.Background(), req)); asError(t, r.err).Kind != providers.KindBadRequest {
-		t.Fatalf("blocked: err %v", r.err)
+	if r := providertest.Collect(c.Stream(context.Background(), req)); providertest.AsError(t, r.Err).Kind != providers.KindBadRequest {
+		t.Fatalf("blocked: err %v", r.Err)
 	}
 }
 
@@ -180,8 +150,8 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-			pe := asError(t, r.err)
+			r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+			pe := providertest.AsError(t, r.Err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry {
 				t.Errorf("got %+v", pe)
 			}
@@ -195,78 +165,29 @@ func TestHTTPErrors(t *testing.T) {
 	}
 }
 
-// holdServer sends events, then nothing until the client goes away.
-func holdServer(t *testing.T, events string) (url string, gone <-chan struct{}) {
-	ch := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, events)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		close(ch)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, ch
-}
-
-func TestStallEndsByIdleTimeout(t *testing.T) {
-	url, gone := holdServer(t, chunk("Hi", ""))
-	r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
-	if pe := asError(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || r.text != "Hi" {
-		t.Fatalf("text %q err %v", r.text, r.err)
-	}
-	<-gone
-}
-
-func TestCancelAbortsRequest(t *testing.T) {
-	url, gone := holdServer(t, chunk("Hi", ""))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var err error
-	for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
-		if e != nil {
-			err = e
-			break
-		}
-		if c.Text != "" {
-			cancel()
-		}
-	}
-	if pe := asError(t, err); pe.Kind != providers.KindCanceled || !errors.Is(err, context.Canceled) {
-		t.Fatalf("err %v", err)
-	}
-	select {
-	case <-gone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("server never saw the request end")
-	}
-}
-
-func TestCatalogRetry(t *testing.T) {
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			io.WriteString(w, `{"error": {"code": 429, "message": "Resource has been exhausted.", "status": "RESOURCE_EXHAUSTED"}}`)
-			return
-		}
-		io.WriteString(w, chunk("Hi", "STOP"))
-	}))
-	defer srv.Close()
-	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "g", Provider: newClient(t, srv.URL, providers.Timeouts{}), Model: "gemini-2.5-flash"}}, "g",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := collect(cat.Stream(context.Background(), "g", convo.Messages))
-	if r.err != nil || r.text != "Hi" || r.usage == nil || n.Load() != 2 {
-		t.Fatalf("text %q usage %v err %v requests %d", r.text, r.usage, r.err, n.Load())
-	}
-}
-
 func TestNewNeedsKey(t *testing.T) {
 	if _, err := New(Config{BaseURL: "http://127.0.0.1:1"}); err == nil {
 		t.Fatal("no error without a key")
 	}
+}
+
+// wire is streamGenerateContent?alt=sse as the Gemini API writes it: CRLF
+// line ends, usage in every chunk, no keep-alives.
+var wire = providertest.Wire{
+	Text: func(text string) string { return chunk(text, "") },
+	End: func(in, out int64) string {
+		return fmt.Sprintf("data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": %d,\"candidatesTokenCount\": %d,\"totalTokenCount\": %d},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n", in, out, in+out)
+	},
+	Error: func(status int) string {
+		s := map[int]string{401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED"}[status]
+		return fmt.Sprintf(`{"error": {"code": %d, "message": "injected", "status": %q}}`, status, s)
+	},
+}
+
+func TestConformance(t *testing.T) {
+	providertest.Run(t, providertest.Vendor{
+		Wire:    wire,
+		New:     func(t *testing.T, url string, to providers.Timeouts) providers.Provider { return newClient(t, url, to) },
+		Request: convo,
+	})
 }

@@ -33,7 +33,7 @@ type Config struct {
 	// APIKey is sent as a bearer token. It is required for DefaultBaseURL
 	// and optional elsewhere, since local servers usually have none.
 	APIKey string
-	// Timeouts bound each request; zero fields take the providers defaults.
+	// Timeouts bound each request; all three are required.
 	Timeouts providers.Timeouts
 	// HTTPClient overrides the client built from Timeouts.Connect.
 	HTTPClient *http.Client
@@ -52,6 +52,9 @@ var _ providers.Provider = (*Client)(nil)
 
 // New checks cfg and builds a Client. It does no I/O.
 func New(cfg Config) (*Client, error) {
+	if err := cfg.Timeouts.Validate(); err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
+	}
 	endpoint, err := providers.Endpoint("openai", cfg.BaseURL, DefaultBaseURL, cfg.APIKey, "/chat/completions")
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/openai/openaitest"
+	"github.com/chatbox/chatbox/providers/providertest"
 )
 
 // A stream as api.openai.com sends it, plus what compatible servers add:
@@ -39,52 +39,6 @@ data: {"id":"chatcmpl-AX1","object":"chat.completion.chunk","created":1732530000
 data: [DONE]
 
 `
-
-type result struct {
-	text   string
-	chunks int
-	usage  *providers.Usage
-	err    error
-}
-
-func collect(seq iter.Seq2[providers.Chunk, error]) result {
-	var r result
-	for c, err := range seq {
-		if err != nil {
-			r.err = err
-			break
-		}
-		r.text += c.Text
-		if c.Text != "" {
-			r.chunks++
-		}
-		if c.Usage != nil {
-			r.usage = c.Usage
-		}
-	}
-	return r
-}
-
-func kindOf(t *testing.T, err error) *providers.Error {
-	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err %v (%T), want *providers.Error", err, err)
-	}
-	return pe
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func newClient(t *testing.T, url string, to providers.Timeouts) *Client {
 	t.Helper()
@@ -114,15 +68,15 @@ func TestStreamTextAndUsage(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	r := collect(newClient(t, srv.URL+"/v1/", providers.Timeouts{}).Stream(context.Background(), convo))
-	if r.err != nil {
-		t.Fatal(r.err)
+	r := providertest.Collect(newClient(t, srv.URL+"/v1/", providertest.Timeouts()).Stream(context.Background(), convo))
+	if r.Err != nil {
+		t.Fatal(r.Err)
 	}
-	if want := "Hello, \"wörld\"\n 😀"; r.text != want || r.chunks != 3 {
-		t.Errorf("text %q in %d chunks, want %q in 3", r.text, r.chunks, want)
+	if want := "Hello, \"wörld\"\n 😀"; r.Text() != want || len(r.Texts) != 3 {
+		t.Errorf("text %q in %d chunks, want %q in 3", r.Text(), len(r.Texts), want)
 	}
-	if r.usage == nil || *r.usage != (providers.Usage{InputTokens: 19, OutputTokens: 6}) {
-		t.Errorf("usage %+v", r.usage)
+	if r.Usage == nil || *r.Usage != (providers.Usage{InputTokens: 19, OutputTokens: 6}) {
+		t.Errorf("usage %+v", r.Usage)
 	}
 	if got.path != "/v1/chat/completions" || got.auth != "Bearer sk-test-secret" {
 		t.Errorf("path %q auth %q", got.path, got.auth)
@@ -139,13 +93,13 @@ func TestStreamTextAndUsage(t *testing.T) {
 func TestEmptyKeyAllowedWithBaseURL(t *testing.T) {
 	fake := openaitest.NewServer(openaitest.Config{})
 	defer fake.Close()
-	c, err := New(Config{BaseURL: fake.URL})
+	c, err := New(Config{BaseURL: fake.URL, Timeouts: providertest.Timeouts()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := collect(c.Stream(context.Background(), providers.Request{Model: "llama3.2", Messages: convo.Messages}))
-	if r.err != nil || r.text != openaitest.DefaultReply {
-		t.Fatalf("text %q err %v", r.text, r.err)
+	r := providertest.Collect(c.Stream(context.Background(), providers.Request{Model: "llama3.2", Messages: convo.Messages}))
+	if r.Err != nil || r.Text() != openaitest.DefaultReply {
+		t.Fatalf("text %q err %v", r.Text(), r.Err)
 	}
 	if reqs := fake.Requests(); len(reqs) != 1 || reqs[0].Authorization != "" || reqs[0].Model != "llama3.2" || len(reqs[0].Messages) != 3 {
 		t.Fatalf("requests %+v", reqs)
@@ -164,11 +118,11 @@ func TestMidStreamError(t *testing.T) {
 		io.WriteString(w, `data: {"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}`+"\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	if r.text != "Hi" {
-		t.Errorf("text %q", r.text)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	if r.Text() != "Hi" {
+		t.Errorf("text %q", r.Text())
 	}
-	pe := kindOf(t, r.err)
+	pe := providertest.AsError(t, r.Err)
 	if pe.Kind != providers.KindUnavailable || !strings.Contains(pe.Error(), "server_error") {
 		t.Errorf("err %v", pe)
 	}
@@ -200,8 +154,8 @@ func TestHTTPErrors(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-			pe := kindOf(t, r.err)
+			r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+			pe := providertest.AsError(t, r.Err)
 			if pe.Kind != tt.kind || pe.Status != tt.status || pe.RetryAfter != tt.retry || pe.Model != "gpt-4o-mini" {
 				t.Errorf("got %+v", pe)
 			}
@@ -220,159 +174,38 @@ func TestIncompleteStream(t *testing.T) {
 		io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`+"\n\n")
 	}))
 	defer srv.Close()
-	r := collect(newClient(t, srv.URL, providers.Timeouts{}).Stream(context.Background(), convo))
-	if !errors.Is(r.err, providers.ErrIncomplete) || r.text != "Hi" {
-		t.Fatalf("text %q err %v", r.text, r.err)
+	r := providertest.Collect(newClient(t, srv.URL, providertest.Timeouts()).Stream(context.Background(), convo))
+	if !errors.Is(r.Err, providers.ErrIncomplete) || r.Text() != "Hi" {
+		t.Fatalf("text %q err %v", r.Text(), r.Err)
 	}
 }
 
-// stallServer sends the given events, then only keep-alive comments until
-// the client goes away, which it reports on gone.
-func stallServer(t *testing.T, events ...string) (url string, gone <-chan struct{}) {
-	ch := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, e := range events {
-			io.WriteString(w, e)
-		}
-		w.(http.Flusher).Flush()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-r.Context().Done():
-				close(ch)
-				return
-			case <-tick.C:
-				io.WriteString(w, ": keep-alive\n\n")
-				w.(http.Flusher).Flush()
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, ch
+// wire is the Chat Completions stream as api.openai.com writes it.
+var wire = providertest.Wire{
+	Start: func(int64) string {
+		return providertest.SSE("", `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	},
+	Text: func(text string) string {
+		b, _ := json.Marshal(text)
+		return providertest.SSE("", `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":`+string(b)+`},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	},
+	End: func(in, out int64) string {
+		return providertest.SSE("", `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}`) +
+			providertest.SSE("", fmt.Sprintf(`{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`, in, out, in+out)) +
+			providertest.SSE("", "[DONE]")
+	},
+	KeepAlive: ": keep-alive\n\n",
+	Error: func(status int) string {
+		typ := map[int]string{401: "invalid_request_error", 429: "requests"}[status]
+		return fmt.Sprintf(`{"error":{"message":"injected %d","type":%q,"param":null,"code":null}}`, status, typ)
+	},
 }
 
-func TestTimeouts(t *testing.T) {
-	token := `data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}` + "\n\n"
-	t.Run("idle", func(t *testing.T) {
-		url, gone := stallServer(t, token)
-		start := time.Now()
-		r := collect(newClient(t, url, providers.Timeouts{FirstToken: 5 * time.Second, Idle: 100 * time.Millisecond}).Stream(context.Background(), convo))
-		pe := kindOf(t, r.err)
-		if pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrIdleTimeout) || pe.Retryable() || r.text != "Hi" {
-			t.Fatalf("text %q err %v", r.text, r.err)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("took %v", d)
-		}
-		<-gone
-	})
-	t.Run("first token", func(t *testing.T) {
-		url, gone := stallServer(t, `data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
-		r := collect(newClient(t, url, providers.Timeouts{FirstToken: 100 * time.Millisecond, Idle: 5 * time.Second}).Stream(context.Background(), convo))
-		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || !errors.Is(pe, providers.ErrFirstTokenTimeout) {
-			t.Fatalf("err %v", r.err)
-		}
-		<-gone
-	})
-	t.Run("response headers", func(t *testing.T) {
-		release := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		}))
-		defer srv.Close()
-		defer close(release)
-		r := collect(newClient(t, srv.URL, providers.Timeouts{Connect: 100 * time.Millisecond}).Stream(context.Background(), convo))
-		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || !pe.Retryable() {
-			t.Fatalf("err %v", r.err)
-		}
-	})
-}
-
-func TestCancelAbortsRequest(t *testing.T) {
-	token := `data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}` + "\n\n"
-	t.Run("context", func(t *testing.T) {
-		url, gone := stallServer(t, token)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		var err error
-		for c, e := range newClient(t, url, providers.Timeouts{}).Stream(ctx, convo) {
-			if e != nil {
-				err = e
-				break
-			}
-			if c.Text != "" {
-				cancel() // the user pressed stop
-			}
-		}
-		if pe := kindOf(t, err); pe.Kind != providers.KindCanceled || !errors.Is(err, context.Canceled) {
-			t.Fatalf("err %v", err)
-		}
-		select {
-		case <-gone:
-		case <-time.After(5 * time.Second):
-			t.Fatal("server never saw the request end")
-		}
-	})
-	t.Run("consumer stops", func(t *testing.T) {
-		url, gone := stallServer(t, token)
-		for range newClient(t, url, providers.Timeouts{}).Stream(context.Background(), convo) {
-			break
-		}
-		select {
-		case <-gone:
-		case <-time.After(5 * time.Second):
-			t.Fatal("server never saw the request end")
-		}
-	})
-}
-
-func TestCatalogRetriesBeforeFirstTokenOnly(t *testing.T) {
-	fake := openaitest.NewServer(openaitest.Config{})
-	defer fake.Close()
-	c, _ := New(Config{BaseURL: fake.URL})
-	cat, err := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: c, Model: "llama3.2"}}, "m",
-		providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := []providers.Message{{Role: providers.RoleUser, Text: "hi"}}
-
-	t.Run("429 then success", func(t *testing.T) {
-		fake.FailNext(1, http.StatusTooManyRequests, "1")
-		before := fake.Count()
-		r := collect(cat.Stream(context.Background(), "m", msgs))
-		if r.err != nil || r.text != openaitest.DefaultReply || r.usage == nil {
-			t.Fatalf("text %q usage %v err %v", r.text, r.usage, r.err)
-		}
-		if n := fake.Count() - before; n != 2 {
-			t.Fatalf("%d requests, want 2", n)
-		}
-	})
-	t.Run("401 once", func(t *testing.T) {
-		fake.FailNext(1, http.StatusUnauthorized, "")
-		before := fake.Count()
-		r := collect(cat.Stream(context.Background(), "m", msgs))
-		if pe := kindOf(t, r.err); pe.Kind != providers.KindAuth || fake.Count()-before != 1 {
-			t.Fatalf("err %v, %d requests", r.err, fake.Count()-before)
-		}
-	})
-	t.Run("no retry after first token", func(t *testing.T) {
-		fake.StallNext(2)
-		before := fake.Count()
-		shortCat, _ := providers.NewCatalogWithOptions([]providers.Entry{{ID: "m", Provider: mustNew(t, Config{BaseURL: fake.URL, Timeouts: providers.Timeouts{Idle: 50 * time.Millisecond}}), Model: "x"}}, "m",
-			providers.Options{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-		r := collect(shortCat.Stream(context.Background(), "m", msgs))
-		if pe := kindOf(t, r.err); pe.Kind != providers.KindTimeout || r.text != "Hello from " {
-			t.Fatalf("text %q err %v", r.text, r.err)
-		}
-		if n := fake.Count() - before; n != 1 {
-			t.Fatalf("%d requests, want 1", n)
-		}
+func TestConformance(t *testing.T) {
+	providertest.Run(t, providertest.Vendor{
+		Wire:    wire,
+		New:     func(t *testing.T, url string, to providers.Timeouts) providers.Provider { return newClient(t, url, to) },
+		Request: convo,
 	})
 }
 
@@ -449,7 +282,7 @@ func BenchmarkOpenAIStream(b *testing.B) {
 		io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	c, _ := New(Config{BaseURL: srv.URL})
+	c, _ := New(Config{BaseURL: srv.URL, Timeouts: providertest.Timeouts()})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -488,7 +321,7 @@ func TestFakeSeesStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
-	for c, e := range mustNew(t, Config{BaseURL: fake.URL}).Stream(ctx, convo) {
+	for c, e := range mustNew(t, Config{BaseURL: fake.URL, Timeouts: providertest.Timeouts()}).Stream(ctx, convo) {
 		if e != nil {
 			err = e
 			break
@@ -497,8 +330,8 @@ func TestFakeSeesStop(t *testing.T) {
 			cancel()
 		}
 	}
-	if pe := kindOf(t, err); pe.Kind != providers.KindCanceled {
+	if pe := providertest.AsError(t, err); pe.Kind != providers.KindCanceled {
 		t.Fatalf("err %v", err)
 	}
-	waitFor(t, "the fake to see the disconnect", func() bool { return fake.Disconnects() == 1 })
+	providertest.Eventually(t, "the fake to see the disconnect", func() bool { return fake.Disconnects() == 1 })
 }
