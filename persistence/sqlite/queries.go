@@ -227,6 +227,34 @@ type adminShape struct {
 	sort, order                                string
 }
 
+// sortSuffix names each sort in the names of its indexes.
+var sortSuffix = map[string]string{sortUpdatedAt: "updated", sortCreatedAt: "created", sortMessageCount: "count"}
+
+// adminIndex is the index a ListAllSessions query of shape sh walks, named
+// in the query (INDEXED BY) rather than left to the planner, which without
+// statistics cannot tell a selective filter (one user) from one that
+// matches nearly every session (taken_over = false) and may choose to sort
+// a whole table. The rules: a user's sessions are few, so a user filter
+// uses the user's index (in order under the default sort, sorted
+// otherwise). Else the first of the help, takeover and status filters (the
+// help queue and taken-over sessions are the admin's narrow views) uses
+// its index under the sort, which yields exactly its matches in order.
+// Else the sort's own index is walked in order, a created_at range included
+// (under the created_at sort it is a range of that index).
+func adminIndex(sh adminShape) string {
+	switch {
+	case sh.user:
+		return "sessions_user_updated"
+	case sh.help:
+		return "sessions_help_" + sortSuffix[sh.sort]
+	case sh.taken:
+		return "sessions_taken_" + sortSuffix[sh.sort]
+	case sh.status:
+		return "sessions_status_" + sortSuffix[sh.sort]
+	}
+	return "sessions_" + sortSuffix[sh.sort]
+}
+
 // adminQuery builds the ListAllSessions query of shape sh. Parameters, in
 // order, are those of the present filters (user, status, help, taken, from,
 // to), then, with a cursor, the sort key and id after which to start, then
@@ -262,7 +290,7 @@ func adminQuery(sh adminShape) string {
 		where = append(where, fmt.Sprintf("(%s, id) %s (%s, %s)", sh.sort, cmp, k, param()))
 	}
 	var b strings.Builder
-	b.WriteString("SELECT " + sessionCols + " FROM sessions")
+	b.WriteString("SELECT " + sessionCols + " FROM sessions INDEXED BY " + adminIndex(sh))
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}

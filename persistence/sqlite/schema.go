@@ -114,17 +114,25 @@ var indexes = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id)`,
 	// Rekey: messages not under the current key, in keyset order.
 	`CREATE INDEX IF NOT EXISTS messages_key ON messages (key_id, id)`,
-	// ListSessions, and ListAllSessions filtered by user.
+	// ListSessions, and ListAllSessions filtered by user (under another
+	// sort, that user's sessions are sorted: a user has few).
 	`CREATE INDEX IF NOT EXISTS sessions_user_updated ON sessions (user_id, updated_at, id)`,
-	// ListAllSessions unfiltered (or by created_at range) under each sort.
+	// ListAllSessions, each index named by adminIndex: unfiltered (or by
+	// created_at range) under each sort, and filtered by the help flag,
+	// takeover or status under each sort. Other filters of the same query
+	// are checked on the rows the index yields, in order.
 	`CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_message_count ON sessions (message_count, id)`,
-	// ListAllSessions filtered by status, help flag or takeover, under the
-	// default sort; under another sort these filters walk that sort's index.
-	`CREATE INDEX IF NOT EXISTS sessions_status_updated ON sessions (status, updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_count ON sessions (message_count, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_help_updated ON sessions (help_requested, updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_help_created ON sessions (help_requested, created_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_help_count ON sessions (help_requested, message_count, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_taken_updated ON sessions (taken_over, updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_taken_created ON sessions (taken_over, created_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_taken_count ON sessions (taken_over, message_count, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_status_updated ON sessions (status, updated_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_status_created ON sessions (status, created_at, id)`,
+	`CREATE INDEX IF NOT EXISTS sessions_status_count ON sessions (status, message_count, id)`,
 	// GetSessionByShareID; only live links are indexed.
 	`CREATE INDEX IF NOT EXISTS sessions_share ON sessions (share_id) WHERE share_id <> ''`,
 	// Rekey: titles not under the current key, in keyset order.
