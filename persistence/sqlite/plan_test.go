@@ -227,8 +227,8 @@ func TestNoStatementScansATable(t *testing.T) {
 // tell a table scan from an index walk.
 func TestFullScanPattern(t *testing.T) {
 	for step, want := range map[string]bool{
-		"SCAN sessions":                                 true,
-		"SCAN messages AS m":                            true,
+		"SCAN sessions":      true,
+		"SCAN messages AS m": true,
 		"SCAN sessions USING INDEX sessions_updated":    false,
 		"SCAN sessions USING COVERING INDEX sessions_x": false,
 		"SEARCH sessions USING PRIMARY KEY (id=?)":      false,
