@@ -1,16 +1,22 @@
-// Package storetest gives tests a real persistence/mongo Store on a fresh
-// database: on the MongoDB named by CHATBOX_TEST_MONGO_URI when it is set,
-// otherwise on one in-process FerretDB (persistence/embedded) that the first
-// caller starts and every later test of the same test binary shares.
+// Package storetest is the one conformance suite every persistence.Store
+// implementation passes (Run, given a Factory), and the real stores other
+// packages' tests run on.
+//
+// Mongo gives a persistence/mongo Store on a fresh database: on the MongoDB
+// named by CHATBOX_TEST_MONGO_URI when it is set, otherwise on one
+// in-process FerretDB (persistence/embedded) that the first caller starts
+// and every later test of the same test binary shares.
 //
 // Its functions are safe to call from parallel tests. A package that uses
-// the embedded server should call Main from its TestMain, so that the
-// server is stopped and its temporary directory removed when the tests end.
+// it should call Main from its TestMain, so that the embedded server is
+// stopped and its temporary directory removed when the tests end, and the
+// suite's property test is bounded before any test runs.
 package storetest
 
 import (
 	"context"
 	"crypto/rand"
+	"flag"
 	"log/slog"
 	"os"
 	"strings"
@@ -38,11 +44,14 @@ var shared struct {
 	err  error
 }
 
-// Main runs the tests of m, then stops the shared embedded server, if one
-// was started, and removes its directory. Call it from TestMain:
+// Main bounds the suite's property test (see RapidChecks), runs the tests
+// of m, then stops the shared embedded server, if one was started, and
+// removes its directory. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { storetest.Main(m) }
 func Main(m *testing.M) {
+	flag.Parse()
+	limitRapidChecks()
 	code := m.Run()
 	if shared.srv != nil {
 		_ = shared.srv.Close()
@@ -94,11 +103,23 @@ func DatabaseName() string {
 	return "chatbox_test_" + strings.ToLower(rand.Text()[:12])
 }
 
-// Open returns a store with its indexes on a fresh database, which is
-// dropped when the test ends.
+// Open is Mongo, for the callers that predate the other stores.
 func Open(t testing.TB) *mongo.Store {
 	t.Helper()
-	st := OpenAt(t, URI(t), DatabaseName())
+	return Mongo(t)
+}
+
+// Mongo returns a persistence/mongo store keyed with Keyring, with its
+// indexes, on a fresh database, which is dropped when the test ends.
+func Mongo(t testing.TB) *mongo.Store {
+	t.Helper()
+	return MongoWith(t, Keyring(t))
+}
+
+// MongoWith is Mongo keyed with keys.
+func MongoWith(t testing.TB, keys *persistence.Keyring) *mongo.Store {
+	t.Helper()
+	st := MongoAt(t, URI(t), DatabaseName(), keys)
 	t.Cleanup(func() {
 		if err := st.Database().Drop(context.Background()); err != nil {
 			t.Errorf("drop test database: %v", err)
@@ -111,8 +132,15 @@ func Open(t testing.TB) *mongo.Store {
 // Keyring, closed (but not dropped) when the test ends.
 func OpenAt(t testing.TB, uri, database string) *mongo.Store {
 	t.Helper()
+	return MongoAt(t, uri, database, Keyring(t))
+}
+
+// MongoAt returns a store with its indexes on database at uri, keyed with
+// keys, closed (but not dropped) when the test ends.
+func MongoAt(t testing.TB, uri, database string, keys *persistence.Keyring) *mongo.Store {
+	t.Helper()
 	ctx := context.Background()
-	st, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: database, Keyring: Keyring(t)})
+	st, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: database, Keyring: keys})
 	if err != nil {
 		t.Fatalf("open test store: %v", err)
 	}
