@@ -5,15 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"strings"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/persistence"
-	"github.com/chatbox/chatbox/persistence/mongo"
 )
 
 // rekey re-encrypts every stored text that is not under the current key;
@@ -23,7 +18,7 @@ import (
 func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("rekey", stderr)
 	path := fs.String("config", "", "config file")
-	batch := fs.Int("batch", mongo.DefaultRekeyBatch, "records read and rewritten per round trip")
+	batch := fs.Int("batch", persistence.DefaultRekeyBatch, "records read and rewritten per round trip")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,11 +29,15 @@ func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, closeStore, err := openMongoStore(ctx, cfg, newLogger(cfg, stderr))
+	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	st, ok := store.(persistence.Rekeyer)
+	if !ok {
+		return fmt.Errorf("rekey: the %T store cannot rekey", store)
+	}
 
 	current, _, err := cfg.EncryptionKeys()
 	if err != nil {
@@ -47,7 +46,7 @@ func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "rekey: re-encrypting under key %s, %d records per batch\n", persistence.KeyID(current), *batch)
 	start := time.Now()
 	var last time.Time
-	res, err := st.Rekey(ctx, *batch, func(p mongo.RekeyProgress) {
+	res, err := st.Rekey(ctx, *batch, func(p persistence.RekeyProgress) {
 		if time.Since(last) < time.Second {
 			return
 		}
@@ -95,8 +94,8 @@ func reasonText(reason string) string {
 	return "does not authenticate (damaged or moved)"
 }
 
-// migrate creates the indexes the queries rely on and lists them; it does
-// not serve.
+// migrate creates the schema and the indexes the queries rely on and lists
+// the indexes; it does not serve.
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("migrate", stderr)
 	path := fs.String("config", "", "config file")
@@ -107,62 +106,38 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, closeStore, err := openMongoStore(ctx, cfg, newLogger(cfg, stderr))
+	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	if err := st.EnsureIndexes(ctx); err != nil {
+	m, ok := store.(persistence.Migrator)
+	if !ok {
+		return fmt.Errorf("migrate: the %T store has no schema to migrate", store)
+	}
+	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	db := st.Database()
-	fmt.Fprintf(stdout, "migrate: indexes of database %s\n", db.Name())
-	for _, coll := range []string{"sessions", "messages"} {
-		specs, err := db.Collection(coll).Indexes().ListSpecifications(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate: list the indexes of %s: %w", coll, err)
+	indexes, err := m.Indexes(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: list the indexes: %w", err)
+	}
+	fmt.Fprintf(stdout, "migrate: indexes of the %s\n", storeName(cfg))
+	for _, ix := range indexes {
+		unique := ""
+		if ix.Unique {
+			unique = " unique"
 		}
-		for _, ix := range specs {
-			unique := ""
-			if ix.Unique != nil && *ix.Unique {
-				unique = " unique"
-			}
-			fmt.Fprintf(stdout, "%s: %s {%s}%s\n", coll, ix.Name, indexKeys(ix.KeysDocument), unique)
-		}
+		fmt.Fprintf(stdout, "%s: %s {%s}%s\n", ix.Table, ix.Name, ix.Keys, unique)
 	}
 	return nil
 }
 
-// indexKeys shows an index's keys document as "field: 1, other: -1".
-func indexKeys(doc bson.Raw) string {
-	elems, err := doc.Elements()
-	if err != nil {
-		return doc.String()
+// storeName says which store cfg selects, for people; never the URI, which
+// may hold a password.
+func storeName(cfg *config.Config) string {
+	if cfg.Storage.MongoURI != "" {
+		return "MongoDB database " + cfg.Storage.Database
 	}
-	parts := make([]string, len(elems))
-	for i, e := range elems {
-		v := e.Value()
-		if n, ok := v.AsInt64OK(); ok {
-			parts[i] = fmt.Sprintf("%s: %d", e.Key(), n)
-		} else {
-			parts[i] = fmt.Sprintf("%s: %s", e.Key(), v)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-// openMongoStore opens the store exactly as serve does (openStore, which
-// also ensures the indexes) and returns it as the MongoDB store the data
-// commands need.
-func openMongoStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*mongo.Store, func(), error) {
-	store, closeStore, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, ok := store.(*mongo.Store)
-	if !ok {
-		closeStore()
-		return nil, nil, fmt.Errorf("the store is a %T, not the MongoDB store", store)
-	}
-	return st, closeStore, nil
+	return "embedded store in " + storeDir(cfg)
 }

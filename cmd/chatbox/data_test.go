@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/persistence/embedded"
+	"github.com/chatbox/chatbox/persistence/mongo"
 )
 
 // runCommand runs one chatbox command in-process and returns its stdout.
@@ -118,4 +123,124 @@ func TestMigrateCommandCreatesAndListsTheIndexes(t *testing.T) {
 	if out2, err := runCommand(t, "migrate", "-config", filepath.Join(dir, "chatbox.toml")); err != nil || out2 != out {
 		t.Fatalf("second migrate: %v\n%s", err, out2)
 	}
+}
+
+// TestCopyCommandMovesEveryMessageBetweenStoresAndResumes copies a
+// conversation from the embedded store to MongoDB (FerretDB in-process
+// as the stand-in) and back into a fresh data_dir, and serves it from each.
+func TestCopyCommandMovesEveryMessageBetweenStoresAndResumes(t *testing.T) {
+	key, _ := config.GenerateKey()
+	t.Setenv("CHATBOX_STORAGE_ENCRYPTION_KEY", key)
+	tok := signToken(t, "alice", "Alice")
+
+	embeddedDir, backDir, mongoDir := t.TempDir(), t.TempDir(), t.TempDir()
+	s := startServer(t, embeddedDir, "")
+	c := s.dial(t, tok, false)
+	c.send(map[string]any{"type": "send", "id": "c1", "text": "copy me across"})
+	sessionID := c.next(isType("ack")).str("session_id")
+	reply := c.next(isFinal).msg().str("text")
+	s.stop(t)
+
+	ferret, err := embedded.Start(context.Background(), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ferret.Close() })
+	uri := ferret.URI()
+
+	cfg := filepath.Join(embeddedDir, "chatbox.toml")
+	out, err := runCommand(t, "copy", "-config", cfg, "-from", embeddedDir, "-to", uri)
+	if err != nil || !strings.Contains(out, "copied 1 sessions and 2 messages, 0 sessions were already there") {
+		t.Fatalf("copy to MongoDB: %v\n%s", err, out)
+	}
+	// Again: nothing to do, nothing written twice.
+	out, err = runCommand(t, "copy", "-config", cfg, "-from", embeddedDir, "-to", uri)
+	if err != nil || !strings.Contains(out, "copied 0 sessions and 0 messages, 1 sessions were already there") {
+		t.Fatalf("second copy: %v\n%s", err, out)
+	}
+
+	want := func(s *testServer, where string) {
+		t.Helper()
+		stored := storedMessages(t, s, tok, sessionID)
+		if len(stored) != 2 || stored[0].str("text") != "copy me across" || stored[1].str("text") != reply {
+			t.Fatalf("%s: %v", where, stored)
+		}
+	}
+	s = startServer(t, mongoDir, "[storage]\nmongo_uri = \""+uri+"\"\n")
+	want(s, "served from MongoDB")
+	s.stop(t)
+
+	out, err = runCommand(t, "copy", "-config", cfg, "-from", uri, "-to", backDir)
+	if err != nil || !strings.Contains(out, "copied 1 sessions and 2 messages") {
+		t.Fatalf("copy back: %v\n%s", err, out)
+	}
+	s = startServer(t, backDir, "")
+	want(s, "served from the copy in a fresh data_dir")
+}
+
+// TestDataDirOfTheFerretDBStoreIsRefusedThenCopied writes a conversation
+// the way Chatbox v1.0 did (FerretDB's SQLite files under data_dir/db),
+// checks that serve refuses the directory without touching it, and that
+// copy brings it to the new store.
+func TestDataDirOfTheFerretDBStoreIsRefusedThenCopied(t *testing.T) {
+	key, _ := config.GenerateKey()
+	t.Setenv("CHATBOX_STORAGE_ENCRYPTION_KEY", key)
+	old, fresh := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+
+	// v1.0's layout: FerretDB in data_dir/db, database "chatbox".
+	ferret, err := embedded.Start(ctx, filepath.Join(old, "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := persistence.NewKeyring(mustDecode(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mongo.Open(ctx, mongo.Options{URI: ferret.URI(), Database: "chatbox", Keyring: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &persistence.Session{ID: "s-old", UserID: "alice", Title: "from v1.0"}
+	if err := st.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendMessage(ctx, &persistence.Message{SessionID: "s-old", Seq: 1, Role: persistence.RoleUser, Text: "kept since v1.0", Status: persistence.StatusComplete}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close(ctx)
+	ferret.Close()
+	file := filepath.Join(old, "db", "chatbox.sqlite")
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("v1.0 layout: %v", err)
+	}
+
+	var errOut strings.Builder
+	err = Run(ctx, []string{"serve", "-config", writeConfig(t, old, "")}, io.Discard, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "FerretDB") || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "chatbox copy") {
+		t.Fatalf("serve on a v1.0 data_dir: %v", err)
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(before) {
+		t.Fatal("serve changed the v1.0 store it refused")
+	}
+
+	out, err := runCommand(t, "copy", "-config", filepath.Join(old, "chatbox.toml"), "-from", old, "-to", fresh)
+	if err != nil || !strings.Contains(out, "copied 1 sessions and 1 messages") {
+		t.Fatalf("copy from v1.0: %v\n%s", err, out)
+	}
+	s := startServer(t, fresh, "")
+	stored := storedMessages(t, s, signToken(t, "alice", "Alice"), "s-old")
+	if len(stored) != 1 || stored[0].str("text") != "kept since v1.0" {
+		t.Fatalf("after the copy: %v", stored)
+	}
+}
+
+func mustDecode(t *testing.T, key string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -222,13 +222,38 @@ func proxiedStore(t *testing.T) *dbProxy {
 	return proxy
 }
 
+// outage makes the program's store unavailable and brings it back.
+type outage interface {
+	cut()
+	restore()
+}
+
+// storeOutages are the two ways a store goes away, one per store: MongoDB
+// behind a proxy that drops every connection, and the embedded store's
+// file write-locked by another process. Each prepares the program's
+// config (environment) for a data_dir and returns the outage.
+var storeOutages = []struct {
+	name  string
+	setup func(t *testing.T, dataDir string) outage
+}{
+	{"mongo", func(t *testing.T, _ string) outage { return proxiedStore(t) }},
+	{"embedded", func(t *testing.T, dataDir string) outage { return lockedStore(t, dataDir) }},
+}
+
 // TestFaultStorageOutageRefusesSendsAndRecovers runs the real program
-// against a database behind a proxy, cuts the proxy mid-conversation, and
-// restores it.
+// against each store, takes the store away mid-conversation, and brings it
+// back.
 func TestFaultStorageOutageRefusesSendsAndRecovers(t *testing.T) {
-	proxy := proxiedStore(t)
+	for _, store := range storeOutages {
+		t.Run(store.name, func(t *testing.T) { testStorageOutage(t, store.setup) })
+	}
+}
+
+func testStorageOutage(t *testing.T, setup func(*testing.T, string) outage) {
+	dir := t.TempDir()
+	proxy := setup(t, dir)
 	t.Setenv("CHATBOX_STORAGE_TIMEOUT", "500ms")
-	s := startServer(t, t.TempDir(), "")
+	s := startServer(t, dir, "")
 
 	aliceTok := signToken(t, "alice", "Alice")
 	alice := s.dial(t, aliceTok, false)
@@ -404,11 +429,18 @@ max_retries = 0`+openAIModel("fast", fast.URL)+openAIModel("slow", slow.URL))
 // outage makes no provider calls (only the send that discovers it may have
 // started one, cancelled before any output).
 func TestNoProviderCallsWhileTheStoreIsDown(t *testing.T) {
+	for _, store := range storeOutages {
+		t.Run(store.name, func(t *testing.T) { testNoProviderCallsWhileDown(t, store.setup) })
+	}
+}
+
+func testNoProviderCallsWhileDown(t *testing.T, setup func(*testing.T, string) outage) {
 	fake := openaitest.NewServer(openaitest.Config{})
 	defer fake.Close()
-	proxy := proxiedStore(t)
+	dir := t.TempDir()
+	proxy := setup(t, dir)
 	t.Setenv("CHATBOX_STORAGE_TIMEOUT", "500ms")
-	s := startServer(t, t.TempDir(), `default_model = "gpt"
+	s := startServer(t, dir, `default_model = "gpt"
 max_retries = 0`+openAIModel("gpt", fake.URL))
 	alice := s.dial(t, signToken(t, "alice", "Alice"), false)
 	alice.send(map[string]any{"type": "send", "id": "c1", "text": "hello"})

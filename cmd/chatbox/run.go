@@ -20,8 +20,8 @@ import (
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/notify"
 	"github.com/chatbox/chatbox/persistence"
-	"github.com/chatbox/chatbox/persistence/embedded"
 	"github.com/chatbox/chatbox/persistence/mongo"
+	"github.com/chatbox/chatbox/persistence/sqlite"
 	"github.com/chatbox/chatbox/transport"
 	"github.com/chatbox/chatbox/web"
 )
@@ -33,7 +33,9 @@ const usage = `usage:
   chatbox keygen                      print a fresh base64 32-byte encryption key
   chatbox rekey [-config FILE] [-batch 500]
                                       re-encrypt stored text under the current key
-  chatbox migrate [-config FILE]      create the database indexes, list them, exit`
+  chatbox migrate [-config FILE]      create the database indexes, list them, exit
+  chatbox copy -from URI|DIR -to URI|DIR [-config FILE] [-database NAME]
+                                      copy every session and message between stores`
 
 // Run is the whole program: it parses args, runs the command, and returns
 // when the command is done or ctx is cancelled (a signal).
@@ -51,6 +53,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return rekey(ctx, args, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, stdout, stderr)
+	case "copy":
+		return copyStores(ctx, args, stdout, stderr)
 	case "keygen":
 		k, err := config.GenerateKey()
 		if err != nil {
@@ -268,8 +272,9 @@ func printDevLinks(w io.Writer, cfg *config.Config, base string) {
 	fmt.Fprintf(w, "dev token (user dev-user): %s\n", user)
 }
 
-// openStore connects to MongoDB, or with no mongo_uri starts the embedded
-// FerretDB under data_dir and connects to it through the same driver code.
+// openStore opens the store cfg selects: MongoDB when storage.mongo_uri is
+// set, otherwise the embedded SQLite store under data_dir. Either way the
+// schema and indexes are in place when it returns.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persistence.Store, func(), error) {
 	cur, prev, err := cfg.EncryptionKeys()
 	if err != nil {
@@ -279,33 +284,31 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persi
 	if err != nil {
 		return nil, nil, fmt.Errorf("storage.encryption_key: %w", err)
 	}
-	uri := cfg.Storage.MongoURI
-	var db *embedded.Server
-	if uri == "" {
-		db, err = embedded.Start(ctx, filepath.Join(cfg.Storage.DataDir, "db"), log)
+	if cfg.Storage.MongoURI == "" {
+		st, err := sqlite.Open(ctx, sqlite.Options{
+			Dir: storeDir(cfg), Keyring: keys, Sync: cfg.Storage.Sync,
+			Timeout: cfg.Storage.Timeout.Duration, Logger: log,
+		})
+		if errors.Is(err, sqlite.ErrOldStore) {
+			return nil, nil, fmt.Errorf("storage.data_dir: %w", err)
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("start embedded store: %w", err)
+			return nil, nil, fmt.Errorf("open the embedded store: %w", err)
 		}
-		uri = db.URI()
+		return st, func() { st.Close(context.Background()) }, nil
 	}
-	store, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: cfg.Storage.Database, Keyring: keys, Timeout: cfg.Storage.Timeout.Duration, Logger: log})
-	if err == nil {
-		err = store.EnsureIndexes(ctx)
-	}
-	if err == nil && db != nil {
-		err = db.IndexIDs(ctx, cfg.Storage.Database)
-	}
-	closeAll := func() {
-		if store != nil {
-			store.Close(context.Background())
-		}
-		if db != nil {
-			db.Close()
-		}
-	}
+	st, err := mongo.Open(ctx, mongo.Options{URI: cfg.Storage.MongoURI, Database: cfg.Storage.Database, Keyring: keys, Timeout: cfg.Storage.Timeout.Duration, Logger: log})
 	if err != nil {
-		closeAll()
 		return nil, nil, err
 	}
-	return store, closeAll, nil
+	if err := st.EnsureIndexes(ctx); err != nil {
+		st.Close(context.Background())
+		return nil, nil, err
+	}
+	return st, func() { st.Close(context.Background()) }, nil
 }
+
+// storeDir is where the embedded store keeps its database: data_dir/db,
+// beside the dev-mode secrets. Chatbox v1.0 kept its FerretDB files in the
+// same folder, which is how the store recognises and refuses them.
+func storeDir(cfg *config.Config) string { return filepath.Join(cfg.Storage.DataDir, "db") }
