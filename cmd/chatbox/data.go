@@ -23,7 +23,7 @@ import (
 func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("rekey", stderr)
 	path := fs.String("config", "", "config file")
-	batch := fs.Int("batch", mongo.DefaultRekeyBatch, "records read and rewritten per round trip")
+	batch := fs.Int("batch", persistence.DefaultRekeyBatch, "records read and rewritten per round trip")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "rekey: re-encrypting under key %s, %d records per batch\n", persistence.KeyID(current), *batch)
 	start := time.Now()
 	var last time.Time
-	res, err := st.Rekey(ctx, *batch, func(p mongo.RekeyProgress) {
+	res, err := st.Rekey(ctx, *batch, func(p persistence.RekeyProgress) {
 		if time.Since(last) < time.Second {
 			return
 		}
