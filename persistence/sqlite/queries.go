@@ -135,7 +135,10 @@ const (
 	qCheckpoint = `PRAGMA wal_checkpoint(TRUNCATE)`
 )
 
-// readStmts are the hot reads, prepared once on the reader pool.
+// readStmts are the hot reads, prepared once on the reader pool. (The
+// driver, modernc.org/sqlite v1.32, compiles a statement's text again on
+// each execution; holding *sql.Stmt keeps the call sites the same for a
+// driver that caches, and saves database/sql's own preparing.)
 type readStmts struct {
 	ping, getSession, getSessionByShare, sessionExists, listMessages,
 	listSessionsFirst, listSessionsAfter, stats *sql.Stmt
