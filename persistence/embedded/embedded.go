@@ -4,14 +4,18 @@
 // ordinary mongo-driver through URI; persistence/mongo does not know the
 // difference.
 //
+// Clients do not talk to FerretDB directly but through a serializer that
+// passes one command at a time (serialize.go): FerretDB v1 does not apply a
+// single-document update atomically, and the store's fences need that.
+//
 // It is sized for tests, demos and small installs: FerretDB v1's SQLite
 // backend uses SQLite indexes for none of the store's queries, so filters,
 // sorts and updates scan the collection in FerretDB (measured: with 20,000
 // messages stored, a message update takes ~75ms and a page of history
 // ~0.9s). The indexes are still created, for MongoDB.
 //
-// A Server owns the goroutine that runs FerretDB; Close stops it and waits
-// for it. Server methods are safe for concurrent use. Only one Server may use
+// A Server owns the goroutine that runs FerretDB and the serializer's;
+// Close stops them and waits for them. Server methods are safe for concurrent use. Only one Server may use
 // a given directory at a time: FerretDB caches the SQLite metadata in memory.
 package embedded
 
@@ -35,7 +39,8 @@ var newMu sync.Mutex
 // Server is a running in-process FerretDB.
 type Server struct {
 	dir    string // absolute; one SQLite file per database
-	uri    string
+	uri    string // the serializer's
+	ser    *serializer
 	cancel context.CancelFunc
 	done   chan struct{} // closed when FerretDB's Run has returned
 }
@@ -80,8 +85,20 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Server, error) {
 
 	// The listener is bound inside New, so the URI (and its port) is known
 	// before Run, and connections queue until Run accepts them.
+	direct, err := url.Parse(f.MongoDBURI())
+	if err != nil {
+		return nil, fmt.Errorf("start embedded ferretdb: its uri: %w", err)
+	}
+	ser, err := newSerializer(direct.Host)
+	if err != nil {
+		stopped, stop := context.WithCancel(context.Background())
+		stop()
+		_ = f.Run(stopped) // closes the listener New bound
+		return nil, fmt.Errorf("start embedded ferretdb: %w", err)
+	}
+	direct.Host = ser.addr()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{dir: abs, uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{})}
+	s := &Server{dir: abs, uri: direct.String(), ser: ser, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		// Run always returns nil; it returns once every connection is closed.
@@ -98,6 +115,7 @@ func (s *Server) URI() string { return s.uri }
 // from several goroutines. Disconnect clients first: FerretDB gives
 // connections still open up to 3 seconds to go away.
 func (s *Server) Close() error {
+	s.ser.close()
 	s.cancel()
 	<-s.done
 	return nil

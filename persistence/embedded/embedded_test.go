@@ -92,3 +92,49 @@ func TestStartHonoursCanceledContext(t *testing.T) {
 		t.Fatal("Start with a canceled context succeeded")
 	}
 }
+
+// FerretDB runs an update as a query and then a write of the whole
+// document; through the server's serializer, two updates of one document
+// at once both land, as on MongoDB, and a conditional update matches for
+// one writer only.
+func TestConcurrentUpdatesOfOneDocumentBothApply(t *testing.T) {
+	ctx := t.Context()
+	srv := start(t, t.TempDir())
+	a, b := connect(t, srv.URI()), connect(t, srv.URI())
+	defer a.Disconnect(ctx)
+	defer b.Disconnect(ctx)
+	ca, cb := a.Database("race").Collection("docs"), b.Database("race").Collection("docs")
+	if _, err := ca.InsertOne(ctx, bson.M{"_id": "d", "x": 0, "y": 0, "v": 0}); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 30
+	for i := 1; i <= rounds; i++ {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		var matched [2]int64
+		for j, c := range []*mongo.Collection{ca, cb} {
+			field := []string{"x", "y"}[j]
+			wg.Go(func() {
+				<-start
+				res, err := c.UpdateOne(ctx, bson.M{"_id": "d", "v": i - 1}, bson.M{"$inc": bson.M{field: 1, "v": 1}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				matched[j] = res.MatchedCount
+			})
+		}
+		close(start)
+		wg.Wait()
+		if matched[0]+matched[1] != 1 {
+			t.Fatalf("round %d: both conditional updates matched (%v)", i, matched)
+		}
+		var got struct{ X, Y, V int }
+		if err := ca.FindOne(ctx, bson.M{"_id": "d"}).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got.V != i || got.X+got.Y != i {
+			t.Fatalf("round %d: %+v; want v %d and x+y %d", i, got, i, i)
+		}
+	}
+}

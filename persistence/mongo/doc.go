@@ -14,24 +14,46 @@
 // they are written, so that what a caller holds, what is stored and what a
 // page cursor carries compare exactly. They are read back in UTC.
 //
-// # Fenced appends without transactions
+// # Fenced writes without transactions
 //
-// AppendMessage first reads the session's last_seq (it must be seq-1: no
-// gaps), then inserts the message under the unique {session_id, seq} index,
-// which settles a race between two writers of the same seq, then advances
-// the session with $max (last_seq and message_count to seq). A message is
-// committed once last_seq covers its seq; readers see only committed
-// messages (ListMessages stops at last_seq). Because the two writes are not
-// atomic, a writer can die between them and leave an uncommitted message
-// occupying its seq. Nothing deletes that message behind its writer's back,
-// since the writer may only be slow: the next writer to hit it on the unique
-// index completes the dead writer's append ($max is idempotent) and answers
-// ErrConflict, so that it reloads from the store and carries on at the next
-// seq.
+// AppendMessage takes two round trips when nothing races it. It first
+// inserts the message under the unique {session_id, seq} index, which
+// settles a race between two writers of the same seq, then commits it with
+// one update of the session conditional on last_seq being seq-1: $set
+// last_seq to seq, $inc message_count and the token totals by the message's
+// usage, $max updated_at. A message is committed once last_seq covers its
+// seq; readers see only committed messages (ListMessages stops at
+// last_seq). When the condition fails, one read of the session says why: a
+// repeat of an append that succeeded (the session already covers seq, and
+// the unique index says the message there is this one) succeeds; a gap, or
+// a session that is gone, deletes the inserted message again and answers
+// ErrConflict or ErrNotFound, leaving nothing behind.
 //
-// Every hot write addresses a document by _id alone: FerretDB's SQLite
-// backend answers only that lookup (and unique-index checks) from an index,
-// and scans the collection for any other filter.
+// Because the two writes are not atomic, a writer can die between them and
+// leave an uncommitted message occupying its seq. Nothing deletes that
+// message behind its writer's back, since the writer may only be slow: the
+// next writer to hit it on the unique index completes the dead writer's
+// append (the same conditional update, with that message's usage; the
+// condition makes sure it is counted once) and answers ErrConflict, so that
+// it reloads from the store and carries on at the next seq.
+//
+// UpdateSession is one update conditional on _id and version ($set of the
+// header and version+1); when it matches nothing, one read tells
+// ErrNotFound from ErrConflict. A session written by v1.0 has no version
+// field and counts as version 1. UpdateMessage is one findAndModify that
+// returns the old usage, plus one $inc of the session's totals when the
+// usage changed. So a streamed reply costs O(1) round trips: two for its
+// append, one or two per checkpoint.
+//
+// The fences rely on MongoDB applying each single-document update
+// atomically. FerretDB v1 does not (it reads, then writes the whole
+// document); persistence/embedded passes it one command at a time so that
+// it does.
+//
+// Every hot write addresses a document by _id (with further conditions
+// beside it): FerretDB's SQLite backend answers only that lookup (and
+// unique-index checks) from an index, and scans the collection for any
+// other filter.
 //
 // # Unreadable text
 //

@@ -26,7 +26,14 @@ type sessionDoc struct {
 	ShareID       string    `bson:"share_id,omitempty"`
 	CreatedAt     time.Time `bson:"created_at"`
 	UpdatedAt     time.Time `bson:"updated_at"`
+	// Version fences header updates. Documents written by v1.0 have none,
+	// which reads as 0 here and means version 1 (see storedVersion).
+	Version int64 `bson:"version"`
 }
+
+// storedVersion is the version a document read back stands for: one
+// written before versions existed is at version 1.
+func storedVersion(v int64) int64 { return max(v, 1) }
 
 // messageDoc is the stored shape of a message.
 type messageDoc struct {
@@ -65,8 +72,9 @@ func (s *Store) sessionToDoc(x *persistence.Session) sessionDoc {
 		TokensIn:      x.TokensIn,
 		TokensOut:     x.TokensOut,
 		ShareID:       x.ShareID,
-		CreatedAt:     x.CreatedAt,
-		UpdatedAt:     x.UpdatedAt,
+		CreatedAt:     ms(x.CreatedAt),
+		UpdatedAt:     ms(x.UpdatedAt),
+		Version:       x.Version,
 	}
 }
 
@@ -92,6 +100,7 @@ func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.S
 		ShareID:       d.ShareID,
 		CreatedAt:     d.CreatedAt.UTC(),
 		UpdatedAt:     d.UpdatedAt.UTC(),
+		Version:       storedVersion(d.Version),
 	}
 }
 
@@ -107,7 +116,7 @@ func (s *Store) messageToDoc(m *persistence.Message) messageDoc {
 		KeyID:     keyID,
 		CT:        ct,
 		Status:    string(m.Status),
-		CreatedAt: m.CreatedAt,
+		CreatedAt: ms(m.CreatedAt),
 		TokensIn:  m.TokensIn,
 		TokensOut: m.TokensOut,
 	}

@@ -10,7 +10,7 @@ import (
 // RekeyWithWriteBetween is Rekey calling between after reading each batch
 // and before writing it, so a test can write concurrently at the worst
 // moment.
-func (s *Store) RekeyWithWriteBetween(ctx context.Context, batch int, between func()) (RekeyResult, error) {
+func (s *Store) RekeyWithWriteBetween(ctx context.Context, batch int, between func()) (persistence.RekeyResult, error) {
 	return s.rekey(ctx, batch, nil, between)
 }
 

@@ -2,12 +2,9 @@ package mongo_test
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +14,7 @@ import (
 	"github.com/chatbox/chatbox/persistence/storetest"
 )
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	limitRapidChecks()
-	storetest.Main(m)
-}
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 // t0 is a fixed, millisecond-aligned base time, so tests can state exact
 // orders.
@@ -72,23 +65,6 @@ func seqs(ms []persistence.Message) []int64 {
 		out[i] = m.Seq
 	}
 	return out
-}
-
-// rapidChecks is how many cases rapid tries per property in this package,
-// where every check talks to a database, unless -rapid.checks or
-// RAPID_CHECKS says otherwise.
-const rapidChecks = 15
-
-func limitRapidChecks() {
-	f := flag.Lookup("rapid.checks")
-	if f == nil || os.Getenv("RAPID_CHECKS") != "" {
-		return
-	}
-	explicit := false
-	flag.Visit(func(g *flag.Flag) { explicit = explicit || g == f })
-	if !explicit {
-		_ = f.Value.Set(strconv.Itoa(rapidChecks))
-	}
 }
 
 // logRecorder is a slog.Handler that keeps what it is given.

@@ -21,9 +21,10 @@ const (
 )
 
 // AppendMessage stores m at m.Seq and advances the session to it; see the
-// package doc for the fence. An empty m.ID is set to a fresh random id, and
-// a zero CreatedAt to now; CreatedAt is truncated to milliseconds in m. The
-// session's updated_at moves forward to m.CreatedAt.
+// package doc for the fence and its two round trips. An empty m.ID is set
+// to a fresh random id, and a zero CreatedAt to now; CreatedAt is truncated
+// to milliseconds in m. The session's updated_at moves forward to
+// m.CreatedAt, and m's usage is added to its token totals.
 //
 // It answers ErrConflict when seq is taken or the session's last_seq is not
 // m.Seq-1, ErrNotFound when the session does not exist. Repeating an append
@@ -44,80 +45,24 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 
-	// The session must be exactly one behind: no gaps. This read and every
-	// write below address a document by _id alone, the one lookup FerretDB's
-	// SQLite backend answers from an index; the race between two writers of
-	// the same seq is settled by the unique {session_id, seq} index.
-	var sess sessionDoc
-	err := s.sessions.FindOne(ctx, bson.M{"_id": m.SessionID},
-		options.FindOne().SetProjection(bson.M{"last_seq": 1})).Decode(&sess)
-	if err != nil {
-		return wrap(err, "append message %d to session %s", m.Seq, m.SessionID)
-	}
-	switch {
-	case sess.LastSeq >= m.Seq:
-		return s.alreadyAppended(ctx, m)
-	case sess.LastSeq < m.Seq-1:
-		return fmt.Errorf("append message %d to session %s: last_seq is %d: %w", m.Seq, m.SessionID, sess.LastSeq, persistence.ErrConflict)
-	}
-
-	_, err = s.messages.InsertOne(ctx, s.messageToDoc(m))
+	doc := s.messageToDoc(m)
+	_, err := s.messages.InsertOne(ctx, doc)
 	if mongodriver.IsDuplicateKeyError(err) {
 		return s.seqTaken(ctx, m)
 	}
 	if err != nil {
 		return wrap(err, "append message %d to session %s", m.Seq, m.SessionID)
 	}
-	return s.commit(ctx, m)
+	return s.commit(ctx, m, &doc)
 }
 
-// seqTaken handles an insert that hit the unique index: m.Seq (or m.ID) is
-// taken. If by m itself, this is a repeated append and proceeds to the
-// fence. If by another writer's message, it may be one that never got
-// committed because its writer died before the fence; completing that
-// append (the fence only applies while last_seq is seq-1) frees the session
-// to move on. Either way the caller lost seq.
-func (s *Store) seqTaken(ctx context.Context, m *persistence.Message) error {
-	var other messageDoc
-	err := s.messages.FindOne(ctx,
-		bson.M{"session_id": m.SessionID, "seq": m.Seq},
-		options.FindOne().SetProjection(bson.M{"_id": 1, "created_at": 1}),
-	).Decode(&other)
-	switch {
-	case errors.Is(err, mongodriver.ErrNoDocuments):
-		// m.ID is taken by a message elsewhere.
-		return fmt.Errorf("append message %d to session %s: id %s: %w", m.Seq, m.SessionID, m.ID, persistence.ErrConflict)
-	case err != nil:
-		return wrap(err, "append message %d to session %s: find the message holding the seq", m.Seq, m.SessionID)
-	case other.ID == m.ID:
-		return s.commit(ctx, m)
-	}
-	if _, err := s.advance(ctx, m.SessionID, m.Seq, other.CreatedAt); err != nil {
-		return wrap(err, "append message %d to session %s: complete the append holding the seq", m.Seq, m.SessionID)
-	}
-	return fmt.Errorf("append message %d to session %s: seq taken: %w", m.Seq, m.SessionID, persistence.ErrConflict)
-}
-
-// alreadyAppended answers an append whose seq the session has passed: a
-// repeat of one that succeeded (the same message id at that seq) is a
-// success, anything else lost the seq.
-func (s *Store) alreadyAppended(ctx context.Context, m *persistence.Message) error {
-	var mine messageDoc
-	err := s.messages.FindOne(ctx, bson.M{"_id": m.ID},
-		options.FindOne().SetProjection(bson.M{"session_id": 1, "seq": 1})).Decode(&mine)
-	switch {
-	case err == nil && mine.SessionID == m.SessionID && mine.Seq == m.Seq:
-		return nil
-	case err != nil && !errors.Is(err, mongodriver.ErrNoDocuments):
-		return wrap(err, "append message %d to session %s: look for an earlier attempt", m.Seq, m.SessionID)
-	}
-	return fmt.Errorf("append message %d to session %s: seq taken: %w", m.Seq, m.SessionID, persistence.ErrConflict)
-}
-
-// commit advances the session over m, whose document is stored and so owns
-// its seq. If the session is gone, m is deleted again.
-func (s *Store) commit(ctx context.Context, m *persistence.Message) error {
-	ok, err := s.advance(ctx, m.SessionID, m.Seq, m.CreatedAt)
+// commit advances the session over m, whose document d is stored and so
+// owns its seq: the second round trip of an append. If the fence does not
+// hold, one read of the session says why: it already covers seq (a repeat,
+// or another writer completed this append), it is gone, or it is behind
+// (a gap; m is deleted again).
+func (s *Store) commit(ctx context.Context, m *persistence.Message, d *messageDoc) error {
+	ok, err := s.advance(ctx, d)
 	if err != nil {
 		// The update may or may not have applied: leave m in place. A repeat
 		// with the same id completes it, the next writer completes it, or
@@ -127,21 +72,89 @@ func (s *Store) commit(ctx context.Context, m *persistence.Message) error {
 	if ok {
 		return nil
 	}
-	if _, err := s.messages.DeleteOne(ctx, bson.M{"_id": m.ID}); err != nil {
-		return wrap(err, "append message %d to session %s: session gone; delete the message", m.Seq, m.SessionID)
+	var sess sessionDoc
+	err = s.sessions.FindOne(ctx, bson.M{"_id": m.SessionID},
+		options.FindOne().SetProjection(bson.M{"last_seq": 1})).Decode(&sess)
+	switch {
+	case errors.Is(err, mongodriver.ErrNoDocuments):
+		return s.withdraw(ctx, m, persistence.ErrNotFound, "no session")
+	case err != nil:
+		return wrap(err, "append message %d to session %s: read last_seq", m.Seq, m.SessionID)
+	case sess.LastSeq >= m.Seq:
+		// m's document holds seq under the unique index, so the message the
+		// session covers at seq is m.
+		return nil
 	}
-	return fmt.Errorf("append message %d to session %s: %w", m.Seq, m.SessionID, persistence.ErrNotFound)
+	return s.withdraw(ctx, m, persistence.ErrConflict, fmt.Sprintf("last_seq is %d", sess.LastSeq))
 }
 
-// advance moves the session's last_seq (and message_count, which equals it:
-// seqs start at 1 and have no gaps) forward to seq and updated_at forward to
-// at. $max makes it idempotent, so completing a dead writer's append and
-// that writer's own late commit cannot count a message twice. It reports
-// whether the session exists.
-func (s *Store) advance(ctx context.Context, sessionID string, seq int64, at time.Time) (bool, error) {
+// withdraw deletes m, stored but not committed, and answers sentinel: m
+// must leave nothing behind. Between the failed fence and this delete,
+// other writers may have brought the session up to m.Seq-1 and completed
+// m; if the session covers m.Seq afterwards, m is put back and the append
+// succeeded after all.
+func (s *Store) withdraw(ctx context.Context, m *persistence.Message, sentinel error, why string) error {
+	if _, err := s.messages.DeleteOne(ctx, bson.M{"_id": m.ID}); err != nil {
+		return wrap(err, "append message %d to session %s: %s; delete the message", m.Seq, m.SessionID, why)
+	}
+	if sentinel == persistence.ErrConflict {
+		var sess sessionDoc
+		err := s.sessions.FindOne(ctx, bson.M{"_id": m.SessionID},
+			options.FindOne().SetProjection(bson.M{"last_seq": 1})).Decode(&sess)
+		if err == nil && sess.LastSeq >= m.Seq {
+			if _, err := s.messages.InsertOne(ctx, s.messageToDoc(m)); err != nil {
+				return wrap(err, "append message %d to session %s: completed meanwhile; restore the message", m.Seq, m.SessionID)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("append message %d to session %s: %s: %w", m.Seq, m.SessionID, why, sentinel)
+}
+
+// seqTaken handles an insert that hit a unique index: m.Seq (or m.ID) is
+// taken. If by m itself, this is a repeated append and proceeds to the
+// fence. If by another writer's message, it may be one that never got
+// committed because its writer died before the fence; completing that
+// append (the fence only matches while last_seq is seq-1, so a committed
+// one is never counted twice) frees the session to move on. Either way the
+// caller lost seq.
+func (s *Store) seqTaken(ctx context.Context, m *persistence.Message) error {
+	var other messageDoc
+	err := s.messages.FindOne(ctx,
+		bson.M{"session_id": m.SessionID, "seq": m.Seq},
+		options.FindOne().SetProjection(bson.M{"ct": 0}),
+	).Decode(&other)
+	switch {
+	case errors.Is(err, mongodriver.ErrNoDocuments):
+		// m.ID is taken by a message elsewhere (or the seq's holder was
+		// withdrawn meanwhile): either way this writer must reload.
+		return fmt.Errorf("append message %d to session %s: id %s: %w", m.Seq, m.SessionID, m.ID, persistence.ErrConflict)
+	case err != nil:
+		return wrap(err, "append message %d to session %s: find the message holding the seq", m.Seq, m.SessionID)
+	case other.ID == m.ID:
+		doc := s.messageToDoc(m)
+		return s.commit(ctx, m, &doc)
+	}
+	if _, err := s.advance(ctx, &other); err != nil {
+		return wrap(err, "append message %d to session %s: complete the append holding the seq", m.Seq, m.SessionID)
+	}
+	return fmt.Errorf("append message %d to session %s: seq taken: %w", m.Seq, m.SessionID, persistence.ErrConflict)
+}
+
+// advance is the fence: it commits the stored message d by moving its
+// session's last_seq from d.Seq-1 to d.Seq, counting it, adding its usage
+// to the token totals and moving updated_at forward to its time, all in
+// one update that matches only while last_seq is d.Seq-1. So a message is
+// counted once, however many writers try to commit it. It reports whether
+// the update matched.
+func (s *Store) advance(ctx context.Context, d *messageDoc) (bool, error) {
 	res, err := s.sessions.UpdateOne(ctx,
-		bson.M{"_id": sessionID},
-		bson.M{"$max": bson.M{"last_seq": seq, "message_count": seq, "updated_at": ms(at)}})
+		bson.D{{Key: "_id", Value: d.SessionID}, {Key: "last_seq", Value: d.Seq - 1}},
+		bson.D{
+			{Key: "$set", Value: bson.M{"last_seq": d.Seq}},
+			{Key: "$inc", Value: bson.M{"message_count": int64(1), "tokens_in": d.TokensIn, "tokens_out": d.TokensOut}},
+			{Key: "$max", Value: bson.M{"updated_at": d.CreatedAt}},
+		})
 	if err != nil {
 		return false, err
 	}
@@ -149,14 +162,21 @@ func (s *Store) advance(ctx context.Context, sessionID string, seq int64, at tim
 }
 
 // UpdateMessage rewrites the text, status and usage of the message at
-// (m.SessionID, m.Seq), which must also be m.ID if that is set.
-// ErrNotFound when there is none.
+// (m.SessionID, m.Seq), which must also be m.ID if that is set, and moves
+// its session's token totals by the difference in usage. ErrNotFound when
+// there is none.
+//
+// The message is rewritten with FindOneAndUpdate returning the old usage;
+// only when the usage changed does a second update $inc the session's
+// totals by the difference. The two are not atomic: a process that dies
+// between them leaves the totals short of that one difference.
 func (s *Store) UpdateMessage(ctx context.Context, m *persistence.Message) error {
-	// By _id alone when it is known (always, from the actors): the lookup
-	// the embedded store answers from an index.
-	filter := bson.M{"session_id": m.SessionID, "seq": m.Seq}
+	// With _id when it is known (always, from the actors): the lookup the
+	// embedded store answers from an index. session_id and seq stay in the
+	// filter, since the ciphertext is bound to them.
+	filter := bson.D{{Key: "session_id", Value: m.SessionID}, {Key: "seq", Value: m.Seq}}
 	if m.ID != "" {
-		filter = bson.M{"_id": m.ID}
+		filter = append(bson.D{{Key: "_id", Value: m.ID}}, filter...)
 	}
 	keyID, ct := s.keys.Seal([]byte(m.Text), persistence.MessageAD(m.SessionID, m.Seq))
 	update := bson.M{"$set": bson.M{
@@ -169,12 +189,19 @@ func (s *Store) UpdateMessage(ctx context.Context, m *persistence.Message) error
 
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	res, err := s.messages.UpdateOne(ctx, filter, update)
+	var old messageDoc // whole: FerretDB's findAndModify takes no projection
+	err := s.messages.FindOneAndUpdate(ctx, filter, update,
+		options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&old)
 	if err != nil {
 		return wrap(err, "update message %d of session %s", m.Seq, m.SessionID)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("update message %d of session %s: %w", m.Seq, m.SessionID, persistence.ErrNotFound)
+	dIn, dOut := m.TokensIn-old.TokensIn, m.TokensOut-old.TokensOut
+	if dIn == 0 && dOut == 0 {
+		return nil
+	}
+	if _, err := s.sessions.UpdateOne(ctx, bson.M{"_id": m.SessionID},
+		bson.M{"$inc": bson.M{"tokens_in": dIn, "tokens_out": dOut}}); err != nil {
+		return wrap(err, "update message %d of session %s: token totals", m.Seq, m.SessionID)
 	}
 	return nil
 }

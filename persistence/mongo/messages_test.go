@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/mongo"
@@ -27,145 +28,6 @@ func countMessages(t *testing.T, st *mongo.Store, sessionID string) int64 {
 	return n
 }
 
-func TestAppendAndListMessages(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	st := storetest.Open(t)
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1", CreatedAt: at(0)})
-
-	var appended []*persistence.Message
-	for seq := int64(1); seq <= 10; seq++ {
-		appended = append(appended, mustAppend(t, st, "s1", seq, "message text"))
-	}
-	if appended[0].ID == "" {
-		t.Fatal("AppendMessage did not assign an id")
-	}
-	s := mustGet(t, st, "s1")
-	if s.LastSeq != 10 || s.MessageCount != 10 || !s.UpdatedAt.Equal(at(10)) {
-		t.Fatalf("session after 10 appends: last_seq %d, count %d, updated %v", s.LastSeq, s.MessageCount, s.UpdatedAt)
-	}
-
-	got, err := st.ListMessages(ctx, "s1", 0, 0)
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	if len(got) != 10 || got[0] != *appended[0] || got[9] != *appended[9] {
-		t.Fatalf("list = %+v", got)
-	}
-	if got[0].CreatedAt.Location() != time.UTC {
-		t.Errorf("created_at read back in %v, want UTC", got[0].CreatedAt.Location())
-	}
-
-	for _, tt := range []struct {
-		after int64
-		limit int
-		want  []int64
-	}{
-		{3, 4, []int64{4, 5, 6, 7}},
-		{8, 100, []int64{9, 10}},
-		{10, 5, []int64{}},
-		{50, 5, []int64{}},
-		{-5, 2, []int64{1, 2}},
-	} {
-		got, err := st.ListMessages(ctx, "s1", tt.after, tt.limit)
-		if err != nil || !slices.Equal(seqs(got), tt.want) || got == nil {
-			t.Errorf("after %d limit %d: %v, %v; want %v", tt.after, tt.limit, seqs(got), err, tt.want)
-		}
-	}
-
-	if _, err := st.ListMessages(ctx, "nope", 0, 0); !errors.Is(err, persistence.ErrNotFound) {
-		t.Errorf("list unknown session: err = %v, want ErrNotFound", err)
-	}
-}
-
-func TestListMessagesLimitIsCapped(t *testing.T) {
-	t.Parallel()
-	st := storetest.Open(t)
-	// 1001 appends take seconds under -race; insert them in one batch and
-	// commit them by setting last_seq.
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
-	k := storetest.Keyring(t)
-	docs := make([]any, 1001)
-	for i := range docs {
-		seq := int64(i + 1)
-		keyID, ct := k.Seal(nil, persistence.MessageAD("s1", seq))
-		docs[i] = bson.M{"_id": fmt.Sprint(seq), "session_id": "s1", "seq": seq, "key_id": keyID, "ct": ct, "created_at": t0}
-	}
-	db := st.Database()
-	if _, err := db.Collection("messages").InsertMany(t.Context(), docs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Collection("sessions").UpdateOne(t.Context(), bson.M{"_id": "s1"}, bson.M{"$set": bson.M{"last_seq": int64(1001)}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct{ limit, want int }{{0, 100}, {-3, 100}, {5000, 1000}} {
-		got, err := st.ListMessages(t.Context(), "s1", 0, tt.limit)
-		if err != nil || len(got) != tt.want {
-			t.Errorf("limit %d: %d messages, err %v; want %d", tt.limit, len(got), err, tt.want)
-		}
-	}
-}
-
-func TestAppendConflicts(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	st := storetest.Open(t)
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
-	mustAppend(t, st, "s1", 1, "one")
-
-	t.Run("seq taken", func(t *testing.T) {
-		err := st.AppendMessage(ctx, &persistence.Message{SessionID: "s1", Seq: 1, Text: "another one"})
-		if !errors.Is(err, persistence.ErrConflict) {
-			t.Fatalf("err = %v, want ErrConflict", err)
-		}
-	})
-	t.Run("last_seq moved", func(t *testing.T) {
-		// A writer that believes the session is at 2 when it is at 1.
-		err := st.AppendMessage(ctx, &persistence.Message{SessionID: "s1", Seq: 3, Text: "three"})
-		if !errors.Is(err, persistence.ErrConflict) {
-			t.Fatalf("err = %v, want ErrConflict", err)
-		}
-		if n := countMessages(t, st, "s1"); n != 1 {
-			t.Fatalf("%d messages stored, want 1: the losing insert must not stay", n)
-		}
-		mustAppend(t, st, "s1", 2, "two") // the session carries on
-	})
-	t.Run("no session", func(t *testing.T) {
-		err := st.AppendMessage(ctx, &persistence.Message{SessionID: "ghost", Seq: 1, Text: "boo"})
-		if !errors.Is(err, persistence.ErrNotFound) {
-			t.Fatalf("err = %v, want ErrNotFound", err)
-		}
-		if n := countMessages(t, st, "ghost"); n != 0 {
-			t.Fatalf("%d messages left for a missing session", n)
-		}
-	})
-	t.Run("bad seq", func(t *testing.T) {
-		if err := st.AppendMessage(ctx, &persistence.Message{SessionID: "s1", Seq: 0}); err == nil {
-			t.Fatal("seq 0 accepted")
-		}
-	})
-	if s := mustGet(t, st, "s1"); s.LastSeq != 2 || s.MessageCount != 2 {
-		t.Fatalf("session at last_seq %d count %d, want 2 and 2", s.LastSeq, s.MessageCount)
-	}
-}
-
-func TestAppendRepeatedAfterSuccess(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	st := storetest.Open(t)
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
-	m := mustAppend(t, st, "s1", 1, "one")
-
-	// As after an ErrUnavailable whose write had in fact gone through.
-	again := *m
-	if err := st.AppendMessage(ctx, &again); err != nil {
-		t.Fatalf("repeat: %v", err)
-	}
-	if s := mustGet(t, st, "s1"); s.LastSeq != 1 || s.MessageCount != 1 {
-		t.Fatalf("after a repeat: last_seq %d count %d, want 1 and 1", s.LastSeq, s.MessageCount)
-	}
-}
-
 // insertRaw stores a message document as AppendMessage's insert would, with
 // no fence: what a writer that died halfway leaves behind.
 func insertRaw(t *testing.T, st *mongo.Store, id, sessionID string, seq int64, text string) {
@@ -174,7 +36,7 @@ func insertRaw(t *testing.T, st *mongo.Store, id, sessionID string, seq int64, t
 	_, err := st.Database().Collection("messages").InsertOne(t.Context(), bson.M{
 		"_id": id, "session_id": sessionID, "seq": seq, "role": "user", "author": "u",
 		"key_id": keyID, "ct": ct, "status": "complete", "created_at": at(int(seq)),
-		"tokens_in": int64(0), "tokens_out": int64(0),
+		"tokens_in": int64(5), "tokens_out": int64(7),
 	})
 	if err != nil {
 		t.Fatalf("insert raw message: %v", err)
@@ -185,7 +47,7 @@ func TestUncommittedMessage(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	st := storetest.Open(t)
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
+	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1", CreatedAt: at(0)})
 	mustAppend(t, st, "s1", 1, "one")
 	insertRaw(t, st, "dead-writer", "s1", 2, "left behind")
 
@@ -200,8 +62,8 @@ func TestUncommittedMessage(t *testing.T) {
 		t.Fatalf("append over an uncommitted message: err = %v, want ErrConflict", err)
 	}
 	s := mustGet(t, st, "s1")
-	if s.LastSeq != 2 || s.MessageCount != 2 {
-		t.Fatalf("session at last_seq %d count %d, want 2 and 2", s.LastSeq, s.MessageCount)
+	if s.LastSeq != 2 || s.MessageCount != 2 || s.TokensIn != 5 || s.TokensOut != 7 || !s.UpdatedAt.Equal(at(2)) {
+		t.Fatalf("session after completing: %+v; want last_seq and count 2, the dead writer's tokens 5/7 and time", s)
 	}
 	got, err = st.ListMessages(ctx, "s1", 1, 0)
 	if err != nil || len(got) != 1 || got[0].Text != "left behind" || got[0].ID != "dead-writer" {
@@ -215,92 +77,107 @@ func TestUncommittedMessage(t *testing.T) {
 	}
 	// Having reloaded, the second writer carries on.
 	mustAppend(t, st, "s1", 3, "mine")
-	if s := mustGet(t, st, "s1"); s.LastSeq != 3 || s.MessageCount != 3 {
-		t.Fatalf("session at last_seq %d count %d, want 3 and 3", s.LastSeq, s.MessageCount)
+	if s := mustGet(t, st, "s1"); s.LastSeq != 3 || s.MessageCount != 3 || s.TokensIn != 5 {
+		t.Fatalf("session at last_seq %d count %d tokens in %d, want 3, 3 and 5 (counted once)", s.LastSeq, s.MessageCount, s.TokensIn)
 	}
 }
 
-func TestUpdateMessage(t *testing.T) {
+// A lost append inserts first and then loses the fence: its document must
+// be gone again, not merely hidden from ListMessages.
+func TestLostAppendLeavesNoDocument(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	st := storetest.Open(t)
 	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
-	m := &persistence.Message{SessionID: "s1", Seq: 1, Role: persistence.RoleAssistant, Author: "demo",
-		Text: "Once upon", Status: persistence.StatusInterrupted, CreatedAt: at(1)}
-	if err := st.AppendMessage(ctx, m); err != nil {
-		t.Fatalf("append: %v", err)
-	}
-
-	m.Text, m.Status, m.TokensIn, m.TokensOut = "Once upon a time.", persistence.StatusComplete, 12, 5
-	if err := st.UpdateMessage(ctx, m); err != nil {
-		t.Fatalf("update: %v", err)
-	}
-	got, err := st.ListMessages(ctx, "s1", 0, 0)
-	if err != nil || len(got) != 1 || got[0] != *m {
-		t.Fatalf("after update = %+v, %v\nwant %+v", got, err, *m)
-	}
-
-	byKey := *m
-	byKey.ID, byKey.Text = "", "by session and seq"
-	if err := st.UpdateMessage(ctx, &byKey); err != nil {
-		t.Fatalf("update without id: %v", err)
-	}
-
-	for name, bad := range map[string]persistence.Message{
-		"other id":   {ID: "other", SessionID: "s1", Seq: 1},
-		"no seq":     {SessionID: "s1", Seq: 2},
-		"no session": {SessionID: "nope", Seq: 1},
+	mustAppend(t, st, "s1", 1, "one")
+	for name, tt := range map[string]struct {
+		m    *persistence.Message
+		want error
+	}{
+		"a gap":      {&persistence.Message{ID: "gap", SessionID: "s1", Seq: 3}, persistence.ErrConflict},
+		"seq taken":  {&persistence.Message{ID: "taken", SessionID: "s1", Seq: 1}, persistence.ErrConflict},
+		"no session": {&persistence.Message{ID: "ghost", SessionID: "ghost", Seq: 1}, persistence.ErrNotFound},
 	} {
-		if err := st.UpdateMessage(ctx, &bad); !errors.Is(err, persistence.ErrNotFound) {
-			t.Errorf("%s: err = %v, want ErrNotFound", name, err)
+		if err := st.AppendMessage(ctx, tt.m); !errors.Is(err, tt.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, tt.want)
 		}
+		n, err := st.Database().Collection("messages").CountDocuments(ctx, bson.M{"_id": tt.m.ID})
+		if err != nil || n != 0 {
+			t.Errorf("%s: %d documents left (%v)", name, n, err)
+		}
+	}
+	if n := countMessages(t, st, "s1"); n != 1 {
+		t.Fatalf("%d messages stored, want 1", n)
 	}
 }
 
-func TestNoPlaintextAtRest(t *testing.T) {
+// commandCounter counts the commands the driver sends, by name.
+type commandCounter struct {
+	mu     sync.Mutex
+	counts map[string]int // guarded by mu
+}
+
+func (c *commandCounter) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.counts[e.CommandName]++
+	}}
+}
+
+// take returns the counts so far and starts again.
+func (c *commandCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.counts
+	c.counts = map[string]int{}
+	return out
+}
+
+// TestRoundTripsPerWrite pins what each hot write costs: an append is an
+// insert and one conditional update; a header update one update; a
+// message update one findAndModify, plus an update of the totals only when
+// the usage changed.
+func TestRoundTripsPerWrite(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st := storetest.Open(t)
-	const title, text, updated = "TITLE-PLAINTEXT-7f3a", "MESSAGE-PLAINTEXT-91bc", "UPDATED-PLAINTEXT-0d2e"
-	s := mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1", Title: "first " + title})
-	s.Title = title
-	if err := st.UpdateSession(ctx, s); err != nil {
+	direct := storetest.Open(t)
+	c := &commandCounter{counts: map[string]int{}}
+	st, err := mongo.Open(ctx, mongo.Options{URI: storetest.URI(t), Database: direct.Database().Name(),
+		Keyring: storetest.Keyring(t), Monitor: c.monitor()})
+	if err != nil {
 		t.Fatal(err)
 	}
-	m := mustAppend(t, st, "s1", 1, text)
-	mustAppend(t, st, "s1", 2, text)
-	m.Text = updated
-	if err := st.UpdateMessage(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	defer st.Close(context.Background())
+	s := mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
+	c.take()
 
-	for _, coll := range []string{"sessions", "messages"} {
-		cur, err := st.Database().Collection(coll).Find(ctx, bson.M{})
-		if err != nil {
-			t.Fatal(err)
+	for _, tt := range []struct {
+		name  string
+		write func() error
+		want  map[string]int
+	}{
+		{"append", func() error {
+			return st.AppendMessage(ctx, &persistence.Message{ID: "m1", SessionID: "s1", Seq: 1, TokensIn: 3})
+		},
+			map[string]int{"insert": 1, "update": 1}},
+		{"checkpoint, same usage", func() error {
+			return st.UpdateMessage(ctx, &persistence.Message{ID: "m1", SessionID: "s1", Seq: 1, Text: "more", TokensIn: 3})
+		}, map[string]int{"findAndModify": 1}},
+		{"final, new usage", func() error {
+			return st.UpdateMessage(ctx, &persistence.Message{ID: "m1", SessionID: "s1", Seq: 1, Text: "done", TokensIn: 3, TokensOut: 9})
+		}, map[string]int{"findAndModify": 1, "update": 1}},
+		{"header update", func() error { s.Title = "t"; return st.UpdateSession(ctx, s) }, map[string]int{"update": 1}},
+	} {
+		if err := tt.write(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
 		}
-		var docs []bson.Raw
-		if err := cur.All(ctx, &docs); err != nil {
-			t.Fatal(err)
-		}
-		if len(docs) == 0 {
-			t.Fatalf("no %s documents", coll)
-		}
-		for _, d := range docs {
-			for _, secret := range []string{title, text, updated, "PLAINTEXT"} {
-				if bytes.Contains(d, []byte(secret)) {
-					t.Errorf("%s document holds %q in the clear: %v", coll, secret, d)
-				}
-			}
-			for _, field := range []string{"text", "title"} {
-				if _, err := d.LookupErr(field); err == nil {
-					t.Errorf("%s document has a %q field", coll, field)
-				}
-			}
+		if got := c.take(); !maps.Equal(got, tt.want) {
+			t.Errorf("%s sent %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	if got := mustGet(t, st, "s1"); got.Title != title {
-		t.Fatalf("title reads back as %q", got.Title)
+	if got := mustGet(t, st, "s1"); got.TokensIn != 3 || got.TokensOut != 9 || got.LastSeq != 1 {
+		t.Fatalf("session after the writes: %+v", got)
 	}
 }
 
@@ -352,11 +229,9 @@ func TestSwappedCiphertextsDoNotRead(t *testing.T) {
 	}
 }
 
-func TestMissingKeyReadsEmpty(t *testing.T) {
+func TestMissingKeyIsLoggedWithoutText(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	oldKey := storetest.Keyring(t)
-	writer, _ := openLogged(t, "", oldKey)
+	writer, _ := openLogged(t, "", storetest.Keyring(t))
 	mustCreate(t, writer, persistence.Session{ID: "s1", UserID: "u1", Title: "about cats"})
 	mustAppend(t, writer, "s1", 1, "cats are great")
 
@@ -365,38 +240,20 @@ func TestMissingKeyReadsEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader, logs := openLogged(t, writer.Database().Name(), newKey)
-	s := mustGet(t, reader, "s1")
-	msgs, err := reader.ListMessages(ctx, "s1", 0, 0)
-	if err != nil {
+	mustGet(t, reader, "s1")
+	if _, err := reader.ListMessages(t.Context(), "s1", 0, 0); err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	if s.Title != "" || len(msgs) != 1 || msgs[0].Text != "" || msgs[0].Status != persistence.StatusComplete || !msgs[0].Unreadable {
-		t.Fatalf("read without the key: title %q, messages %+v", s.Title, msgs)
-	}
 	records := logs.attrs()
-	if len(records) != 2 || records[0]["reason"] != "key_missing" || records[1]["seq"] != "1" {
-		t.Fatalf("logged %v", records)
+	if len(records) != 2 || records[0]["reason"] != "key_missing" || records[0]["level"] != "WARN" || records[1]["seq"] != "1" {
+		t.Fatalf("logged %v, want a warning for the title, then one for seq 1", records)
 	}
-
-	// Rotated: the new key writes, the old one still reads.
-	rotated, err := persistence.NewKeyring(bytes.Repeat([]byte{9}, persistence.KeySize), storetest.Key())
-	if err != nil {
-		t.Fatal(err)
-	}
-	both, _ := openLogged(t, writer.Database().Name(), rotated)
-	if s := mustGet(t, both, "s1"); s.Title != "about cats" {
-		t.Fatalf("title after rotation %q", s.Title)
-	}
-	mustAppend(t, both, "s1", 2, "and dogs")
-	msgs, err = both.ListMessages(ctx, "s1", 0, 0)
-	if err != nil || len(msgs) != 2 || msgs[0].Text != "cats are great" || msgs[1].Text != "and dogs" {
-		t.Fatalf("after rotation: %+v, %v", msgs, err)
-	}
-	var raw struct {
-		KeyID string `bson:"key_id"`
-	}
-	if err := both.Database().Collection("messages").FindOne(ctx, bson.M{"seq": 2}).Decode(&raw); err != nil || raw.KeyID != rotated.CurrentKeyID() {
-		t.Fatalf("new message under key %q (%v), want the current %q", raw.KeyID, err, rotated.CurrentKeyID())
+	for i, r := range records {
+		for _, v := range r {
+			if strings.Contains(v, "cats") {
+				t.Errorf("record %d logs text: %v", i, r)
+			}
+		}
 	}
 }
 
@@ -415,67 +272,6 @@ func BenchmarkAppendMessage(b *testing.B) {
 		if err := st.AppendMessage(ctx, &persistence.Message{SessionID: "s1", Seq: seq, Text: text, CreatedAt: t0}); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// TestRacingWritersStayConsistent: writers that race for each next seq
-// (as two activations of one session would) never both win a seq, and
-// what is stored is exactly what was acknowledged.
-func TestRacingWritersStayConsistent(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	st := storetest.Open(t)
-	mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1"})
-
-	const writers, target = 4, 40
-	var (
-		mu    sync.Mutex
-		acked = map[string]int64{} // message id → seq; guarded by mu
-	)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for attempt := 0; ; attempt++ {
-				s, err := st.GetSession(ctx, "s1")
-				if err != nil {
-					t.Errorf("writer %d: get: %v", w, err)
-					return
-				}
-				if s.LastSeq >= target {
-					return
-				}
-				m := &persistence.Message{SessionID: "s1", Seq: s.LastSeq + 1, Text: fmt.Sprintf("w%d a%d", w, attempt)}
-				switch err := st.AppendMessage(ctx, m); {
-				case err == nil:
-					mu.Lock()
-					acked[m.ID] = m.Seq
-					mu.Unlock()
-				case errors.Is(err, persistence.ErrConflict):
-					// Lost the race: reload and go again.
-				default:
-					t.Errorf("writer %d: append: %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-
-	s := mustGet(t, st, "s1")
-	msgs, err := st.ListMessages(ctx, "s1", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.LastSeq != int64(len(msgs)) || s.MessageCount != s.LastSeq || len(acked) != len(msgs) {
-		t.Fatalf("last_seq %d, count %d, %d messages listed, %d acknowledged", s.LastSeq, s.MessageCount, len(msgs), len(acked))
-	}
-	for i, m := range msgs {
-		if m.Seq != int64(i+1) || acked[m.ID] != m.Seq {
-			t.Fatalf("message %d: seq %d, acknowledged at %d", i, m.Seq, acked[m.ID])
-		}
-	}
-	if n := countMessages(t, st, "s1"); n != int64(len(msgs)) {
-		t.Fatalf("%d message documents for %d committed messages", n, len(msgs))
 	}
 }
 

@@ -12,59 +12,6 @@ import (
 	"github.com/chatbox/chatbox/persistence"
 )
 
-// DefaultRekeyBatch is how many records Rekey reads per query when its
-// batch argument is not positive.
-const DefaultRekeyBatch = 500
-
-// MaxReportedUnreadable caps RekeyResult.Unreadable; the count goes on.
-const MaxReportedUnreadable = 1000
-
-// Phases of a rekey, in the order they run.
-const (
-	RekeyMessages = "messages"
-	RekeyTitles   = "titles"
-)
-
-// RekeyProgress is reported after every batch: the phase running and the
-// totals so far of the whole run.
-type RekeyProgress struct {
-	Phase      string // RekeyMessages or RekeyTitles
-	Scanned    int64  // records read so far, both phases
-	Messages   int64  // message texts re-encrypted so far
-	Titles     int64  // session titles re-encrypted so far
-	Unreadable int64  // records skipped because they cannot be opened
-}
-
-// RekeyResult is what a rekey did.
-type RekeyResult struct {
-	Messages int64 // message texts re-encrypted under the current key
-	Titles   int64 // session titles re-encrypted under the current key
-	// Changed counts records rewritten by another writer between the read
-	// and the conditional update; the newer write was left as it is.
-	Changed int64
-	// UnreadableCount counts records whose text could not be opened: their
-	// key is not configured, or the ciphertext does not authenticate. They
-	// are left untouched. Unreadable lists the first MaxReportedUnreadable.
-	UnreadableCount int64
-	Unreadable      []UnreadableRecord
-	// Remaining counts the records still not under the current key when the
-	// run ended: the unreadable ones, plus any that a writer still holding
-	// an older key as its current one wrote meanwhile (run again for those).
-	// It is -1 when the run did not get as far as counting.
-	Remaining int64
-}
-
-// UnreadableRecord names a record a rekey could not open, never its text.
-type UnreadableRecord struct {
-	SessionID string
-	Seq       int64  // the message's seq; 0 for the session title
-	KeyID     string // the key id stored with the ciphertext
-	Reason    string // "key_missing" or "corrupt"
-}
-
-// Title reports whether the record is a session title rather than a message.
-func (u UnreadableRecord) Title() bool { return u.Seq == 0 }
-
 // Rekey re-encrypts, under the keyring's current key, every message text
 // and session title stored under another key, opening them with the
 // previous keys of the keyring. It is safe to run while servers write and
@@ -79,22 +26,22 @@ func (u UnreadableRecord) Title() bool { return u.Seq == 0 }
 // authenticate) is skipped, left exactly as it is, and reported in the
 // result; that is not an error of Rekey. progress, when not nil, is called
 // after each batch, on the caller's goroutine. batch <= 0 means
-// DefaultRekeyBatch. Each query and each batch of updates is bounded by the
-// store's timeout.
-func (s *Store) Rekey(ctx context.Context, batch int, progress func(RekeyProgress)) (RekeyResult, error) {
+// persistence.DefaultRekeyBatch. Each query and each batch of updates is
+// bounded by the store's timeout.
+func (s *Store) Rekey(ctx context.Context, batch int, progress func(persistence.RekeyProgress)) (persistence.RekeyResult, error) {
 	return s.rekey(ctx, batch, progress, nil)
 }
 
 // rekey is Rekey; beforeWrite, when not nil, runs between reading a batch
 // and writing it (tests use it to write concurrently).
-func (s *Store) rekey(ctx context.Context, batch int, progress func(RekeyProgress), beforeWrite func()) (RekeyResult, error) {
+func (s *Store) rekey(ctx context.Context, batch int, progress func(persistence.RekeyProgress), beforeWrite func()) (persistence.RekeyResult, error) {
 	if batch <= 0 {
-		batch = DefaultRekeyBatch
+		batch = persistence.DefaultRekeyBatch
 	}
-	r := &rekeyRun{s: s, batch: batch, progress: progress, beforeWrite: beforeWrite, res: RekeyResult{Remaining: -1}}
+	r := &rekeyRun{s: s, batch: batch, progress: progress, beforeWrite: beforeWrite, res: persistence.RekeyResult{Remaining: -1}}
 	phases := []rekeyPhase{
 		{
-			name: RekeyMessages, coll: s.messages, keyField: "key_id", ctField: "ct",
+			name: persistence.RekeyMessages, coll: s.messages, keyField: "key_id", ctField: "ct",
 			count: &r.res.Messages,
 			decode: func(raw bson.Raw) (rekeyDoc, error) {
 				var d messageDoc
@@ -105,7 +52,7 @@ func (s *Store) rekey(ctx context.Context, batch int, progress func(RekeyProgres
 			projection: bson.M{"_id": 1, "session_id": 1, "seq": 1, "key_id": 1, "ct": 1},
 		},
 		{
-			name: RekeyTitles, coll: s.sessions, keyField: "title_key_id", ctField: "title_ct",
+			name: persistence.RekeyTitles, coll: s.sessions, keyField: "title_key_id", ctField: "title_ct",
 			count: &r.res.Titles,
 			decode: func(raw bson.Raw) (rekeyDoc, error) {
 				var d sessionDoc
@@ -155,9 +102,9 @@ type rekeyDoc struct {
 type rekeyRun struct {
 	s           *Store
 	batch       int
-	progress    func(RekeyProgress)
+	progress    func(persistence.RekeyProgress)
 	beforeWrite func()
-	res         RekeyResult
+	res         persistence.RekeyResult
 	scanned     int64
 }
 
@@ -201,7 +148,7 @@ func (r *rekeyRun) phase(ctx context.Context, p rekeyPhase) error {
 			return err
 		}
 		if r.progress != nil {
-			r.progress(RekeyProgress{
+			r.progress(persistence.RekeyProgress{
 				Phase: p.name, Scanned: r.scanned, Messages: r.res.Messages, Titles: r.res.Titles,
 				Unreadable: r.res.UnreadableCount,
 			})
@@ -254,14 +201,14 @@ func (r *rekeyRun) write(ctx context.Context, p rekeyPhase, updates []mongodrive
 
 func (r *rekeyRun) unreadable(d rekeyDoc, err error) {
 	r.res.UnreadableCount++
-	if len(r.res.Unreadable) >= MaxReportedUnreadable {
+	if len(r.res.Unreadable) >= persistence.MaxReportedUnreadable {
 		return
 	}
 	reason := "corrupt"
 	if errors.Is(err, persistence.ErrKeyMissing) {
 		reason = "key_missing"
 	}
-	r.res.Unreadable = append(r.res.Unreadable, UnreadableRecord{SessionID: d.sessionID, Seq: d.seq, KeyID: d.keyID, Reason: reason})
+	r.res.Unreadable = append(r.res.Unreadable, persistence.UnreadableRecord{SessionID: d.sessionID, Seq: d.seq, KeyID: d.keyID, Reason: reason})
 }
 
 // remaining counts p's records still not under the current key.

@@ -1,20 +1,15 @@
 package mongo_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"testing"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/mongo"
 )
 
-// Keys of the rekey tests: A is the old key, B the new one, C a key that
-// gets lost.
+// Keys of the rekey test: A is the old key, B the new one, C a key that
+// gets lost. The conformance suite tests the rest of Rekey.
 var (
 	keyA = []byte("rekey test key A, exactly 32 by!")
 	keyB = []byte("rekey test key B, exactly 32 by!")
@@ -94,126 +89,6 @@ func readAll(t *testing.T, st *mongo.Store) map[string]string {
 		}
 	}
 	return got
-}
-
-// keyIDs counts the stored records of database by the key id they carry.
-func keyIDs(t *testing.T, st *mongo.Store) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	for coll, field := range map[string]string{"messages": "key_id", "sessions": "title_key_id"} {
-		cur, err := st.Database().Collection(coll).Find(t.Context(), bson.M{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var docs []bson.M
-		if err := cur.All(t.Context(), &docs); err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range docs {
-			id, _ := d[field].(string)
-			out[id]++
-		}
-	}
-	return out
-}
-
-func TestRekeyMovesEverythingToTheNewKeyAndReportsWhatItCannotOpen(t *testing.T) {
-	t.Parallel()
-	database, want := rekeyFixture(t)
-
-	st, _ := openLogged(t, database, keyring(t, keyB, keyA))
-	var reports []mongo.RekeyProgress
-	res, err := st.Rekey(t.Context(), 4, func(p mongo.RekeyProgress) { reports = append(reports, p) })
-	if err != nil {
-		t.Fatalf("rekey: %v", err)
-	}
-	if res.Messages != 9 || res.Titles != 3 || res.Changed != 0 || res.UnreadableCount != 3 || res.Remaining != 3 {
-		t.Fatalf("result %+v, want 9 messages, 3 titles, 3 unreadable and remaining", res)
-	}
-	var unreadable []string
-	for _, u := range res.Unreadable {
-		if u.KeyID != persistence.KeyID(keyC) || u.Reason != "key_missing" {
-			t.Errorf("unreadable record %+v, want key C missing", u)
-		}
-		unreadable = append(unreadable, fmt.Sprintf("%s/%d", u.SessionID, u.Seq))
-	}
-	if got := strings.Join(unreadable, " "); got != "s9/1 s9/2 s9/0" {
-		t.Errorf("unreadable %q, want s9's messages then its title", got)
-	}
-	if s := fmt.Sprintf("%+v", res); strings.Contains(s, "secret") {
-		t.Errorf("the result shows text: %s", s)
-	}
-	// 11 messages in batches of 4, then 4 sessions: 3 + 1 batches.
-	if len(reports) != 4 || reports[0].Phase != mongo.RekeyMessages || reports[3].Phase != mongo.RekeyTitles {
-		t.Errorf("progress %+v, want 3 message batches and 1 title batch", reports)
-	}
-	if last := reports[len(reports)-1]; last.Messages != 9 || last.Titles != 3 || last.Unreadable != 3 || last.Scanned != 15 {
-		t.Errorf("last progress %+v", last)
-	}
-
-	// Only key B now: everything A wrote reads back.
-	onlyB, _ := openLogged(t, database, keyring(t, keyB))
-	got := readAll(t, onlyB)
-	for k, text := range want {
-		if got[k] != text {
-			t.Errorf("%s reads %q with only the new key, want %q", k, got[k], text)
-		}
-	}
-	for _, k := range []string{"s9/1", "s9/2"} {
-		if got[k] != "UNREADABLE" {
-			t.Errorf("%s reads %q without its key, want unreadable", k, got[k])
-		}
-	}
-	if ids := keyIDs(t, onlyB); ids[persistence.KeyID(keyB)] != 12 || ids[persistence.KeyID(keyC)] != 3 || len(ids) != 2 {
-		t.Errorf("stored key ids %v, want 12 under B and 3 under C", ids)
-	}
-
-	// The records under the lost key were left intact: with the key back,
-	// they read.
-	withC, _ := openLogged(t, database, keyring(t, keyC))
-	if got := readAll(t, withC); got["s9/1"] != "secret one" || got["s9/2"] != "secret two" || got["s9/title"] != "secret title" {
-		t.Errorf("records under key C after the rekey: %v", got)
-	}
-
-	// A second run has nothing to do but report the lost key again.
-	res, err = st.Rekey(t.Context(), 0, nil)
-	if err != nil || res.Messages != 0 || res.Titles != 0 || res.UnreadableCount != 3 || res.Remaining != 3 {
-		t.Errorf("second run: %+v, %v", res, err)
-	}
-}
-
-func TestRekeyInterruptedThenRunAgainFinishes(t *testing.T) {
-	t.Parallel()
-	database, want := rekeyFixture(t)
-	st, _ := openLogged(t, database, keyring(t, keyB, keyA))
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	res, err := st.Rekey(ctx, 2, func(mongo.RekeyProgress) { cancel() })
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: err = %v, want context.Canceled", err)
-	}
-	if res.Messages != 2 || res.Titles != 0 || res.Remaining != -1 {
-		t.Fatalf("interrupted run did %+v, want the first batch of 2 messages", res)
-	}
-	if ids := keyIDs(t, st); ids[persistence.KeyID(keyB)] != 2 {
-		t.Fatalf("after the interrupted run, key ids %v, want 2 records under B", ids)
-	}
-
-	res, err = st.Rekey(t.Context(), 2, nil)
-	if err != nil {
-		t.Fatalf("second run: %v", err)
-	}
-	if res.Messages != 7 || res.Titles != 3 || res.UnreadableCount != 3 || res.Remaining != 3 {
-		t.Fatalf("second run did %+v, want the 7 messages and 3 titles left", res)
-	}
-	onlyB, _ := openLogged(t, database, keyring(t, keyB))
-	got := readAll(t, onlyB)
-	for k, text := range want {
-		if got[k] != text {
-			t.Errorf("%s reads %q, want %q", k, got[k], text)
-		}
-	}
 }
 
 func TestRekeyNeverOverwritesANewerWrite(t *testing.T) {

@@ -18,10 +18,11 @@ const (
 	maxSessionLimit     = 200
 )
 
-// CreateSession inserts s. A zero CreatedAt is now and a zero UpdatedAt is
-// CreatedAt; both are truncated to milliseconds in s itself, so that s holds
-// what is stored. An empty Status is "active" and an empty Mode is
-// persistence.ModeBot, also in s. An existing id answers ErrConflict.
+// CreateSession inserts s at Version 1. A zero CreatedAt is now and a zero
+// UpdatedAt is CreatedAt; both are truncated to milliseconds in s itself,
+// so that s holds what is stored. An empty Status is "active" and an empty
+// Mode is persistence.ModeBot, also in s. An existing id answers
+// ErrConflict.
 func (s *Store) CreateSession(ctx context.Context, x *persistence.Session) error {
 	if x.ID == "" {
 		return errors.New("create session: no id")
@@ -39,6 +40,7 @@ func (s *Store) CreateSession(ctx context.Context, x *persistence.Session) error
 	if x.Mode == "" {
 		x.Mode = persistence.ModeBot
 	}
+	x.Version = 1
 
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -76,11 +78,16 @@ func (s *Store) GetSessionByShareID(ctx context.Context, shareID string) (*persi
 	return &x, nil
 }
 
-// UpdateSession writes the header fields of an existing session (or answers
-// ErrNotFound). It leaves user_id, created_at, last_seq and message_count
-// alone: those belong to CreateSession and AppendMessage. updated_at only
-// moves forward (a zero UpdatedAt means now): a session must never slide
-// back behind a page cursor that already passed it.
+// UpdateSession writes the header fields of an existing session if its
+// stored version is still x.Version, and advances both by one: one update,
+// conditional on _id and version, whose filter the unique _id answers. It
+// leaves user_id, created_at, last_seq, message_count and the token totals
+// alone: those belong to CreateSession, AppendMessage and UpdateMessage.
+// updated_at only moves forward (a zero UpdatedAt means now): a session
+// must never slide back behind a page cursor that already passed it.
+//
+// When nothing matched, one more read tells ErrNotFound (no such session)
+// from ErrConflict (another writer advanced the version first).
 func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error {
 	updated := x.UpdatedAt
 	if updated.IsZero() {
@@ -97,23 +104,43 @@ func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error
 			"admin_id":       x.AdminID,
 			"admin_name":     x.AdminName,
 			"help_requested": x.HelpRequested,
-			"tokens_in":      x.TokensIn,
-			"tokens_out":     x.TokensOut,
 			"share_id":       x.ShareID,
+			// $set rather than $inc: the filter pins the version, and a
+			// document without one (v1.0) must land at 2, not 1.
+			"version": x.Version + 1,
 		},
 		"$max": bson.M{"updated_at": ms(updated)},
 	}
 
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	res, err := s.sessions.UpdateOne(ctx, bson.M{"_id": x.ID}, update)
+	res, err := s.sessions.UpdateOne(ctx, versionFilter(x.ID, x.Version), update)
 	if err != nil {
 		return wrap(err, "update session %s", x.ID)
 	}
-	if res.MatchedCount == 0 {
-		return fmt.Errorf("update session %s: %w", x.ID, persistence.ErrNotFound)
+	if res.MatchedCount == 1 {
+		x.Version++
+		return nil
 	}
-	return nil
+	var cur sessionDoc
+	err = s.sessions.FindOne(ctx, bson.M{"_id": x.ID}, options.FindOne().SetProjection(bson.M{"version": 1})).Decode(&cur)
+	if err != nil {
+		return wrap(err, "update session %s", x.ID)
+	}
+	return fmt.Errorf("update session %s at version %d: stored version is %d: %w",
+		x.ID, x.Version, storedVersion(cur.Version), persistence.ErrConflict)
+}
+
+// versionFilter matches session id at version v. A document written before
+// versions existed has no version field and is at version 1.
+func versionFilter(id string, v int64) bson.D {
+	if v != 1 {
+		return bson.D{{Key: "_id", Value: id}, {Key: "version", Value: v}}
+	}
+	return bson.D{{Key: "_id", Value: id}, {Key: "$or", Value: bson.A{
+		bson.D{{Key: "version", Value: int64(1)}},
+		bson.D{{Key: "version", Value: bson.D{{Key: "$exists", Value: false}}}},
+	}}}
 }
 
 // ListSessions returns userID's sessions, most recently updated first.

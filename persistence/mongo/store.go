@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
@@ -32,6 +33,9 @@ type Options struct {
 	Timeout time.Duration
 	// Logger receives warnings about unreadable records; nil discards.
 	Logger *slog.Logger
+	// Monitor, when not nil, is told about every command sent (tests count
+	// round trips with it; tracing could too).
+	Monitor *event.CommandMonitor
 }
 
 // Store is the persistence.Store over MongoDB. See the package doc.
@@ -48,11 +52,16 @@ type Store struct {
 	closeErr  error // the result of the one Disconnect
 }
 
-var _ persistence.Store = (*Store)(nil)
+var (
+	_ persistence.Store    = (*Store)(nil)
+	_ persistence.Rekeyer  = (*Store)(nil)
+	_ persistence.Migrator = (*Store)(nil)
+	_ persistence.Importer = (*Store)(nil)
+)
 
 // Open connects to the database and checks that it answers within the
 // timeout; an unreachable server wraps persistence.ErrUnavailable. It does
-// not create indexes: call EnsureIndexes.
+// not create indexes: call Migrate.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	switch {
 	case o.URI == "":
@@ -71,7 +80,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	client, err := mongodriver.Connect(options.Client().
 		ApplyURI(o.URI).
 		SetServerSelectionTimeout(o.Timeout).
-		SetConnectTimeout(o.Timeout))
+		SetConnectTimeout(o.Timeout).
+		SetMonitor(o.Monitor))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -118,8 +128,13 @@ func (s *Store) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-// EnsureIndexes creates the indexes the queries rely on. It is idempotent:
-// creating an index that exists with the same keys and options is a no-op.
+// Migrate creates the indexes the queries rely on (MongoDB has no schema
+// beyond them). It is idempotent: creating an index that exists with the
+// same keys and options is a no-op.
+func (s *Store) Migrate(ctx context.Context) error { return s.EnsureIndexes(ctx) }
+
+// EnsureIndexes is Migrate, under the name serve and the tests have called
+// it by since v1.0.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

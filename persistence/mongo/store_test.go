@@ -167,13 +167,3 @@ func TestDataSurvivesEmbeddedRestart(t *testing.T) {
 		t.Fatalf("duplicate seq after restart: err = %v, want ErrConflict", err)
 	}
 }
-
-func TestEnsureIndexesIsIdempotent(t *testing.T) {
-	t.Parallel()
-	st := storetest.Open(t) // has run it once
-	for range 2 {
-		if err := st.EnsureIndexes(t.Context()); err != nil {
-			t.Fatalf("again: %v", err)
-		}
-	}
-}

@@ -16,11 +16,13 @@
 //
 // WAL mode, synchronous=NORMAL (a process crash never loses a committed
 // write; Options.Sync "full" adds power-loss durability), secure_delete on
-// (deleted records are zeroed in the file; Checkpoint then truncates the
-// WAL, which still holds their old page images), busy_timeout equal to the
-// call timeout. Every filtered or sorted field is a real column with an
-// index, and a test runs EXPLAIN QUERY PLAN over every statement to prove
-// that none scans a table. Text and titles are stored only encrypted with
+// (deleted records are zeroed in the file; DeleteSession then checkpoints
+// and truncates the WAL, which still held their old page images; Checkpoint
+// does the same on demand), busy_timeout equal to the call timeout. Every
+// filtered or sorted field is a real column with an index; ListAllSessions
+// names the index it walks (see adminIndex), and a test runs EXPLAIN QUERY
+// PLAN over every statement to prove that none scans a table. Stats reads
+// one row of totals that triggers keep in step with the sessions table. Text and titles are stored only encrypted with
 // the persistence.Keyring, bound to their record by persistence.MessageAD
 // and TitleAD. Times are integer milliseconds, read back in UTC. The schema
 // version is PRAGMA user_version.

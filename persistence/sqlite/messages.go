@@ -80,32 +80,29 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	defer cancel()
 	what := fmt.Sprintf("append message %d to session %s", seq, sid)
 	return s.write(ctx, what, func(t *wtx) error {
+		// The fence first: in the common case it holds, and the insert
+		// follows; if the insert fails, the savepoint takes the advance
+		// back with it.
+		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout)
+		if err != nil {
+			return wrap(err, "%s: advance last_seq", what)
+		}
+		if affected(res) == 1 {
+			if _, err := t.exec(t.st.insertMessage, args...); err != nil {
+				return wrap(err, "%s", what) // a unique index says the id or seq is taken: ErrConflict
+			}
+			return nil
+		}
 		var last int64
 		switch err := t.queryRow(t.st.lastSeq, sid).Scan(&last); {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("%s: %w", what, persistence.ErrNotFound)
 		case err != nil:
 			return wrap(err, "%s: read last_seq", what)
-		}
-		switch {
 		case last >= seq:
 			return alreadyAppended(t, what, id, sid, seq)
-		case last < seq-1:
-			return fmt.Errorf("%s: last_seq is %d: %w", what, last, persistence.ErrConflict)
 		}
-		if _, err := t.exec(t.st.insertMessage, args...); err != nil {
-			return wrap(err, "%s", what) // a unique index says the id or seq is taken: ErrConflict
-		}
-		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout)
-		if err != nil {
-			return wrap(err, "%s: advance last_seq", what)
-		}
-		if affected(res) != 1 {
-			// Cannot happen while this connection is the only writer; the
-			// savepoint takes the message back if it does.
-			return fmt.Errorf("%s: last_seq moved: %w", what, persistence.ErrConflict)
-		}
-		return nil
+		return fmt.Errorf("%s: last_seq is %d: %w", what, last, persistence.ErrConflict)
 	})
 }
 

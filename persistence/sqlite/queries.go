@@ -135,7 +135,10 @@ const (
 	qCheckpoint = `PRAGMA wal_checkpoint(TRUNCATE)`
 )
 
-// readStmts are the hot reads, prepared once on the reader pool.
+// readStmts are the hot reads, prepared once on the reader pool. (The
+// driver, modernc.org/sqlite v1.32, compiles a statement's text again on
+// each execution; holding *sql.Stmt keeps the call sites the same for a
+// driver that caches, and saves database/sql's own preparing.)
 type readStmts struct {
 	ping, getSession, getSessionByShare, sessionExists, listMessages,
 	listSessionsFirst, listSessionsAfter, stats *sql.Stmt
@@ -234,23 +237,22 @@ var sortSuffix = map[string]string{sortUpdatedAt: "updated", sortCreatedAt: "cre
 // in the query (INDEXED BY) rather than left to the planner, which without
 // statistics cannot tell a selective filter (one user) from one that
 // matches nearly every session (taken_over = false) and may choose to sort
-// a whole table. The rules: a user's sessions are few, so a user filter
-// uses the user's index (in order under the default sort, sorted
-// otherwise). Else the first of the help, takeover and status filters (the
-// help queue and taken-over sessions are the admin's narrow views) uses
-// its index under the sort, which yields exactly its matches in order.
+// most of the table. The rules: a user's sessions are few, so a user
+// filter uses the user's index (in order under the default sort, sorted
+// otherwise). Else, under a time sort, the help or else the takeover
+// filter (the help queue and the taken-over sessions are the admin's
+// narrow views) uses its index, which yields exactly its matches in order.
 // Else the sort's own index is walked in order, a created_at range included
 // (under the created_at sort it is a range of that index).
 func adminIndex(sh adminShape) string {
+	timeSort := sh.sort != sortMessageCount
 	switch {
 	case sh.user:
 		return "sessions_user_updated"
-	case sh.help:
+	case sh.help && timeSort:
 		return "sessions_help_" + sortSuffix[sh.sort]
-	case sh.taken:
+	case sh.taken && timeSort:
 		return "sessions_taken_" + sortSuffix[sh.sort]
-	case sh.status:
-		return "sessions_status_" + sortSuffix[sh.sort]
 	}
 	return "sessions_" + sortSuffix[sh.sort]
 }

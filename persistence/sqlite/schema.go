@@ -118,21 +118,20 @@ var indexes = []string{
 	// sort, that user's sessions are sorted: a user has few).
 	`CREATE INDEX IF NOT EXISTS sessions_user_updated ON sessions (user_id, updated_at, id)`,
 	// ListAllSessions, each index named by adminIndex: unfiltered (or by
-	// created_at range) under each sort, and filtered by the help flag,
-	// takeover or status under each sort. Other filters of the same query
-	// are checked on the rows the index yields, in order.
+	// created_at range, or by status, which has one value in practice)
+	// under each sort, and filtered by the help flag or takeover under the
+	// two time sorts. Other filters of the same query are checked on the
+	// rows the index yields, in order. Every append moves updated_at and
+	// message_count, and so rewrites its session's entry in each index that
+	// holds either: the ones of (filter, message_count) are left out as
+	// the rarest view for that cost.
 	`CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_count ON sessions (message_count, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_help_updated ON sessions (help_requested, updated_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_help_created ON sessions (help_requested, created_at, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_help_count ON sessions (help_requested, message_count, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_taken_updated ON sessions (taken_over, updated_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_taken_created ON sessions (taken_over, created_at, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_taken_count ON sessions (taken_over, message_count, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_status_updated ON sessions (status, updated_at, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_status_created ON sessions (status, created_at, id)`,
-	`CREATE INDEX IF NOT EXISTS sessions_status_count ON sessions (status, message_count, id)`,
 	// GetSessionByShareID; only live links are indexed.
 	`CREATE INDEX IF NOT EXISTS sessions_share ON sessions (share_id) WHERE share_id <> ''`,
 	// Rekey: titles not under the current key, in keyset order.

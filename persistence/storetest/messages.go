@@ -60,6 +60,37 @@ var messageCases = []testCase{
 			t.Errorf("list unknown session: err = %v, want ErrNotFound", err)
 		}
 	}},
+	{"sessions keep their messages apart", func(t *testing.T, s *suite) {
+		ctx := t.Context()
+		st := s.open(t)
+		mustCreate(t, st, persistence.Session{ID: "a", UserID: "u1", CreatedAt: at(0)})
+		mustCreate(t, st, persistence.Session{ID: "b", UserID: "u2", CreatedAt: at(0)})
+		var inA, inB []persistence.Message
+		for seq := int64(1); seq <= 3; seq++ {
+			inA = append(inA, *mustAppend(t, st, "a", seq, fmt.Sprintf("a%d", seq)))
+			inB = append(inB, *mustAppend(t, st, "b", seq, fmt.Sprintf("b%d", seq)))
+		}
+		// b's message 2, addressed by its id but as a's: not a's to change.
+		foreign := inB[1]
+		foreign.SessionID, foreign.Text = "a", "moved"
+		if err := st.UpdateMessage(ctx, &foreign); !errors.Is(err, persistence.ErrNotFound) {
+			t.Errorf("update of b's message as a's: err = %v, want ErrNotFound", err)
+		}
+		if got := mustList(t, st, "a"); !slices.Equal(got, inA) {
+			t.Errorf("a lists %+v\nwant %+v", got, inA)
+		}
+		if got := mustList(t, st, "b"); !slices.Equal(got, inB) {
+			t.Errorf("b lists %+v\nwant %+v", got, inB)
+		}
+		for _, id := range []string{"a", "b"} {
+			if x := mustGet(t, st, id); x.LastSeq != 3 || x.MessageCount != 3 {
+				t.Errorf("session %s at last_seq %d, count %d; want 3 and 3", id, x.LastSeq, x.MessageCount)
+			}
+		}
+		if list, _, err := st.ListSessions(ctx, "u1", persistence.Page{}); err != nil || !slices.Equal(ids(list), []string{"a"}) {
+			t.Errorf("u1's sessions: %v, %v; want only a", ids(list), err)
+		}
+	}},
 	{"a message keeps every field, its time in milliseconds and UTC", func(t *testing.T, s *suite) {
 		st := s.open(t)
 		mustCreate(t, st, persistence.Session{ID: "s1", UserID: "u1", CreatedAt: at(0)})

@@ -2,6 +2,7 @@
 // implementation passes (Run, given a Factory), and the real stores other
 // packages' tests run on.
 //
+// SQLite gives a persistence/sqlite Store in a fresh temporary directory.
 // Mongo gives a persistence/mongo Store on a fresh database: on the MongoDB
 // named by CHATBOX_TEST_MONGO_URI when it is set, otherwise on one
 // in-process FerretDB (persistence/embedded) that the first caller starts
@@ -26,6 +27,7 @@ import (
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/embedded"
 	"github.com/chatbox/chatbox/persistence/mongo"
+	"github.com/chatbox/chatbox/persistence/sqlite"
 )
 
 // EnvURI names the environment variable that points the tests at a real
@@ -159,5 +161,24 @@ func MongoAt(t testing.TB, uri, database string, keys *persistence.Keyring) *mon
 			t.Fatalf("index _id in the embedded store: %v", err)
 		}
 	}
+	return st
+}
+
+// SQLite returns a persistence/sqlite store keyed with Keyring in a fresh
+// temporary directory, closed when the test ends (and the directory then
+// removed). Tests inside package sqlite cannot use it: storetest imports
+// sqlite, so only its external test package (sqlite_test) may import
+// storetest.
+func SQLite(t testing.TB) persistence.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.Options{Dir: t.TempDir(), Keyring: Keyring(t)})
+	if err != nil {
+		t.Fatalf("open test store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(context.Background()); err != nil {
+			t.Errorf("close test store: %v", err)
+		}
+	})
 	return st
 }
