@@ -16,12 +16,16 @@ import (
 
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	storetest.Main(m) // runs the tests, then stops the shared store; exits if a test failed
+	leaktest.Verify()
+}
 
 const secret = "transport-test-secret-0123456789abcdef"
 
