@@ -4,7 +4,8 @@
 //
 // Webhook is safe for concurrent use. HelpRequested never blocks its
 // caller (a session actor): events wait in a bounded queue that one
-// goroutine, owned by the Webhook, drains with retries.
+// goroutine, started by Start through the Webhook's lifecycle.Group and
+// stopped by Close, drains with retries.
 package notify
 
 import (
@@ -14,8 +15,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/chatbox/chatbox/lifecycle"
 )
 
 // Help is the JSON body posted when a user asks for a human. It carries ids,
@@ -43,9 +45,8 @@ type Webhook struct {
 	opts  Options
 	log   *slog.Logger
 	queue chan Help
-	stop  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup // the sender goroutine
+
+	goroutines lifecycle.Group // the sender; Stopping tells it to return
 }
 
 // NewWebhook builds a webhook notifier; Start starts its sender.
@@ -68,15 +69,16 @@ func NewWebhook(o Options) *Webhook {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue), stop: make(chan struct{})}
+	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue)}
 }
 
-// Start runs the sender until Close.
+// Start runs the sender until Close; after Close it starts nothing.
 func (w *Webhook) Start() {
-	w.wg.Go(func() {
+	w.goroutines.Go(func() {
+		stop := w.goroutines.Stopping()
 		for {
 			select {
-			case <-w.stop:
+			case <-stop:
 				return
 			case h := <-w.queue:
 				w.send(h)
@@ -99,8 +101,7 @@ func (w *Webhook) HelpRequested(sessionID, userID string) {
 // Close stops the sender after the POST in progress, if any; events still
 // queued are dropped. Idempotent.
 func (w *Webhook) Close() {
-	w.once.Do(func() { close(w.stop) })
-	w.wg.Wait()
+	w.goroutines.Wait(context.Background()) // bounded: a POST has Options.Timeout
 }
 
 func (w *Webhook) send(h Help) {
@@ -116,7 +117,7 @@ func (w *Webhook) send(h Help) {
 			return
 		}
 		select {
-		case <-w.stop:
+		case <-w.goroutines.Stopping():
 			return
 		case <-time.After(wait):
 		}

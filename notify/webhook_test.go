@@ -7,7 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 )
+
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestWebhookRetriesUntilAccepted(t *testing.T) {
 	var calls atomic.Int32
@@ -46,9 +50,10 @@ func TestHelpRequestedNeverBlocks(t *testing.T) {
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer srv.Close()
-	defer close(block)
 	w := NewWebhook(Options{URL: srv.URL, Queue: 2, Attempts: 1})
 	w.Start()
+	defer w.Close()    // second: waits for the sender, which the open block lets finish
+	defer close(block) // first
 	done := make(chan struct{})
 	go func() {
 		for range 100 { // far more than the queue holds while the server hangs
