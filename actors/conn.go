@@ -73,7 +73,9 @@ func (c *connActor) push(ctx actor.Context, ev *protocol.Event) {
 	case pushCoalesced:
 		c.hub.metrics.coalesced.Inc()
 	case pushStartFlush:
-		c.hub.goroutines.Go(c.out.flush)
+		if !c.hub.goroutines.Go(c.out.flush) {
+			c.out.close(CloseGoingAway, "server closing the connection") // the hub is stopping
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chatbox/chatbox/lifecycle"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/protocol"
 	"github.com/chatbox/chatbox/providers"
@@ -97,17 +98,22 @@ type Hub struct {
 	// in Shutdown so no provider request outlives the hub.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
-	goroutines sync.WaitGroup // generations and outbox flushers
+	// goroutines starts and counts every goroutine of the hub outside the
+	// actor system: generations, outbox flushers, store lookups, the
+	// sweeper. It refuses once Shutdown has stopped the actors.
+	goroutines lifecycle.Group
 
 	ttftWindow, replyWindow window
-	users                   sync.Map // user id → *userState, for the limits
-	sweeper                 *time.Timer
-	draining                atomic.Bool // Drain has begun: no new generations
+	users                   sync.Map      // user id → *userState, for the limits
+	sweepEvery              time.Duration // how often sweepUsers runs; tests shorten it
+	onSweep                 func()        // called after each sweep; for tests, set before Start
+	draining                atomic.Bool   // Drain has begun: no new generations
 	// storeDown is set when a store call failed as unavailable and cleared
 	// by the next success; while set, sends store before calling a model.
 	storeDown atomic.Bool
 
 	shutdownOnce sync.Once
+	shutdownErr  error // the first Shutdown's result, written inside shutdownOnce
 }
 
 // New checks cfg and builds a hub; it starts nothing.
@@ -121,7 +127,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}}
+	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}, sweepEvery: sweepEvery}
 	h.metrics = newHubMetrics(cfg.Metrics)
 	for _, m := range cfg.Models.Models() {
 		h.models = append(h.models, protocol.ModelInfo{ID: m.ID, Name: m.Name})
@@ -130,7 +136,7 @@ func New(cfg Config) (*Hub, error) {
 	return h, nil
 }
 
-// Start starts the actor system and the directory.
+// Start starts the actor system, the directory and the sweeper.
 func (h *Hub) Start() {
 	protoLog := slog.New(minLevel{h.cfg.Logger.Handler(), slog.LevelWarn}).With(slog.String("component", "protoactor"))
 	h.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }))
@@ -140,12 +146,31 @@ func (h *Hub) Start() {
 		actor.WithSupervisor(childSupervisor))
 	h.directory = h.root.Spawn(props)
 	h.admins = h.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &admins{conns: map[string]*actor.PID{}} }))
-	var sweep func()
-	sweep = func() {
-		h.sweepUsers()
-		h.sweeper.Reset(sweepEvery)
+	h.goroutines.Go(h.sweep)
+}
+
+// sweep forgets idle users' limit state every sweepEvery until the hub's
+// goroutines are stopped; no sweep starts once they are.
+func (h *Hub) sweep() {
+	tick := time.NewTicker(h.sweepEvery)
+	defer tick.Stop()
+	stopping := h.goroutines.Stopping()
+	for {
+		select {
+		case <-stopping:
+			return
+		case <-tick.C:
+			select {
+			case <-stopping: // both were ready
+				return
+			default:
+			}
+			h.sweepUsers()
+			if h.onSweep != nil {
+				h.onSweep()
+			}
+		}
 	}
-	h.sweeper = time.AfterFunc(sweepEvery, sweep)
 }
 
 // sweepEvery is how often idle users' limit state is forgotten.
@@ -174,7 +199,8 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 	select {
 	case a = <-reply:
 	case <-timeout.C:
-		// If the attachment still happens, undo it: the socket is gone.
+		// If the attachment still happens, undo it: the socket is gone. A
+		// hub too far into Shutdown to start this stops the attachment too.
 		h.goroutines.Go(func() {
 			select {
 			case late := <-reply:
@@ -253,31 +279,29 @@ func (h *Hub) Drain(ctx context.Context) error {
 func (h *Hub) CloseConnections() { h.root.Send(h.directory, &closeConns{}) }
 
 // Shutdown stops every actor (replies in flight are stored as interrupted
-// and every socket is closed with 1001), then waits for the hub's goroutines
-// until ctx ends. It is idempotent.
+// and every socket is closed with 1001, after the flushers started for the
+// frames already queued), then stops the hub's goroutines: none starts
+// after that, and Shutdown waits for the running ones until ctx ends. It is
+// idempotent: later calls wait for the first and return its result.
 func (h *Hub) Shutdown(ctx context.Context) error {
-	var err error
 	h.shutdownOnce.Do(func() {
 		if h.system == nil {
+			h.goroutines.Stop()
 			return
 		}
-		h.sweeper.Stop()
 		for _, pid := range []*actor.PID{h.directory, h.admins} {
 			if werr := h.root.StopFuture(pid).Wait(); werr != nil {
-				err = errors.Join(err, fmt.Errorf("stop actors: %w", werr))
+				h.shutdownErr = errors.Join(h.shutdownErr, fmt.Errorf("stop actors: %w", werr))
 			}
 		}
+		h.goroutines.Stop()
 		h.cancelBase()
-		done := make(chan struct{})
-		go func() { h.goroutines.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = errors.Join(err, fmt.Errorf("wait for goroutines: %w", ctx.Err()))
+		if werr := h.goroutines.Wait(ctx); werr != nil {
+			h.shutdownErr = errors.Join(h.shutdownErr, fmt.Errorf("wait for the hub's goroutines: %w", werr))
 		}
 		h.system.Shutdown()
 	})
-	return err
+	return h.shutdownErr
 }
 
 func (h *Hub) hello(id Identity, connID string) *protocol.Event {

@@ -279,14 +279,16 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		s.spec.fresh = false
 	}
 
-	var generate func()
+	var generate func() *failure
 	if s.session.Mode == persistence.ModeBot {
 		if f := s.mayGenerate(); f != nil {
 			return f
 		}
 		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
 		seq := s.session.LastSeq + 2
-		generate = func() { s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget)) }
+		generate = func() *failure {
+			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
+		}
 	}
 	// While the store is healthy the provider call starts before the user
 	// message is stored, so its connection set-up overlaps the write; its
@@ -295,7 +297,9 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	// first, so no model is called while the store is down.
 	overlap := generate != nil && !s.hub.storeDown.Load()
 	if overlap {
-		generate()
+		if f := generate(); f != nil {
+			return f
+		}
 	}
 	msg, f := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
 	if f != nil {
@@ -306,7 +310,9 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		return f
 	}
 	if generate != nil && !overlap {
-		generate()
+		if f := generate(); f != nil {
+			return f // the message is stored; the client sees it on sync
+		}
 	}
 	if model != s.session.Model {
 		// The session remembers the new model only once that is stored; this
@@ -320,7 +326,9 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	return nil
 }
 
-func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int64, msgs []providers.Message) {
+// startGeneration starts the model's stream on a goroutine of the hub; a
+// hub that is stopping refuses it, and the command is answered busy.
+func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int64, msgs []providers.Message) *failure {
 	s.genSeq++
 	genCtx, cancel := context.WithCancel(s.hub.baseCtx)
 	now := s.hub.now()
@@ -331,7 +339,7 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 	s.gen = g
 	s.hub.metrics.replies.Add(1)
 	self, root, models := ctx.Self(), s.hub.root, s.hub.cfg.Models
-	s.hub.goroutines.Go(func() {
+	started := s.hub.goroutines.Go(func() {
 		defer cancel()
 		var usage *providers.Usage
 		for chunk, err := range models.Stream(genCtx, model, msgs) {
@@ -348,6 +356,11 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 		}
 		root.Send(self, &genDone{gen: g.id, usage: usage})
 	})
+	if !started {
+		s.abandon()
+		return &failure{code: protocol.CodeBusy, message: "the server is restarting; reconnect in a moment"}
+	}
+	return nil
 }
 
 // mayGenerate checks the limits a new generation must pass.
@@ -543,7 +556,7 @@ func storeErrorCode(err error) string {
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
 		return protocol.CodeNotFound
-	case errors.Is(err, persistence.ErrConflict):
+	case errors.Is(err, persistence.ErrConflict), errors.Is(err, ErrShuttingDown):
 		return protocol.CodeBusy
 	default:
 		return protocol.CodeStorageUnavailable

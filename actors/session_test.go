@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/protocol"
 	"github.com/chatbox/chatbox/providers"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	storetest.Main(m) // runs the tests, then stops the shared store; exits if a test failed
+	leaktest.Verify()
+}
 
 // stepModel is a model the test drives by hand: each Stream call registers
 // a stream whose chunks the test sends one by one, and which records being

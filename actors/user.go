@@ -222,7 +222,7 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		return
 	}
 	self, root, store := ctx.Self(), u.hub.root, u.hub.cfg.Store
-	u.hub.goroutines.Go(func() {
+	started := u.hub.goroutines.Go(func() {
 		sctx, cancel := u.hub.storeContext()
 		defer cancel()
 		s, err := store.GetSession(sctx, cmd.SessionID)
@@ -232,6 +232,9 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		}
 		root.Send(self, found)
 	})
+	if !started {
+		u.ownerFound(ctx, &ownerFound{cmd: m, err: ErrShuttingDown})
+	}
 }
 
 // ownerFound continues an admin's command once its session's owner is

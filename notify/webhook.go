@@ -4,7 +4,8 @@
 //
 // Webhook is safe for concurrent use. HelpRequested never blocks its
 // caller (a session actor): events wait in a bounded queue that one
-// goroutine, owned by the Webhook, drains with retries.
+// goroutine, started by Start through the Webhook's lifecycle.Group and
+// stopped by Close, drains with retries.
 package notify
 
 import (
@@ -15,8 +16,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/chatbox/chatbox/lifecycle"
 )
 
 // Help is the JSON body posted when a user asks for a human. It carries ids,
@@ -46,9 +48,8 @@ type Webhook struct {
 	opts  Options
 	log   *slog.Logger
 	queue chan Help
-	stop  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup // the sender goroutine
+
+	goroutines lifecycle.Group // the sender; Stopping tells it to return
 }
 
 // NewWebhook checks o and builds a webhook notifier; Start starts its
@@ -74,15 +75,16 @@ func NewWebhook(o Options) (*Webhook, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue), stop: make(chan struct{})}, nil
+	return &Webhook{opts: o, log: o.Logger.With(slog.String("component", "notify")), queue: make(chan Help, o.Queue)}, nil
 }
 
-// Start runs the sender until Close.
+// Start runs the sender until Close; after Close it starts nothing.
 func (w *Webhook) Start() {
-	w.wg.Go(func() {
+	w.goroutines.Go(func() {
+		stop := w.goroutines.Stopping()
 		for {
 			select {
-			case <-w.stop:
+			case <-stop:
 				return
 			case h := <-w.queue:
 				w.send(h)
@@ -105,8 +107,7 @@ func (w *Webhook) HelpRequested(sessionID, userID string) {
 // Close stops the sender after the POST in progress, if any; events still
 // queued are dropped. Idempotent.
 func (w *Webhook) Close() {
-	w.once.Do(func() { close(w.stop) })
-	w.wg.Wait()
+	w.goroutines.Wait(context.Background()) // bounded: a POST has Options.Timeout
 }
 
 func (w *Webhook) send(h Help) {
@@ -122,7 +123,7 @@ func (w *Webhook) send(h Help) {
 			return
 		}
 		select {
-		case <-w.stop:
+		case <-w.goroutines.Stopping():
 			return
 		case <-time.After(wait):
 		}

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 )
+
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 // testOptions are the configured defaults for a webhook at url.
 func testOptions(url string) Options {
@@ -70,8 +73,8 @@ func TestHelpRequestedNeverBlocks(t *testing.T) {
 	o.Queue, o.Attempts = 2, 1
 	w := newWebhook(t, o)
 	w.Start()
-	defer w.Close()
-	defer close(block) // first: lets the POST in flight end, so Close returns
+	defer w.Close()    // second: waits for the sender, which the open block lets finish
+	defer close(block) // first
 	done := make(chan struct{})
 	go func() {
 		for range 100 { // far more than the queue holds while the server hangs

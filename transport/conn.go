@@ -14,6 +14,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/chatbox/chatbox/actors"
+	"github.com/chatbox/chatbox/lifecycle"
 	"github.com/chatbox/chatbox/protocol"
 )
 
@@ -29,6 +30,7 @@ type wsConn struct {
 	hc       *actors.Conn // set before the first read
 	poll     poller
 	pollID   int32
+	owner    *lifecycle.Group // the server's: runs the keepalive callbacks
 	cfg      connConfig
 	onClosed func(reason string) // called once, after the socket is closed
 
@@ -110,7 +112,9 @@ func (c *wsConn) closeWith(code uint16, reason, why string) {
 func (c *wsConn) start() error {
 	c.lastSeen.Store(time.Now().UnixNano())
 	c.mu.Lock()
-	c.pinger = time.AfterFunc(c.cfg.ping, c.keepalive)
+	// A keepalive refused by a stopping server is not needed: Shutdown
+	// closes the socket.
+	c.pinger = time.AfterFunc(c.cfg.ping, func() { c.owner.Do(c.keepalive) })
 	c.mu.Unlock()
 	for c.pending != nil && c.pending.Len() > 0 {
 		if why, stop := c.readMessage(); stop {

@@ -3,9 +3,17 @@
 // keepalive, and the HTTP API. It hands decoded commands to the actors
 // through actors.Hub and reads stored data through persistence.Store.
 //
-// Concurrency: each WebSocket has one read goroutine (the HTTP handler's,
-// after the upgrade) and its writes are serialised by the connection's
-// mutex; pings are sent from a timer, so an idle socket holds one goroutine.
+// Concurrency: after the upgrade the HTTP handler returns and the socket is
+// watched by the poller: on Linux one epoll instance and one goroutine for
+// every socket (poll_linux.go), elsewhere a goroutine per socket
+// (poll_other.go). A socket is read on a goroutine started for it only
+// when it is readable, one message at a time and never by two goroutines at
+// once, so its commands reach the hub in order; an idle socket holds no
+// goroutine and no read buffer on Linux. Writes (the actors' flusher, pongs,
+// pings, close) are serialised by the connection's mutex; pings and the idle
+// check run on a per-connection timer. Every goroutine the package starts,
+// timer callbacks included, goes through the Server's lifecycle.Group, and
+// Shutdown waits for them and closes the poller.
 package transport
 
 import (
@@ -22,10 +30,12 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/gobwas/ws"
 	"github.com/rs/cors"
 
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/lifecycle"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/protocol"
 )
@@ -58,8 +68,8 @@ type Config struct {
 	MetricSet *metrics.Set
 }
 
-// Server is the HTTP and WebSocket server. New builds it; Listen binds;
-// Serve runs until Shutdown.
+// Server is the HTTP and WebSocket server. New builds it; Listen binds and
+// starts the poller; Serve runs until Shutdown.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -67,10 +77,20 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
-	closing atomic.Bool    // Shutdown has begun: refuse upgrades, report not ready
-	conns   sync.WaitGroup // upgraded sockets not yet closed
-	poll    poller         // tells sockets when they are readable; made by Listen
+	closing    atomic.Bool     // Shutdown has begun: refuse upgrades, report not ready
+	goroutines lifecycle.Group // the poller's loop, reads, keepalives
+	poll       poller          // tells sockets when they are readable; made by Listen
+
+	connMu  sync.Mutex           // guards live and drained
+	live    map[*wsConn]struct{} // upgraded sockets not yet closed
+	drained chan struct{}        // closed when live empties, while Shutdown waits for it
+
+	shutdownOnce sync.Once
+	shutdownErr  error // the first Shutdown's result, written inside shutdownOnce
 }
+
+// errShuttingDown refuses work once Shutdown has begun.
+var errShuttingDown = errors.New("server is shutting down")
 
 // validate names the first field whose value cannot work.
 func (c *Config) validate() error {
@@ -102,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MetricSet == nil {
 		cfg.MetricSet = metrics.NewSet()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "transport")), origins: map[string]bool{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With(slog.String("component", "transport")), origins: map[string]bool{}, live: map[*wsConn]struct{}{}}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[o] = true
 	}
@@ -153,9 +173,9 @@ func (s *Server) Handler() http.Handler {
 	return withRequestID(mux)
 }
 
-// Listen binds the listening socket.
+// Listen binds the listening socket and starts the poller.
 func (s *Server) Listen() error {
-	p, err := newPoller(s.log)
+	p, err := newPoller(s.log, &s.goroutines)
 	if err != nil {
 		return err
 	}
@@ -179,21 +199,108 @@ func (s *Server) Serve() error {
 	return nil
 }
 
+// forcedCloseGrace is how long Shutdown, past its deadline, still waits for
+// the transport's goroutines once it has closed their sockets under them:
+// a blocked read or write then returns at once.
+const forcedCloseGrace = time.Second
+
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// read loops of upgraded sockets. The caller closes the sockets themselves
-// by shutting the hub down, between BeginShutdown and Shutdown.
+// upgraded sockets to close. The caller closes them by telling the hub to
+// (Hub.CloseConnections), between BeginShutdown and Shutdown; a socket still
+// open when ctx ends is closed here without a close frame. Then the poller
+// is closed (its descriptors and goroutine) and Shutdown waits for every
+// goroutine the server started. It is idempotent: later calls wait for the
+// first and return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.BeginShutdown()
 	err := s.http.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
+	if werr := s.waitConns(ctx); werr != nil {
+		err = errors.Join(err, werr)
+		s.closeConns()
+	}
+	s.goroutines.Stop()
+	if s.poll != nil {
 		s.poll.close()
-	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("wait for connections: %w", ctx.Err()))
+	}
+	wctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), forcedCloseGrace)
+		defer cancel()
+	}
+	if werr := s.goroutines.Wait(wctx); werr != nil {
+		err = errors.Join(err, fmt.Errorf("wait for the transport's goroutines: %w", werr))
 	}
 	return err
+}
+
+// track counts an upgraded socket until untrack; it refuses once Shutdown
+// has begun, which would not wait for it.
+func (s *Server) track(c *wsConn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.live[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *wsConn) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	delete(s.live, c)
+	if len(s.live) == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// waitConns waits until every tracked socket is closed, or ctx ends.
+func (s *Server) waitConns(ctx context.Context) error {
+	s.connMu.Lock()
+	if len(s.live) == 0 {
+		s.connMu.Unlock()
+		return nil
+	}
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+	}
+	drained := s.drained
+	s.connMu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		s.connMu.Lock()
+		n := len(s.live)
+		s.connMu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		return fmt.Errorf("wait for %d connections to close: %w", n, ctx.Err())
+	}
+}
+
+// closeConns closes every socket still open. The descriptor is closed
+// first, which ends a write or read blocked on it, so closeWith cannot wait
+// on the connection's mutex for long; the close frame is not sent.
+func (s *Server) closeConns() {
+	s.connMu.Lock()
+	conns := make([]*wsConn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.connMu.Unlock()
+	for _, c := range conns {
+		c.conn.Close()
+		c.closeWith(uint16(ws.StatusGoingAway), "server shutting down", "shutdown_timeout")
+	}
 }
 
 // rejections counts WebSocket handshakes refused before the upgrade, by reason.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -17,12 +18,16 @@ import (
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
 	"github.com/chatbox/chatbox/config"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	storetest.Main(m) // runs the tests, then stops the shared store; exits if a test failed
+	leaktest.Verify()
+}
 
 const secret = "transport-test-secret-0123456789abcdef"
 
@@ -132,16 +137,27 @@ func clientFrame(t *testing.T, payload string) []byte {
 func (c *rawClient) next(t *testing.T) (typ, id string) {
 	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	f, err := ws.ReadFrame(c.rd)
+	hdr, err := ws.ReadHeader(c.rd)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if hdr.Length > maxEventBytes {
+		t.Fatalf("frame of %d bytes, more than any test event", hdr.Length)
+	}
+	payload := make([]byte, hdr.Length)
+	if _, err := io.ReadFull(c.rd, payload); err != nil {
+		t.Fatal(err)
+	}
 	var e struct{ Type, ID string }
-	if err := json.Unmarshal(f.Payload, &e); err != nil {
-		t.Fatalf("frame %q: %v", f.Payload, err)
+	if err := json.Unmarshal(payload, &e); err != nil {
+		t.Fatalf("frame %q: %v", payload, err)
 	}
 	return e.Type, e.ID
 }
+
+// maxEventBytes bounds what next reads: the server's events in these tests
+// are small.
+const maxEventBytes = 1 << 16
 
 // A client may send its first command right behind the handshake, in the
 // same packet; the HTTP server has already buffered it when the socket is

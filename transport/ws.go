@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -23,7 +24,6 @@ const closeTooLarge uint16 = 1009
 // handleWS checks Origin and token on the plain HTTP request, so a rejected
 // client costs one HTTP response and no upgrade, then hands the socket to
 // the poller and returns: the connection lives on without this goroutine.
-// read loop on this goroutine.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With(slog.String("request_id", requestID(r)))
 	if origin := r.Header.Get("Origin"); origin != "" && !s.origins[origin] {
@@ -62,8 +62,15 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		log.Info("websocket upgrade", slog.Any("err", err))
 		return
 	}
-	s.conns.Add(1)
-	c := &wsConn{conn: netConn, poll: s.poll, cfg: s.connConfig()}
+	c := &wsConn{conn: netConn, poll: s.poll, owner: &s.goroutines, cfg: s.connConfig()}
+	if !s.track(c) {
+		// Shutdown began during the upgrade and would not wait for it.
+		ticket.Release()
+		netConn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		ws.WriteFrame(netConn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "server shutting down")))
+		netConn.Close()
+		return
+	}
 	if n := rw.Reader.Buffered(); n > 0 {
 		b, _ := rw.Reader.Peek(n)
 		c.pending = bytes.NewReader(bytes.Clone(b))
@@ -76,7 +83,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			hc.Close()
 		}
 		s.disconnects(why).Inc()
-		s.conns.Done()
+		s.untrack(c)
 	}
 	// From here the socket is read from directly: the HTTP server's buffers
 	// are dropped, so an idle connection keeps none.
