@@ -1,0 +1,194 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/protocol"
+	"github.com/chatbox/chatbox/providers"
+)
+
+// generation is a reply in flight. Its provider stream runs in a goroutine
+// that sends genChunk/genDone back; everything else is the actor's.
+type generation struct {
+	id             uint64
+	messageID      string
+	seq            int64
+	model          string
+	text           []byte
+	cancel         context.CancelFunc
+	started        time.Time
+	gotFirst       bool
+	lastCheckpoint time.Time
+	stored         bool // a checkpoint inserted the message; later writes update it
+	usage          *providers.Usage
+}
+
+func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int64, msgs []providers.Message) {
+	s.genSeq++
+	genCtx, cancel := context.WithCancel(s.hub.baseCtx)
+	now := s.hub.now()
+	g := &generation{
+		id: s.genSeq, messageID: newID(), seq: seq, model: model, cancel: cancel,
+		started: now, lastCheckpoint: now,
+	}
+	s.gen = g
+	s.hub.metrics.replies.Add(1)
+	self, root, models := ctx.Self(), s.hub.root, s.hub.cfg.Models
+	s.hub.goroutines.Go(func() {
+		defer cancel()
+		var usage *providers.Usage
+		for chunk, err := range models.Stream(genCtx, model, msgs) {
+			if err != nil {
+				root.Send(self, &genDone{gen: g.id, err: err})
+				return
+			}
+			if chunk.Text != "" {
+				root.Send(self, &genChunk{gen: g.id, text: chunk.Text})
+			}
+			if chunk.Usage != nil {
+				usage = chunk.Usage
+			}
+		}
+		root.Send(self, &genDone{gen: g.id, usage: usage})
+	})
+}
+
+// mayGenerate checks the limits a new generation must pass.
+func (s *sessionActor) mayGenerate() *protocol.Error {
+	switch {
+	case s.hub.draining.Load():
+		return protocol.Errf(protocol.CodeBusy, "the server is restarting; reconnect in a moment")
+	case !s.hub.quotaLeft(s.spec.ownerID):
+		s.hub.metrics.rateLimited.Inc()
+		return protocol.Errf(protocol.CodeRateLimited, "the daily token quota is used up")
+	case !s.hub.acquireReply(s.spec.ownerID):
+		return protocol.Errf(protocol.CodeBusy, "too many replies in progress; wait for one to finish")
+	}
+	return nil
+}
+
+// abandon cancels the generation in flight without storing anything: its
+// user message was never stored.
+func (s *sessionActor) abandon() {
+	if s.gen == nil {
+		return
+	}
+	s.gen.cancel()
+	s.gen = nil
+	s.hub.metrics.replies.Add(-1)
+	s.hub.releaseReply(s.spec.ownerID)
+}
+
+func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
+	g := s.gen
+	if g == nil || g.id != m.gen {
+		return // output of a generation that was stopped or taken over
+	}
+	text := m.text
+	if !utf8.ValidString(text) {
+		// Offsets count bytes of what clients receive; keep them equal.
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
+	now := s.hub.now()
+	if !g.gotFirst {
+		g.gotFirst = true
+		s.hub.metrics.firstToken(g.model, g.started)
+		s.hub.ttftWindow.add(now.Sub(g.started))
+	}
+	offset := len(g.text)
+	g.text = append(g.text, text...)
+	s.broadcast(ctx, protocol.NewDelta(s.spec.id, g.messageID, g.seq, offset, text))
+	if now.Sub(g.lastCheckpoint) >= s.hub.cfg.CheckpointEvery {
+		g.lastCheckpoint = now
+		s.checkpoint(g)
+	}
+}
+
+// checkpoint stores the partial reply as interrupted, so a crash leaves it
+// there saying it was cut off; one write every CheckpointEvery, never per token.
+func (s *sessionActor) checkpoint(g *generation) {
+	if err := s.storeReply(g, persistence.StatusInterrupted); err != nil {
+		s.log().Warn("checkpoint reply", slog.Int64("seq", g.seq), slog.Any("err", err))
+	}
+}
+
+func (s *sessionActor) done(ctx actor.Context, m *genDone) {
+	g := s.gen
+	if g == nil || g.id != m.gen {
+		return
+	}
+	g.usage = m.usage
+	if m.err != nil {
+		s.log().Warn("generation failed", slog.String("model", g.model), slog.Int("reply_bytes", len(g.text)), slog.Any("err", m.err))
+		s.finish(ctx, persistence.StatusFailed)
+		s.broadcast(ctx, protocol.NewError("", s.spec.id, protocol.Err(protocol.CodeProviderUnavailable)))
+		return
+	}
+	s.finish(ctx, persistence.StatusComplete)
+}
+
+// finish ends the reply in flight with status: it cancels the provider,
+// stores the reply once, and sends the final message event. Output of the
+// generation that is still in the mailbox is ignored from here on.
+func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
+	g := s.gen
+	s.gen = nil
+	g.cancel()
+	// The reply counts as in flight until its final event is on its way, so
+	// a draining shutdown does not close sockets before it.
+	defer s.hub.metrics.replies.Add(-1)
+	s.hub.releaseReply(s.spec.ownerID)
+	s.hub.replyWindow.add(s.hub.now().Sub(g.started))
+	s.hub.metrics.reply(g.model, status, g.started, g.usage)
+	if g.usage != nil {
+		s.hub.spendTokens(s.spec.ownerID, g.usage.InputTokens+g.usage.OutputTokens)
+	}
+	if err := s.storeReply(g, status); err != nil {
+		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
+		s.broadcast(ctx, protocol.NewError("", s.spec.id, storeError(err)))
+		s.reloadIfStale(err)
+		return
+	}
+	if g.usage != nil && s.session != nil {
+		// The store added the reply's usage to the session's totals.
+		s.session.TokensIn += g.usage.InputTokens
+		s.session.TokensOut += g.usage.OutputTokens
+	}
+	s.remember(persistence.RoleAssistant, string(g.text))
+	s.hub.metrics.messages(persistence.RoleAssistant).Inc()
+	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(s.replyMessage(g, status))))
+}
+
+func (s *sessionActor) replyMessage(g *generation, status persistence.Status) persistence.Message {
+	m := persistence.Message{
+		ID: g.messageID, SessionID: s.spec.id, Seq: g.seq, Role: persistence.RoleAssistant,
+		Author: s.hub.modelName(g.model), Text: string(g.text), Status: status, CreatedAt: g.started,
+	}
+	if g.usage != nil {
+		m.TokensIn, m.TokensOut = g.usage.InputTokens, g.usage.OutputTokens
+	}
+	return m
+}
+
+// storeReply inserts the reply at its seq the first time and updates it after.
+func (s *sessionActor) storeReply(g *generation, status persistence.Status) error {
+	storeCtx, cancel := s.hub.storeContext()
+	defer cancel()
+	m := s.replyMessage(g, status)
+	if g.stored {
+		return s.hub.cfg.Store.UpdateMessage(storeCtx, &m)
+	}
+	if err := s.hub.cfg.Store.AppendMessage(storeCtx, &m); err != nil {
+		return err
+	}
+	g.stored = true
+	s.advanced(g.seq)
+	return nil
+}
