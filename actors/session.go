@@ -15,24 +15,27 @@ import (
 
 // sessionSpec is what a session actor is spawned with. It outlives restarts
 // of the actor (the producer captures it), so a restarted actor knows
-// whether its session is stored yet.
+// whether its session is stored yet, and how many routed messages its
+// parent has seen it receive. Only the session actor touches it.
 type sessionSpec struct {
 	id      string
 	ownerID string
-	fresh   bool // a new conversation, not stored until its first message
+	fresh   bool   // a new conversation, not stored until its first message
+	seen    uint64 // routed messages received, for the idle handshake
 }
 
 // sessionActor serialises everything that touches one conversation: it
 // assigns seq, stores messages, runs generations and holds takeover state.
 // It is the only writer of its session's records; its writes are fenced by
-// seq, so if a stale twin exists the store rejects one of them.
+// seq and by the header's version, so if a stale twin exists the store
+// rejects one of them, and the loser reloads (fenced).
 type sessionActor struct {
 	hub  *Hub
 	spec *sessionSpec
-	seen uint64 // routed messages received, for the idle handshake
 
 	session *persistence.Session // nil when loadErr is set
 	loadErr error                // the session cannot be served: not found, foreign, or store down
+	reloads int                  // times the session was reloaded after losing a write
 	history []providers.Message  // recent conversation, oldest first, for the model's context
 	gen     *generation          // the reply in flight, if any
 	genSeq  uint64               // id of the latest generation
@@ -57,7 +60,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
 	case *routed:
-		s.seen++
+		s.spec.seen++
 		switch r := m.msg.(type) {
 		case *sessionCommand:
 			s.command(ctx, r)
@@ -84,7 +87,7 @@ func (s *sessionActor) log() *slog.Logger {
 }
 
 func (s *sessionActor) askToStop(ctx actor.Context) {
-	ctx.Send(ctx.Parent(), &childIdle{name: s.spec.id, seen: s.seen})
+	ctx.Send(ctx.Parent(), &childIdle{name: s.spec.id, seen: s.spec.seen})
 }
 
 // load brings the session and its recent history from the store, or starts
@@ -122,14 +125,33 @@ func (s *sessionActor) load() {
 }
 
 // reloadIfStale re-reads the session after a fenced write lost: the store,
-// not this actor's memory, says what the session holds.
+// not this actor's memory, says what the session holds. If the reload
+// fails, loadErr is set and every later command answers it until the actor
+// stops and a new one loads.
 func (s *sessionActor) reloadIfStale(err error) {
 	if !errors.Is(err, persistence.ErrConflict) {
 		return
 	}
 	s.log().Warn("session state was stale; reloading from the store")
+	s.reloads++
 	s.session, s.history, s.loadErr = nil, nil, nil
 	s.load()
+}
+
+// fenced runs op, which may write the session. If one of its writes lost to
+// another writer (ErrConflict), the session has been reloaded from the
+// store, and op runs once more against what the store holds now: its own
+// checks decide afresh (is the session still in bot mode? does another
+// admin hold it now? is help already requested?). A second loss in a row
+// means another writer is active right now: the command is answered busy
+// (storeError) and nothing of it is stored.
+func (s *sessionActor) fenced(op func() *protocol.Error) *protocol.Error {
+	reloads := s.reloads
+	err := op()
+	if err != nil && s.reloads != reloads && s.loadErr == nil {
+		err = op()
+	}
+	return err
 }
 
 // advanced records in memory that the store appended a message at seq.
@@ -184,7 +206,7 @@ func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
 		a.err = storeError(s.loadErr)
 		s.askToStop(ctx)
 	} else {
-		a.err = s.run(ctx, c, &a.result)
+		a.err = s.fenced(func() *protocol.Error { return s.run(ctx, c, &a.result) })
 	}
 	if a.err != nil {
 		s.reply(ctx, c.conn, protocol.NewError(c.cmd.ID, c.cmd.SessionID, a.err))
@@ -313,7 +335,8 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 }
 
 // saveSession writes the session header, restoring prev in memory if the
-// write fails so memory never runs ahead of the store.
+// write fails so memory never runs ahead of the store; a lost fence reloads
+// the session instead.
 func (s *sessionActor) saveSession(prev persistence.Session) *protocol.Error {
 	s.session.UpdatedAt = s.hub.now()
 	storeCtx, cancel := s.hub.storeContext()
@@ -327,7 +350,8 @@ func (s *sessionActor) saveSession(prev persistence.Session) *protocol.Error {
 	return nil
 }
 
-// appendMessage stores a complete message at the next seq.
+// appendMessage stores a complete message at the next seq. A lost fence
+// (another writer took the seq) stores nothing and reloads the session.
 func (s *sessionActor) appendMessage(role persistence.Role, author Identity, text string) (persistence.Message, *protocol.Error) {
 	m := persistence.Message{
 		ID: newID(), SessionID: s.spec.id, Seq: s.session.LastSeq + 1, Role: role,

@@ -147,7 +147,9 @@ func typ(t string) func(map[string]any) bool {
 func newTestHub(t *testing.T, models Models, cfg Config) (*Hub, *stepModel) {
 	t.Helper()
 	step, _ := models.(*stepModel)
-	cfg.Store = storetest.Open(t)
+	if cfg.Store == nil {
+		cfg.Store = storetest.Open(t)
+	}
 	cfg.Models = models
 	h := New(cfg)
 	h.Start()

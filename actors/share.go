@@ -28,7 +28,8 @@ func (h *Hub) Share(ctx context.Context, userID, sessionID string, on bool) (str
 	return a.shareID, nil
 }
 
-// share sets or clears the session's share id and answers m.replyTo. The session actor belongs to
+// share sets or clears the session's share id, a header write like any
+// other (fenced), and answers m.replyTo. The session actor belongs to
 // its owner, and the directory routed m to the owner's actor, so the caller
 // is the owner.
 func (s *sessionActor) share(ctx actor.Context, m *setShare) {
@@ -38,7 +39,7 @@ func (s *sessionActor) share(ctx actor.Context, m *setShare) {
 		a.err = storeError(s.loadErr)
 		s.askToStop(ctx)
 	} else {
-		a.err = s.setShareID(m.on)
+		a.err = s.fenced(func() *protocol.Error { return s.setShareID(m.on) })
 	}
 	if a.err == nil {
 		a.shareID = s.session.ShareID

@@ -15,7 +15,11 @@ import (
 // ordered: the first wins, the second gets busy. In human mode send never
 // starts a generation; a generation in flight when the takeover arrives is
 // stopped and stored before the takeover event is emitted, so no bot text
-// ever follows it.
+// ever follows it. The mode is read from memory but written fenced: if a
+// takeover's write loses to another writer (a stale twin of this actor),
+// the session is reloaded and the takeover checked once more against it
+// (sessionActor.fenced), so an admin who took the session over elsewhere
+// wins and this one gets busy.
 
 func (s *sessionActor) help(ctx actor.Context) *protocol.Error {
 	if s.session.HelpRequested {
