@@ -336,3 +336,118 @@ func TestARestartedSessionActorStillStopsWhenIdle(t *testing.T) {
 	// child saw; a restart must not forget the count.
 	eventually(t, func() bool { return h.metrics.sessions.Load() == 0 })
 }
+
+func TestACheckpointDoesNotHoldUpTheStreamAndTheFinalWriteWaitsForIt(t *testing.T) {
+	store := newFaultStore(t)
+	h, model := newTestHub(t, &stepModel{}, Config{Store: store, CheckpointEvery: time.Nanosecond})
+	user := connect(t, h, alice)
+
+	gate := make(chan struct{})
+	var mu sync.Mutex // guards the fields below
+	var inFlight, checkpoints int
+	var finalDuringCheckpoint bool
+	var finalOp string
+	write := func(op string) func(*persistence.Message) error {
+		return func(m *persistence.Message) error {
+			if m.Role != persistence.RoleAssistant {
+				return nil
+			}
+			mu.Lock()
+			if m.Status != persistence.StatusInterrupted {
+				finalOp, finalDuringCheckpoint = op, inFlight > 0
+				mu.Unlock()
+				return nil
+			}
+			inFlight++
+			checkpoints++
+			mu.Unlock()
+			<-gate
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			return nil
+		}
+	}
+	store.hooks(nil, write("append"), write("update"))
+	state := func() (int, int) { mu.Lock(); defer mu.Unlock(); return inFlight, checkpoints }
+
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
+	sid := user.next(typ("ack"))["session_id"].(string)
+	s := model.stream(t, 0)
+	s.chunks <- "a"
+	user.next(typ("delta"))
+	eventually(t, func() bool { n, _ := state(); return n == 1 })
+	// While the checkpoint waits on the store, the deltas go on, and no
+	// second checkpoint of the reply starts.
+	for _, text := range []string{"b", "c"} {
+		s.chunks <- text
+		if d := user.next(typ("delta")); d["text"] != text {
+			t.Fatalf("delta %v, want %q", d, text)
+		}
+	}
+	if n, total := state(); n != 1 || total != 1 {
+		t.Fatalf("%d checkpoints in flight, %d started; want 1 and 1", n, total)
+	}
+	// The reply ends while its checkpoint is still being written.
+	close(s.chunks)
+	ended := h.metrics.set.GetOrCreateCounter(`chatbox_replies_total{model="step",status="complete"}`)
+	eventually(t, func() bool { return ended.Get() == 1 })
+	close(gate)
+
+	if m := user.next(isReply("complete"))["message"].(map[string]any); m["text"] != "abc" {
+		t.Fatalf("final message %v", m)
+	}
+	mu.Lock()
+	op, raced := finalOp, finalDuringCheckpoint
+	mu.Unlock()
+	if raced || op != "update" {
+		t.Fatalf("final write: %q, during a checkpoint: %v; want an update after the checkpoint's append", op, raced)
+	}
+	msgs, err := store.ListMessages(context.Background(), sid, 0, 10)
+	if err != nil || len(msgs) != 2 || msgs[1].Text != "abc" || msgs[1].Status != persistence.StatusComplete {
+		t.Fatalf("stored %+v (%v), want the complete reply", msgs, err)
+	}
+}
+
+// usageModel answers every call at once with one text and its usage.
+type usageModel struct{}
+
+func (usageModel) Models() []providers.ModelInfo { return []providers.ModelInfo{{ID: "u", Name: "U"}} }
+func (usageModel) Default() string               { return "u" }
+func (usageModel) Has(id string) bool            { return id == "u" }
+func (usageModel) Stream(context.Context, string, []providers.Message) iter.Seq2[providers.Chunk, error] {
+	return func(yield func(providers.Chunk, error) bool) {
+		if yield(providers.Chunk{Text: "answer"}, nil) {
+			yield(providers.Chunk{Usage: &providers.Usage{InputTokens: 7, OutputTokens: 3}}, nil)
+		}
+	}
+}
+
+func TestAReplyIsStoredWithItsUsageInOneWrite(t *testing.T) {
+	store := newFaultStore(t)
+	h, _ := newTestHub(t, usageModel{}, Config{Store: store, CheckpointEvery: time.Hour})
+	user := connect(t, h, alice)
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
+	sid := user.next(typ("ack"))["session_id"].(string)
+	user.next(isReply("complete"))
+
+	before := store.written()
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "2", SessionID: sid, Text: "more"})
+	user.next(typ("ack"))
+	user.next(isReply("complete"))
+	got := store.written()
+	for op := range before {
+		got[op] -= before[op]
+		if got[op] == 0 {
+			delete(got, op)
+		}
+	}
+	// The user message and the reply: one append each, nothing else.
+	if len(got) != 1 || got["append_message"] != 2 {
+		t.Fatalf("writes of one exchange: %v, want 2 appends", got)
+	}
+	msgs, err := store.ListMessages(context.Background(), sid, 3, 10)
+	if err != nil || len(msgs) != 1 || msgs[0].TokensIn != 7 || msgs[0].TokensOut != 3 {
+		t.Fatalf("stored reply %+v (%v), want its usage", msgs, err)
+	}
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // generation is a reply in flight. Its provider stream runs in a goroutine
-// that sends genChunk/genDone back; everything else is the actor's.
+// that sends genChunk/genDone back, and its checkpoints are written by
+// another; everything else is the actor's.
 type generation struct {
 	id             uint64
 	messageID      string
@@ -26,8 +27,17 @@ type generation struct {
 	started        time.Time
 	gotFirst       bool
 	lastCheckpoint time.Time
-	stored         bool // a checkpoint inserted the message; later writes update it
+	stored         bool             // a checkpoint appended the reply; later writes update it
+	checkpoint     *checkpointWrite // the checkpoint being written, if any: at most one at a time
 	usage          *providers.Usage
+}
+
+// checkpointWrite is one checkpoint of a reply, written by a hub goroutine.
+// err is set before done is closed; the actor reads it only after that.
+type checkpointWrite struct {
+	first bool // the reply's first write: an append, not an update
+	done  chan struct{}
+	err   error
 }
 
 func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int64, msgs []providers.Message) {
@@ -105,17 +115,50 @@ func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
 	offset := len(g.text)
 	g.text = append(g.text, text...)
 	s.broadcast(ctx, protocol.NewDelta(s.spec.id, g.messageID, g.seq, offset, text))
-	if now.Sub(g.lastCheckpoint) >= s.hub.cfg.CheckpointEvery {
+	if g.checkpoint == nil && now.Sub(g.lastCheckpoint) >= s.hub.cfg.CheckpointEvery {
 		g.lastCheckpoint = now
-		s.checkpoint(g)
+		s.startCheckpoint(ctx, g)
 	}
 }
 
-// checkpoint stores the partial reply as interrupted, so a crash leaves it
-// there saying it was cut off; one write every CheckpointEvery, never per token.
-func (s *sessionActor) checkpoint(g *generation) {
-	if err := s.storeReply(g, persistence.StatusInterrupted); err != nil {
-		s.log().Warn("checkpoint reply", slog.Int64("seq", g.seq), slog.Any("err", err))
+// startCheckpoint stores the partial reply as interrupted, so that a crash
+// leaves it there saying it was cut off: one write every CheckpointEvery,
+// never per token. The write runs on a hub goroutine, off this actor, so
+// the deltas keep flowing while it waits on the store; it reports back with
+// checkpointDone. chunk starts no second one while one is in flight, and
+// finish waits for it before the final write.
+func (s *sessionActor) startCheckpoint(ctx actor.Context, g *generation) {
+	w := &checkpointWrite{first: !g.stored, done: make(chan struct{})}
+	g.checkpoint = w
+	s.hub.metrics.checkpoints.Inc()
+	m := s.replyMessage(g, persistence.StatusInterrupted)
+	self, root, hub := ctx.Self(), s.hub.root, s.hub
+	s.hub.goroutines.Go(func() {
+		storeCtx, cancel := hub.storeContext()
+		if w.first {
+			w.err = hub.cfg.Store.AppendMessage(storeCtx, &m)
+		} else {
+			w.err = hub.cfg.Store.UpdateMessage(storeCtx, &m)
+		}
+		cancel()
+		close(w.done)
+		root.Send(self, &checkpointDone{gen: g.id, write: w})
+	})
+}
+
+// checkpointed takes in the result of g's checkpoint write, which has
+// returned.
+func (s *sessionActor) checkpointed(g *generation) {
+	w := g.checkpoint
+	g.checkpoint = nil
+	if w.err != nil {
+		// The final write tries again, and handles a lost fence.
+		s.log().Warn("checkpoint reply", slog.Int64("seq", g.seq), slog.Any("err", w.err))
+		return
+	}
+	if w.first {
+		g.stored = true
+		s.advanced(g.seq)
 	}
 }
 
@@ -135,8 +178,9 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 }
 
 // finish ends the reply in flight with status: it cancels the provider,
-// stores the reply once, and sends the final message event. Output of the
-// generation that is still in the mailbox is ignored from here on.
+// stores the reply with one write (its usage included: the store adds it
+// to the session's totals), and sends the final message event. Output of
+// the generation that is still in the mailbox is ignored from here on.
 func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	g := s.gen
 	s.gen = nil
@@ -149,6 +193,14 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	s.hub.metrics.reply(g.model, status, g.started, g.usage)
 	if g.usage != nil {
 		s.hub.spendTokens(s.spec.ownerID, g.usage.InputTokens+g.usage.OutputTokens)
+	}
+	if w := g.checkpoint; w != nil {
+		// The final write must not race the checkpoint (both may be the
+		// reply's first write): wait for it. Its store call is bounded by
+		// the store timeout, and this happens only when a reply ends while
+		// its checkpoint is being written.
+		<-w.done
+		s.checkpointed(g)
 	}
 	if err := s.storeReply(g, status); err != nil {
 		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
@@ -177,7 +229,8 @@ func (s *sessionActor) replyMessage(g *generation, status persistence.Status) pe
 	return m
 }
 
-// storeReply inserts the reply at its seq the first time and updates it after.
+// storeReply is the reply's final write: an append at its seq, or an update
+// when a checkpoint appended it already.
 func (s *sessionActor) storeReply(g *generation, status persistence.Status) error {
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()

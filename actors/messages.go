@@ -153,3 +153,10 @@ type genDone struct {
 	usage *providers.Usage
 	err   error
 }
+
+// checkpointDone tells the session actor that a checkpoint write of
+// generation gen has returned.
+type checkpointDone struct {
+	gen   uint64
+	write *checkpointWrite
+}

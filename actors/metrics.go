@@ -19,6 +19,7 @@ type hubMetrics struct {
 	sessions    *atomic.Int64 // session actors alive
 	replies     *atomic.Int64 // generations in flight
 	takeovers   *metrics.Counter
+	checkpoints *metrics.Counter
 	connects    *metrics.Counter
 	coalesced   *metrics.Counter
 	slowCloses  *metrics.Counter
@@ -39,6 +40,7 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 		sessions:    sessions,
 		replies:     replies,
 		takeovers:   s.NewCounter("chatbox_takeovers_total"),
+		checkpoints: s.NewCounter("chatbox_reply_checkpoints_total"),
 		connects:    s.NewCounter("chatbox_connects_total"),
 		coalesced:   s.NewCounter("chatbox_deltas_coalesced_total"),
 		slowCloses:  s.NewCounter("chatbox_slow_consumer_closes_total"),

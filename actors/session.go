@@ -71,6 +71,10 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.chunk(ctx, m)
 	case *genDone:
 		s.done(ctx, m)
+	case *checkpointDone:
+		if g := s.gen; g != nil && g.id == m.gen && g.checkpoint == m.write {
+			s.checkpointed(g)
+		}
 	case *actor.ReceiveTimeout:
 		if s.gen == nil {
 			s.askToStop(ctx)
