@@ -337,6 +337,47 @@ func TestARestartedSessionActorStillStopsWhenIdle(t *testing.T) {
 	eventually(t, func() bool { return h.metrics.sessions.Load() == 0 })
 }
 
+func TestAReplyWhoseFinalWriteFailsStillEndsOnEveryDevice(t *testing.T) {
+	store := newFaultStore(t)
+	h, model := newTestHub(t, &stepModel{}, Config{Store: store, CheckpointEvery: time.Hour})
+	user := connect(t, h, alice)
+	other := connect(t, h, alice)
+	store.hooks(nil, func(m *persistence.Message) error {
+		if m.Role == persistence.RoleAssistant {
+			return persistence.ErrUnavailable
+		}
+		return nil
+	}, nil)
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "hi"})
+	sid := user.next(typ("ack"))["session_id"].(string)
+	s := model.stream(t, 0)
+	s.chunks <- "the text so far"
+	close(s.chunks)
+	for _, d := range []*device{user, other} {
+		events := d.until(typ("error"))
+		if len(events) < 2 {
+			t.Fatalf("events %v, want the final message before the error", events)
+		}
+		final, e := events[len(events)-2], events[len(events)-1]
+		if !isReply("failed")(final) || final["message"].(map[string]any)["text"] != "the text so far" {
+			t.Fatalf("before the error: %v, want the reply's final message, failed, with its text", final)
+		}
+		if e["code"] != "storage_unavailable" || e["session_id"] != sid {
+			t.Fatalf("error %v", e)
+		}
+	}
+	msgs, err := store.ListMessages(context.Background(), sid, 0, 10)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "hi" {
+		t.Fatalf("stored %+v (%v), want only the acked user message", msgs, err)
+	}
+	// The session goes on once the store takes writes again.
+	store.hooks(nil, nil, nil)
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "2", SessionID: sid, Text: "again"})
+	if ack := user.next(typ("ack")); ack["seq"] != float64(2) {
+		t.Fatalf("ack %v, want seq 2 (the failed reply was not stored)", ack)
+	}
+}
+
 func TestACheckpointDoesNotHoldUpTheStreamAndTheFinalWriteWaitsForIt(t *testing.T) {
 	store := newFaultStore(t)
 	h, model := newTestHub(t, &stepModel{}, Config{Store: store, CheckpointEvery: time.Nanosecond})

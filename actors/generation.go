@@ -181,6 +181,11 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 // stores the reply with one write (its usage included: the store adds it
 // to the session's totals), and sends the final message event. Output of
 // the generation that is still in the mailbox is ignored from here on.
+//
+// If the final write fails the reply still ends on every device: the final
+// message goes out with status failed and the text so far, followed by the
+// error. What the store holds then is the user's message and, if a
+// checkpoint was written, the reply as of that checkpoint (interrupted).
 func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	g := s.gen
 	s.gen = nil
@@ -204,6 +209,8 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 	}
 	if err := s.storeReply(g, status); err != nil {
 		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
+		failed := s.replyMessage(g, persistence.StatusFailed)
+		s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(failed)))
 		s.broadcast(ctx, protocol.NewError("", s.spec.id, storeError(err)))
 		s.reloadIfStale(err)
 		return
