@@ -52,8 +52,6 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}
 	case *protocol.Event:
 		c.push(ctx, m)
-	case *closeConn:
-		c.out.close(m.code, m.reason)
 	case *actor.Restarting:
 		// The socket's state is unknown after a crash: close it, the client
 		// reconnects and syncs. Only this connection is affected.

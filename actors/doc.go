@@ -6,17 +6,26 @@
 //	    ├── conn/<conn_id>    connActor: one WebSocket's outbound queue
 //	    └── session/<id>      sessionActor: one conversation, the only writer of its records
 //
-// Concurrency contract: all state lives inside actors and is touched only by
-// the actor that owns it, one message at a time; there are no locks except
-// the outbox's, which hands frames from a connActor to the goroutine that
-// writes its socket. The transport talks to this package only through Hub
-// and Conn, and supplies each connection's socket as a Sink; this package
-// never imports a WebSocket or database library.
+// Concurrency contract: conversation state lives inside actors and is
+// touched only by the actor that owns it, one message at a time. Three
+// small things are shared, each under its own mutex: a connection's outbox,
+// which hands frames from its connActor to the goroutine that writes its
+// socket (conn.go); the per-user limit state, which transport goroutines
+// read when they admit a connection (limits.go); and the response-time
+// windows that Stats reads (stats.go). Store and provider calls run on
+// goroutines the hub owns and report back to their actor by message: a
+// generation's stream, a reply's checkpoint, an admin's owner lookup. The
+// transport talks to this package only through Hub and Conn, and supplies
+// each connection's socket as a Sink; this package never imports a
+// WebSocket or database library.
 //
 // Ordering: every event of a session goes session → user → conn, so all of a
 // user's connections see the same events in the same order. A connection's
-// commands are sent by its single read goroutine to the user actor, so they
+// commands are handed over by one reader at a time (Conn.Command), so they
 // are handled in the order they were sent.
+//
+// The store is the arbiter: every write is fenced, and a session actor
+// that loses a write reloads from the store before it answers.
 //
 // Actors stop when idle (no connection, no reply in flight) after a
 // handshake with their parent that counts routed messages, so a command in

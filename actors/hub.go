@@ -240,9 +240,11 @@ func (c *Conn) Command(cmd protocol.Command) {
 }
 
 // Reject answers a frame that could not be decoded, in order with the
-// answers to the commands before it.
-func (c *Conn) Reject(id, code, message string) {
-	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: protocol.Command{ID: id}, reject: protocol.NewError(id, "", code, message)})
+// answers to the commands before it: an error event for the command whose
+// client id is id. err is shown as protocol.AsError makes it.
+func (c *Conn) Reject(id string, err error) {
+	ev := protocol.NewError(id, "", protocol.AsError(err))
+	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: protocol.Command{ID: id}, reject: ev})
 }
 
 // Close detaches the connection after its socket ended. Idempotent.
@@ -335,66 +337,6 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func errorEvent(id, sessionID, code string) *protocol.Event {
-	return protocol.NewError(id, sessionID, code, protocol.DefaultMessage(code))
-}
-
-type hubMetrics struct {
-	liveConns   *atomic.Int64
-	users       *atomic.Int64 // user actors alive
-	sessions    *atomic.Int64 // session actors alive
-	replies     *atomic.Int64 // generations in flight
-	takeovers   *metrics.Counter
-	connects    *metrics.Counter
-	coalesced   *metrics.Counter
-	slowCloses  *metrics.Counter
-	rateLimited *metrics.Counter
-	byRole      map[persistence.Role]*metrics.Counter
-	set         *metrics.Set // per-model series are created on first use
-}
-
-func newHubMetrics(s *metrics.Set) hubMetrics {
-	live, users, sessions, replies := new(atomic.Int64), new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
-	s.NewGauge("chatbox_replies_in_flight", func() float64 { return float64(replies.Load()) })
-	s.NewGauge("chatbox_connections", func() float64 { return float64(live.Load()) })
-	s.NewGauge("chatbox_active_users", func() float64 { return float64(users.Load()) })
-	s.NewGauge("chatbox_active_sessions", func() float64 { return float64(sessions.Load()) })
-	m := hubMetrics{
-		liveConns:   live,
-		users:       users,
-		sessions:    sessions,
-		replies:     replies,
-		takeovers:   s.NewCounter("chatbox_takeovers_total"),
-		connects:    s.NewCounter("chatbox_connects_total"),
-		coalesced:   s.NewCounter("chatbox_deltas_coalesced_total"),
-		slowCloses:  s.NewCounter("chatbox_slow_consumer_closes_total"),
-		rateLimited: s.NewCounter("chatbox_rate_limited_total"),
-		byRole:      map[persistence.Role]*metrics.Counter{},
-		set:         s,
-	}
-	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem} {
-		m.byRole[r] = s.NewCounter(fmt.Sprintf(`chatbox_messages_total{role=%q}`, r))
-	}
-	return m
-}
-
-func (m hubMetrics) messages(r persistence.Role) *metrics.Counter { return m.byRole[r] }
-
-// firstToken records the time from a reply's start to its first text.
-func (m hubMetrics) firstToken(model string, started time.Time) {
-	m.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`chatbox_time_to_first_token_seconds{model=%q}`, model)).UpdateDuration(started)
-}
-
-// reply records a finished reply: its outcome, duration and tokens.
-func (m hubMetrics) reply(model string, status persistence.Status, started time.Time, usage *providers.Usage) {
-	m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_replies_total{model=%q,status=%q}`, model, status)).Inc()
-	m.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`chatbox_reply_duration_seconds{model=%q}`, model)).UpdateDuration(started)
-	if usage != nil {
-		m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_tokens_total{model=%q,direction="in"}`, model)).AddInt64(usage.InputTokens)
-		m.set.GetOrCreateCounter(fmt.Sprintf(`chatbox_tokens_total{model=%q,direction="out"}`, model)).AddInt64(usage.OutputTokens)
-	}
 }
 
 // minLevel drops records below its level; protoactor logs chatty Info lines.

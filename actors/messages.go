@@ -55,8 +55,8 @@ type detach struct{ connID string }
 
 // sessionCommand is a command forwarded by the user actor to a session.
 // conn receives the events that answer it (nil for HTTP calls); when
-// replyTo is set the session also answers a *callResult there, relayed
-// through the user actor so it arrives after those events.
+// replyTo is set the session also answers a *callAnswer there, after those
+// events (sessionActor.answer says how).
 type sessionCommand struct {
 	conn     *actor.PID
 	identity Identity
@@ -76,15 +76,17 @@ type call struct {
 	replyTo  *actor.PID // the caller's user actor, or the HTTP request's future
 }
 
-// CallResult is how a call ended: Code is empty on success, else a wire
-// error code.
+// CallResult is what a successful call returns.
 type CallResult struct {
-	connID    string
-	Code      string
-	Message   string
 	MessageID string // an admin message's id
 	Seq       int64  // an admin message's seq
-	ShareID   string // share: the new share id
+}
+
+// callAnswer ends a call: err is nil on success.
+type callAnswer struct {
+	connID string
+	result CallResult
+	err    *protocol.Error
 }
 
 // forUser asks the directory to route msg to a user's actor, spawning it.
@@ -93,10 +95,25 @@ type forUser struct {
 	msg    any
 }
 
-// relay asks a user actor to pass msg on, after the events it already sent.
+// relay asks a user actor to pass msg on to another actor, after the events
+// it already sent (an admin's call answered after its events, see
+// sessionActor.answer).
 type relay struct {
 	to  *actor.PID
 	msg any
+}
+
+// setShare asks a session to create (on) or revoke its read-only share
+// link; the session answers a *shareAnswer to replyTo.
+type setShare struct {
+	sessionID string
+	on        bool
+	replyTo   *actor.PID
+}
+
+type shareAnswer struct {
+	shareID string
+	err     *protocol.Error
 }
 
 // ownerFound answers an admin connection's lookup of a session's owner.
@@ -123,12 +140,6 @@ type deliver struct {
 	to    *actor.PID
 }
 
-// closeConn asks a connActor to close its socket with code.
-type closeConn struct {
-	code   uint16
-	reason string
-}
-
 // genChunk and genDone carry a generation's output from its goroutine back
 // to the session actor. gen identifies the generation so that output of a
 // cancelled one is ignored.
@@ -141,4 +152,11 @@ type genDone struct {
 	gen   uint64
 	usage *providers.Usage
 	err   error
+}
+
+// checkpointDone tells the session actor that a checkpoint write of
+// generation gen has returned.
+type checkpointDone struct {
+	gen   uint64
+	write *checkpointWrite
 }

@@ -1,11 +1,9 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,43 +15,30 @@ import (
 
 // sessionSpec is what a session actor is spawned with. It outlives restarts
 // of the actor (the producer captures it), so a restarted actor knows
-// whether its session is stored yet.
+// whether its session is stored yet, and how many routed messages its
+// parent has seen it receive. Only the session actor touches it.
 type sessionSpec struct {
 	id      string
 	ownerID string
-	fresh   bool // a new conversation, not stored until its first message
+	fresh   bool   // a new conversation, not stored until its first message
+	seen    uint64 // routed messages received, for the idle handshake
 }
 
 // sessionActor serialises everything that touches one conversation: it
 // assigns seq, stores messages, runs generations and holds takeover state.
 // It is the only writer of its session's records; its writes are fenced by
-// seq, so if a stale twin exists the store rejects one of them.
+// seq and by the header's version, so if a stale twin exists the store
+// rejects one of them, and the loser reloads (fenced).
 type sessionActor struct {
 	hub  *Hub
 	spec *sessionSpec
-	seen uint64 // routed messages received, for the idle handshake
 
 	session *persistence.Session // nil when loadErr is set
 	loadErr error                // the session cannot be served: not found, foreign, or store down
+	reloads int                  // times the session was reloaded after losing a write
 	history []providers.Message  // recent conversation, oldest first, for the model's context
 	gen     *generation          // the reply in flight, if any
 	genSeq  uint64               // id of the latest generation
-}
-
-// generation is a reply in flight. Its provider stream runs in a goroutine
-// that sends genChunk/genDone back; everything else is the actor's.
-type generation struct {
-	id             uint64
-	messageID      string
-	seq            int64
-	model          string
-	text           []byte
-	cancel         context.CancelFunc
-	started        time.Time
-	gotFirst       bool
-	lastCheckpoint time.Time
-	stored         bool // a checkpoint inserted the message; later writes update it
-	usage          *providers.Usage
 }
 
 func newSessionActor(hub *Hub, spec *sessionSpec) *sessionActor {
@@ -75,14 +60,21 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
 	case *routed:
-		s.seen++
-		if c, ok := m.msg.(*sessionCommand); ok {
-			s.command(ctx, c)
+		s.spec.seen++
+		switch r := m.msg.(type) {
+		case *sessionCommand:
+			s.command(ctx, r)
+		case *setShare:
+			s.share(ctx, r)
 		}
 	case *genChunk:
 		s.chunk(ctx, m)
 	case *genDone:
 		s.done(ctx, m)
+	case *checkpointDone:
+		if g := s.gen; g != nil && g.id == m.gen && g.checkpoint == m.write {
+			s.checkpointed(g)
+		}
 	case *actor.ReceiveTimeout:
 		if s.gen == nil {
 			s.askToStop(ctx)
@@ -99,7 +91,7 @@ func (s *sessionActor) log() *slog.Logger {
 }
 
 func (s *sessionActor) askToStop(ctx actor.Context) {
-	ctx.Send(ctx.Parent(), &childIdle{name: s.spec.id, seen: s.seen})
+	ctx.Send(ctx.Parent(), &childIdle{name: s.spec.id, seen: s.spec.seen})
 }
 
 // load brings the session and its recent history from the store, or starts
@@ -137,14 +129,43 @@ func (s *sessionActor) load() {
 }
 
 // reloadIfStale re-reads the session after a fenced write lost: the store,
-// not this actor's memory, says what the session holds.
+// not this actor's memory, says what the session holds. If the reload
+// fails, loadErr is set and every later command answers it until the actor
+// stops and a new one loads.
 func (s *sessionActor) reloadIfStale(err error) {
 	if !errors.Is(err, persistence.ErrConflict) {
 		return
 	}
 	s.log().Warn("session state was stale; reloading from the store")
+	s.reloads++
 	s.session, s.history, s.loadErr = nil, nil, nil
 	s.load()
+}
+
+// fenced runs op, which may write the session. If one of its writes lost to
+// another writer (ErrConflict), the session has been reloaded from the
+// store, and op runs once more against what the store holds now: its own
+// checks decide afresh (is the session still in bot mode? does another
+// admin hold it now? is help already requested?). A second loss in a row
+// means another writer is active right now: the command is answered busy
+// (storeError) and nothing of it is stored.
+func (s *sessionActor) fenced(op func() *protocol.Error) *protocol.Error {
+	reloads := s.reloads
+	err := op()
+	if err != nil && s.reloads != reloads && s.loadErr == nil {
+		err = op()
+	}
+	return err
+}
+
+// advanced records in memory that the store appended a message at seq.
+func (s *sessionActor) advanced(seq int64) {
+	if s.session == nil {
+		return // a reload failed meanwhile; the next actor loads what is stored
+	}
+	s.session.LastSeq = seq
+	s.session.MessageCount++
+	s.session.UpdatedAt = s.hub.now()
 }
 
 // remember adds a message to the model's context. Admin words are the
@@ -165,47 +186,56 @@ func (s *sessionActor) remember(role persistence.Role, text string) {
 	}
 }
 
-// failure is why a command was refused: a wire code and, where generic text
-// would not help, a message for people.
-type failure struct{ code, message string }
-
-func fail(code string) *failure { return &failure{code: code, message: protocol.DefaultMessage(code)} }
-
-func storeFailure(err error) *failure { return fail(storeErrorCode(err)) }
-
-// command runs one command and answers it: an error event to the caller's
-// connection on failure, and a CallResult when the caller waits for one.
-func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
-	res := &CallResult{connID: c.connID}
-	defer func() {
-		// A crash still answers the caller, whose connection waits for it;
-		// then the supervisor restarts this actor from the store.
-		if r := recover(); r != nil {
-			if c.replyTo != nil {
-				ctx.Send(c.replyTo, &CallResult{connID: c.connID, Code: protocol.CodeInternal, Message: protocol.DefaultMessage(protocol.CodeInternal)})
-			}
-			panic(r)
-		}
-	}()
-	var f *failure
-	if s.loadErr != nil {
-		f = storeFailure(s.loadErr)
-		s.askToStop(ctx)
-	} else {
-		f = s.run(ctx, c, res)
-	}
-	if f != nil {
-		res.Code, res.Message = f.code, f.message
-		if c.conn != nil {
-			s.reply(ctx, c.conn, protocol.NewError(c.cmd.ID, c.cmd.SessionID, f.code, f.message))
-		}
-	}
-	if c.replyTo != nil {
-		ctx.Send(ctx.Parent(), &relay{to: c.replyTo, msg: res})
+// onPanic, deferred, answers the caller of the message being handled if
+// handling it panics, then lets the panic go on to the supervisor, which
+// restarts this actor from the store.
+func onPanic(answer func()) {
+	if r := recover(); r != nil {
+		answer()
+		panic(r)
 	}
 }
 
-func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult) *failure {
+// command runs one command and answers it: an error event to the caller's
+// connection on failure, and a callAnswer when the caller waits for one.
+func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
+	// A crash still answers the caller, whose connection waits for it.
+	defer onPanic(func() {
+		err := protocol.Err(protocol.CodeInternal)
+		s.reply(ctx, c.conn, protocol.NewError(c.cmd.ID, c.cmd.SessionID, err))
+		s.answer(ctx, c, &callAnswer{connID: c.connID, err: err})
+	})
+	a := &callAnswer{connID: c.connID}
+	if s.loadErr != nil {
+		a.err = storeError(s.loadErr)
+		s.askToStop(ctx)
+	} else {
+		a.err = s.fenced(func() *protocol.Error { return s.run(ctx, c, &a.result) })
+	}
+	if a.err != nil {
+		s.reply(ctx, c.conn, protocol.NewError(c.cmd.ID, c.cmd.SessionID, a.err))
+	}
+	s.answer(ctx, c, a)
+}
+
+// answer sends a to the caller waiting for it, after the events this actor
+// already sent for c. The owner's own commands wait in the parent, which
+// receives a directly, behind those events. An admin's call waits in the
+// admin's user actor, and its events reach the admin's connection through
+// this actor's parent: a goes that way too, so the admin's next command is
+// answered after them. An HTTP call's future has no connection to keep in
+// order with.
+func (s *sessionActor) answer(ctx actor.Context, c *sessionCommand, a *callAnswer) {
+	switch {
+	case c.replyTo == nil:
+	case c.conn == nil || c.replyTo.Equal(ctx.Parent()):
+		ctx.Send(c.replyTo, a)
+	default:
+		ctx.Send(ctx.Parent(), &relay{to: c.replyTo, msg: a})
+	}
+}
+
+func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult) *protocol.Error {
 	acting := s.actingAdmin(c.identity)
 	switch c.cmd.Type {
 	case protocol.TypeSend:
@@ -221,28 +251,16 @@ func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult
 		return s.sync(ctx, c)
 	case protocol.TypeHelp:
 		if acting {
-			return fail(protocol.CodeForbidden)
+			return protocol.Err(protocol.CodeForbidden)
 		}
 		return s.help(ctx)
 	case protocol.TypeTakeover:
 		return s.takeover(ctx, c.identity)
 	case protocol.TypeRelease:
 		return s.release(ctx, c.identity)
-	case typeShare, typeUnshare:
-		if acting {
-			return fail(protocol.CodeForbidden)
-		}
-		return s.share(c.cmd.Type == typeShare, res)
 	}
 	return nil
 }
-
-// Commands the HTTP API sends to a session; they are not part of the
-// WebSocket protocol.
-const (
-	typeShare   = "share"
-	typeUnshare = "unshare"
-)
 
 // actingAdmin reports whether id acts on this session as an admin rather
 // than as its owner.
@@ -250,10 +268,10 @@ func (s *sessionActor) actingAdmin(id Identity) bool {
 	return id.Admin && id.UserID != s.session.UserID
 }
 
-func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
+func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Error {
 	cmd := c.cmd
 	if s.gen != nil {
-		return &failure{code: protocol.CodeBusy, message: "a reply is already in progress; try again when it ends"}
+		return protocol.Errf(protocol.CodeBusy, "a reply is already in progress; try again when it ends")
 	}
 	model := cmd.Model
 	if model == "" {
@@ -263,7 +281,7 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		model = s.hub.cfg.Models.Default()
 	}
 	if !s.hub.cfg.Models.Has(model) {
-		return &failure{code: protocol.CodeBadRequest, message: "unknown model"}
+		return protocol.Errf(protocol.CodeBadRequest, "unknown model")
 	}
 
 	if s.spec.fresh {
@@ -274,19 +292,19 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 		if err := s.hub.cfg.Store.CreateSession(storeCtx, s.session); err != nil {
 			s.log().Warn("create session", slog.Any("err", err))
 			s.askToStop(ctx)
-			return storeFailure(err)
+			return storeError(err)
 		}
 		s.spec.fresh = false
 	}
 
-	var generate func() *failure
+	var generate func() *protocol.Error
 	if s.session.Mode == persistence.ModeBot {
-		if f := s.mayGenerate(); f != nil {
-			return f
+		if err := s.mayGenerate(); err != nil {
+			return err
 		}
 		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
 		seq := s.session.LastSeq + 2
-		generate = func() *failure {
+		generate = func() *protocol.Error {
 			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
 		}
 	}
@@ -297,22 +315,23 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	// first, so no model is called while the store is down.
 	overlap := generate != nil && !s.hub.storeDown.Load()
 	if overlap {
-		if f := generate(); f != nil {
-			return f
+		if err := generate(); err != nil {
+			return err
 		}
 	}
-	msg, f := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
-	if f != nil {
+	msg, err := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
+	if err != nil {
 		s.abandon()
 		if generate != nil && !overlap {
 			s.hub.releaseReply(s.spec.ownerID) // mayGenerate counted it
 		}
-		return f
+		return err
 	}
+	var refused *protocol.Error
 	if generate != nil && !overlap {
-		if f := generate(); f != nil {
-			return f // the message is stored; the client sees it on sync
-		}
+		// Refused only while the hub stops: the message is stored, so it
+		// is acked, and the error says that no reply follows.
+		refused = generate()
 	}
 	if model != s.session.Model {
 		// The session remembers the new model only once that is stored; this
@@ -323,179 +342,45 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *failure {
 	}
 	s.reply(ctx, c.conn, protocol.NewAck(cmd.ID, s.spec.id, msg.ID, msg.Seq))
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(msg)))
-	return nil
+	return refused
 }
 
-// startGeneration starts the model's stream on a goroutine of the hub; a
-// hub that is stopping refuses it, and the command is answered busy.
-func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int64, msgs []providers.Message) *failure {
-	s.genSeq++
-	genCtx, cancel := context.WithCancel(s.hub.baseCtx)
-	now := s.hub.now()
-	g := &generation{
-		id: s.genSeq, messageID: newID(), seq: seq, model: model, cancel: cancel,
-		started: now, lastCheckpoint: now,
-	}
-	s.gen = g
-	s.hub.metrics.replies.Add(1)
-	self, root, models := ctx.Self(), s.hub.root, s.hub.cfg.Models
-	started := s.hub.goroutines.Go(func() {
-		defer cancel()
-		var usage *providers.Usage
-		for chunk, err := range models.Stream(genCtx, model, msgs) {
-			if err != nil {
-				root.Send(self, &genDone{gen: g.id, err: err})
-				return
-			}
-			if chunk.Text != "" {
-				root.Send(self, &genChunk{gen: g.id, text: chunk.Text})
-			}
-			if chunk.Usage != nil {
-				usage = chunk.Usage
-			}
-		}
-		root.Send(self, &genDone{gen: g.id, usage: usage})
-	})
-	if !started {
-		s.abandon()
-		return &failure{code: protocol.CodeBusy, message: "the server is restarting; reconnect in a moment"}
-	}
-	return nil
-}
-
-// mayGenerate checks the limits a new generation must pass.
-func (s *sessionActor) mayGenerate() *failure {
-	switch {
-	case s.hub.draining.Load():
-		return &failure{code: protocol.CodeBusy, message: "the server is restarting; reconnect in a moment"}
-	case !s.hub.quotaLeft(s.spec.ownerID):
-		s.hub.metrics.rateLimited.Inc()
-		return &failure{code: protocol.CodeRateLimited, message: "the daily token quota is used up"}
-	case !s.hub.acquireReply(s.spec.ownerID):
-		return &failure{code: protocol.CodeBusy, message: "too many replies in progress; wait for one to finish"}
-	}
-	return nil
-}
-
-// abandon cancels the generation in flight without storing anything: its
-// user message was never stored.
-func (s *sessionActor) abandon() {
-	if s.gen == nil {
-		return
-	}
-	s.gen.cancel()
-	s.gen = nil
-	s.hub.metrics.replies.Add(-1)
-	s.hub.releaseReply(s.spec.ownerID)
-}
-
-func (s *sessionActor) chunk(ctx actor.Context, m *genChunk) {
-	g := s.gen
-	if g == nil || g.id != m.gen {
-		return // output of a generation that was stopped or taken over
-	}
-	text := m.text
-	if !utf8.ValidString(text) {
-		// Offsets count bytes of what clients receive; keep them equal.
-		text = strings.ToValidUTF8(text, "\uFFFD")
-	}
-	now := s.hub.now()
-	if !g.gotFirst {
-		g.gotFirst = true
-		s.hub.metrics.firstToken(g.model, g.started)
-		s.hub.ttftWindow.add(now.Sub(g.started))
-	}
-	offset := len(g.text)
-	g.text = append(g.text, text...)
-	s.broadcast(ctx, protocol.NewDelta(s.spec.id, g.messageID, g.seq, offset, text))
-	if now.Sub(g.lastCheckpoint) >= s.hub.cfg.CheckpointEvery {
-		g.lastCheckpoint = now
-		s.checkpoint(g)
-	}
-}
-
-// checkpoint stores the partial reply as interrupted, so a crash leaves it
-// there saying it was cut off; one write every CheckpointEvery, never per token.
-func (s *sessionActor) checkpoint(g *generation) {
-	if err := s.storeReply(g, persistence.StatusInterrupted); err != nil {
-		s.log().Warn("checkpoint reply", slog.Int64("seq", g.seq), slog.Any("err", err))
-	}
-}
-
-func (s *sessionActor) done(ctx actor.Context, m *genDone) {
-	g := s.gen
-	if g == nil || g.id != m.gen {
-		return
-	}
-	g.usage = m.usage
-	if m.err != nil {
-		s.log().Warn("generation failed", slog.String("model", g.model), slog.Int("reply_bytes", len(g.text)), slog.Any("err", m.err))
-		s.finish(ctx, persistence.StatusFailed)
-		s.broadcast(ctx, errorEvent("", s.spec.id, protocol.CodeProviderUnavailable))
-		return
-	}
-	s.finish(ctx, persistence.StatusComplete)
-}
-
-// finish ends the reply in flight with status: it cancels the provider,
-// stores the reply once, and sends the final message event. Output of the
-// generation that is still in the mailbox is ignored from here on.
-func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
-	g := s.gen
-	s.gen = nil
-	g.cancel()
-	// The reply counts as in flight until its final event is on its way, so
-	// a draining shutdown does not close sockets before it.
-	defer s.hub.metrics.replies.Add(-1)
-	s.hub.releaseReply(s.spec.ownerID)
-	s.hub.replyWindow.add(s.hub.now().Sub(g.started))
-	s.hub.metrics.reply(g.model, status, g.started, g.usage)
-	if g.usage != nil {
-		s.hub.spendTokens(s.spec.ownerID, g.usage.InputTokens+g.usage.OutputTokens)
-	}
-	if err := s.storeReply(g, status); err != nil {
-		s.log().Error("store reply", slog.Int64("seq", g.seq), slog.Any("err", err))
-		s.broadcast(ctx, errorEvent("", s.spec.id, storeErrorCode(err)))
-		s.reloadIfStale(err)
-		return
-	}
-	if g.usage != nil {
-		// The store added the reply's usage to the session's totals.
-		s.session.TokensIn += g.usage.InputTokens
-		s.session.TokensOut += g.usage.OutputTokens
-	}
-	s.remember(persistence.RoleAssistant, string(g.text))
-	s.hub.metrics.messages(persistence.RoleAssistant).Inc()
-	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(s.replyMessage(g, status))))
-}
-
-func (s *sessionActor) replyMessage(g *generation, status persistence.Status) persistence.Message {
-	m := persistence.Message{
-		ID: g.messageID, SessionID: s.spec.id, Seq: g.seq, Role: persistence.RoleAssistant,
-		Author: s.hub.modelName(g.model), Text: string(g.text), Status: status, CreatedAt: g.started,
-	}
-	if g.usage != nil {
-		m.TokensIn, m.TokensOut = g.usage.InputTokens, g.usage.OutputTokens
-	}
-	return m
-}
-
-// storeReply inserts the reply at its seq the first time and updates it after.
-func (s *sessionActor) storeReply(g *generation, status persistence.Status) error {
+// saveSession writes the session header, restoring prev in memory if the
+// write fails so memory never runs ahead of the store; a lost fence reloads
+// the session instead.
+func (s *sessionActor) saveSession(prev persistence.Session) *protocol.Error {
+	s.session.UpdatedAt = s.hub.now()
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()
-	m := s.replyMessage(g, status)
-	if g.stored {
-		return s.hub.cfg.Store.UpdateMessage(storeCtx, &m)
+	if err := s.hub.cfg.Store.UpdateSession(storeCtx, s.session); err != nil {
+		s.log().Warn("store session", slog.Any("err", err))
+		*s.session = prev
+		s.reloadIfStale(err)
+		return storeError(err)
 	}
-	if err := s.hub.cfg.Store.AppendMessage(storeCtx, &m); err != nil {
-		return err
-	}
-	g.stored = true
-	s.session.LastSeq = g.seq
-	s.session.MessageCount++
-	s.session.UpdatedAt = s.hub.now()
 	return nil
+}
+
+// appendMessage stores a complete message at the next seq. A lost fence
+// (another writer took the seq) stores nothing and reloads the session.
+func (s *sessionActor) appendMessage(role persistence.Role, author Identity, text string) (persistence.Message, *protocol.Error) {
+	m := persistence.Message{
+		ID: newID(), SessionID: s.spec.id, Seq: s.session.LastSeq + 1, Role: role,
+		Author: author.Name, AuthorID: author.UserID, Text: text, Status: persistence.StatusComplete, CreatedAt: s.hub.now(),
+	}
+	storeCtx, cancel := s.hub.storeContext()
+	defer cancel()
+	err := s.hub.cfg.Store.AppendMessage(storeCtx, &m)
+	s.hub.storeDown.Store(errors.Is(err, persistence.ErrUnavailable))
+	if err != nil {
+		s.log().Warn("store message", slog.Int64("seq", m.Seq), slog.Any("err", err))
+		s.reloadIfStale(err)
+		return m, storeError(err)
+	}
+	s.advanced(m.Seq)
+	s.remember(role, text)
+	s.hub.metrics.messages(role).Inc()
+	return m, nil
 }
 
 // syncPage is how many stored messages one sync reads per store call.
@@ -504,9 +389,9 @@ const syncPage = 500
 // sync replays stored messages after the client's seq to that connection,
 // then the reply in flight so far as one delta at offset 0; live events
 // follow through the same user actor, so nothing falls in between.
-func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *failure {
+func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *protocol.Error {
 	if c.conn == nil {
-		return fail(protocol.CodeBadRequest)
+		return protocol.Err(protocol.CodeBadRequest)
 	}
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()
@@ -515,7 +400,7 @@ func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *failure {
 		msgs, err := s.hub.cfg.Store.ListMessages(storeCtx, s.spec.id, after, syncPage)
 		if err != nil {
 			s.log().Warn("sync", slog.Any("err", err))
-			return storeFailure(err)
+			return storeError(err)
 		}
 		for _, m := range msgs {
 			after = m.Seq
@@ -541,7 +426,7 @@ func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *failure {
 // its place among the session's other events.
 func (s *sessionActor) reply(ctx actor.Context, conn *actor.PID, ev *protocol.Event) {
 	if conn == nil {
-		return // an HTTP call: its answer is the CallResult
+		return // an HTTP call: its answer is the callAnswer
 	}
 	ctx.Send(ctx.Parent(), &deliver{event: ev, to: conn})
 }
@@ -551,15 +436,15 @@ func (s *sessionActor) broadcast(ctx actor.Context, ev *protocol.Event) {
 	ctx.Send(ctx.Parent(), &deliver{event: ev})
 }
 
-// storeErrorCode classifies a store error for clients.
-func storeErrorCode(err error) string {
+// storeError classifies a store error for clients.
+func storeError(err error) *protocol.Error {
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		return protocol.CodeNotFound
+		return protocol.Err(protocol.CodeNotFound)
 	case errors.Is(err, persistence.ErrConflict), errors.Is(err, ErrShuttingDown):
-		return protocol.CodeBusy
+		return protocol.Err(protocol.CodeBusy)
 	default:
-		return protocol.CodeStorageUnavailable
+		return protocol.Err(protocol.CodeStorageUnavailable)
 	}
 }
 

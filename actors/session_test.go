@@ -165,10 +165,12 @@ func newTestHub(t *testing.T, models Models, edits ...func(*Config)) (*Hub, *ste
 	t.Helper()
 	step, _ := models.(*stepModel)
 	cfg := testConfig()
-	cfg.Store = storetest.Open(t)
 	cfg.Models = models
 	for _, edit := range edits {
 		edit(&cfg)
+	}
+	if cfg.Store == nil {
+		cfg.Store = storetest.Open(t)
 	}
 	h, err := New(cfg)
 	if err != nil {

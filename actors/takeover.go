@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,31 +15,20 @@ import (
 // ordered: the first wins, the second gets busy. In human mode send never
 // starts a generation; a generation in flight when the takeover arrives is
 // stopped and stored before the takeover event is emitted, so no bot text
-// ever follows it.
+// ever follows it. The mode is read from memory but written fenced: if a
+// takeover's write loses to another writer (a stale twin of this actor),
+// the session is reloaded and the takeover checked once more against it
+// (sessionActor.fenced), so an admin who took the session over elsewhere
+// wins and this one gets busy.
 
-// saveSession writes the session header, restoring prev in memory if the
-// write fails so memory never runs ahead of the store.
-func (s *sessionActor) saveSession(prev persistence.Session) *failure {
-	s.session.UpdatedAt = s.hub.now()
-	storeCtx, cancel := s.hub.storeContext()
-	defer cancel()
-	if err := s.hub.cfg.Store.UpdateSession(storeCtx, s.session); err != nil {
-		s.log().Warn("store session", slog.Any("err", err))
-		*s.session = prev
-		s.reloadIfStale(err)
-		return storeFailure(err)
-	}
-	return nil
-}
-
-func (s *sessionActor) help(ctx actor.Context) *failure {
+func (s *sessionActor) help(ctx actor.Context) *protocol.Error {
 	if s.session.HelpRequested {
 		return nil
 	}
 	prev := *s.session
 	s.session.HelpRequested = true
-	if f := s.saveSession(prev); f != nil {
-		return f
+	if err := s.saveSession(prev); err != nil {
+		return err
 	}
 	ev := protocol.NewHelp(s.spec.id, s.session.UserID, s.session.Title)
 	ctx.Send(s.hub.admins, &alertAdmins{event: ev})
@@ -48,15 +36,15 @@ func (s *sessionActor) help(ctx actor.Context) *failure {
 	return nil
 }
 
-func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *failure {
+func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *protocol.Error {
 	if !admin.Admin {
-		return fail(protocol.CodeForbidden)
+		return protocol.Err(protocol.CodeForbidden)
 	}
 	if s.session.Mode == persistence.ModeHuman {
 		if s.session.AdminID == admin.UserID {
 			return nil // already holding it
 		}
-		return &failure{code: protocol.CodeBusy, message: "another admin has taken this session over"}
+		return protocol.Errf(protocol.CodeBusy, "another admin has taken this session over")
 	}
 	if s.gen != nil {
 		s.finish(ctx, persistence.StatusStopped)
@@ -65,8 +53,8 @@ func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *failure {
 	s.session.Mode = persistence.ModeHuman
 	s.session.AdminID, s.session.AdminName = admin.UserID, admin.Name
 	s.session.HelpRequested = false // a human is here now
-	if f := s.saveSession(prev); f != nil {
-		return f
+	if err := s.saveSession(prev); err != nil {
+		return err
 	}
 	s.audit(ctx, admin, admin.Name+" joined the conversation")
 	s.broadcast(ctx, protocol.NewTakeover(s.spec.id, admin.Name))
@@ -74,21 +62,21 @@ func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *failure {
 	return nil
 }
 
-func (s *sessionActor) release(ctx actor.Context, admin Identity) *failure {
+func (s *sessionActor) release(ctx actor.Context, admin Identity) *protocol.Error {
 	if !admin.Admin {
-		return fail(protocol.CodeForbidden)
+		return protocol.Err(protocol.CodeForbidden)
 	}
 	if s.session.Mode != persistence.ModeHuman {
 		return nil
 	}
 	if s.session.AdminID != admin.UserID {
-		return &failure{code: protocol.CodeForbidden, message: "only the admin holding this session can release it"}
+		return protocol.Errf(protocol.CodeForbidden, "only the admin holding this session can release it")
 	}
 	prev := *s.session
 	s.session.Mode = persistence.ModeBot
 	s.session.AdminID, s.session.AdminName = "", ""
-	if f := s.saveSession(prev); f != nil {
-		return f
+	if err := s.saveSession(prev); err != nil {
+		return err
 	}
 	s.audit(ctx, admin, admin.Name+" left; the assistant answers again")
 	s.broadcast(ctx, protocol.NewRelease(s.spec.id))
@@ -96,13 +84,13 @@ func (s *sessionActor) release(ctx actor.Context, admin Identity) *failure {
 }
 
 // adminSend stores and delivers an admin's message in a session the admin holds.
-func (s *sessionActor) adminSend(ctx actor.Context, c *sessionCommand, res *CallResult) *failure {
+func (s *sessionActor) adminSend(ctx actor.Context, c *sessionCommand, res *CallResult) *protocol.Error {
 	if s.session.Mode != persistence.ModeHuman || s.session.AdminID != c.identity.UserID {
-		return &failure{code: protocol.CodeForbidden, message: "take the session over before replying"}
+		return protocol.Errf(protocol.CodeForbidden, "take the session over before replying")
 	}
-	m, f := s.appendMessage(persistence.RoleAdmin, c.identity, c.cmd.Text)
-	if f != nil {
-		return f
+	m, err := s.appendMessage(persistence.RoleAdmin, c.identity, c.cmd.Text)
+	if err != nil {
+		return err
 	}
 	res.MessageID, res.Seq = m.ID, m.Seq
 	if c.conn != nil {
@@ -115,51 +103,10 @@ func (s *sessionActor) adminSend(ctx actor.Context, c *sessionCommand, res *Call
 // audit stores a system message recording what an admin did, with the
 // admin's id and name and the time, and shows it in the conversation.
 func (s *sessionActor) audit(ctx actor.Context, admin Identity, text string) {
-	m, f := s.appendMessage(persistence.RoleSystem, admin, text)
-	if f != nil {
+	m, err := s.appendMessage(persistence.RoleSystem, admin, text)
+	if err != nil {
 		s.log().Error("store audit record", slog.String("admin_id", admin.UserID))
 		return
 	}
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(m)))
-}
-
-// appendMessage stores a complete message at the next seq.
-func (s *sessionActor) appendMessage(role persistence.Role, author Identity, text string) (persistence.Message, *failure) {
-	m := persistence.Message{
-		ID: newID(), SessionID: s.spec.id, Seq: s.session.LastSeq + 1, Role: role,
-		Author: author.Name, AuthorID: author.UserID, Text: text, Status: persistence.StatusComplete, CreatedAt: s.hub.now(),
-	}
-	storeCtx, cancel := s.hub.storeContext()
-	defer cancel()
-	err := s.hub.cfg.Store.AppendMessage(storeCtx, &m)
-	s.hub.storeDown.Store(errors.Is(err, persistence.ErrUnavailable))
-	if err != nil {
-		s.log().Warn("store message", slog.Int64("seq", m.Seq), slog.Any("err", err))
-		s.reloadIfStale(err)
-		return m, storeFailure(err)
-	}
-	s.session.LastSeq = m.Seq
-	s.session.MessageCount++
-	s.session.UpdatedAt = m.CreatedAt
-	s.remember(role, text)
-	s.hub.metrics.messages(role).Inc()
-	return m, nil
-}
-
-// share creates (or revokes) the session's read-only share link.
-func (s *sessionActor) share(on bool, res *CallResult) *failure {
-	prev := *s.session
-	switch {
-	case on && s.session.ShareID == "":
-		s.session.ShareID = newID()
-	case !on:
-		s.session.ShareID = ""
-	}
-	if s.session.ShareID != prev.ShareID {
-		if f := s.saveSession(prev); f != nil {
-			return f
-		}
-	}
-	res.ShareID = s.session.ShareID
-	return nil
 }

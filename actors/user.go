@@ -1,60 +1,12 @@
 package actors
 
 import (
-	"context"
 	"log/slog"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/chatbox/chatbox/protocol"
 )
-
-// directory finds or spawns the actor of a user. It is the only way to
-// reach a user's actor by id, so that cluster mode can replace it with
-// protoactor's identity lookup without touching the other actors.
-type directory struct {
-	hub   *Hub
-	users children
-}
-
-func (d *directory) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *attach:
-		d.route(ctx, m.identity.UserID, m)
-	case *closeConns:
-		for name := range d.users.pids {
-			d.users.send(ctx, name, m)
-		}
-	case *forUser:
-		if c, ok := m.msg.(*call); ok && c.replyTo == nil {
-			c.replyTo = ctx.Sender() // an HTTP call's future
-		}
-		d.route(ctx, m.userID, m.msg)
-	case *childIdle:
-		if d.users.stopIfIdle(ctx, m) {
-			d.hub.metrics.users.Add(-1)
-		}
-	case *actor.Terminated:
-		if d.users.removePID(m.Who) {
-			d.hub.metrics.users.Add(-1)
-		}
-	}
-}
-
-func (d *directory) route(ctx actor.Context, userID string, msg any) {
-	if _, ok := d.users.get(userID); !ok {
-		props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(d.hub, userID) },
-			actor.WithSupervisor(childSupervisor))
-		d.users.add(userID, ctx.SpawnPrefix(props, "user-"))
-		d.hub.metrics.users.Add(1)
-	}
-	d.users.send(ctx, userID, msg)
-}
-
-// childSupervisor restarts a crashed session or connection actor (a session
-// comes back from the store); one that keeps crashing is stopped.
-var childSupervisor = actor.NewOneForOneStrategy(3, 10*time.Second, actor.DefaultDecider)
 
 // connEntry is one of the user's connections. While a command of it is in
 // flight elsewhere (an admin's call to another user's session), its later
@@ -97,8 +49,8 @@ func (u *userActor) Receive(ctx actor.Context) {
 		u.deliver(ctx, m)
 	case *relay:
 		ctx.Send(m.to, m.msg)
-	case *CallResult:
-		u.callDone(ctx, m)
+	case *callAnswer:
+		u.callDone(ctx, m.connID)
 	case *ownerFound:
 		u.ownerFound(ctx, m)
 	case *detach:
@@ -162,6 +114,8 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		m.reply <- &attached{user: ctx.Self(), conn: pid}
 	case *call:
 		u.runCall(ctx, m)
+	case *setShare:
+		u.toSession(ctx, m.sessionID, false, m)
 	case *closeConns:
 		for _, c := range u.conns {
 			ctx.Poison(c.pid)
@@ -190,14 +144,14 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 	isAdminOp := cmd.Type == protocol.TypeWatch || cmd.Type == protocol.TypeUnwatch ||
 		cmd.Type == protocol.TypeTakeover || cmd.Type == protocol.TypeRelease
 	if isAdminOp && !c.identity.Admin {
-		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, protocol.CodeForbidden))
+		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
 		return
 	}
 	if cmd.Type == protocol.TypeSend && !c.identity.Admin {
 		if wait, ok := u.hub.allowMessage(u.userID); !ok {
 			u.hub.metrics.rateLimited.Inc()
-			ctx.Send(c.pid, protocol.NewRetryError(cmd.ID, cmd.SessionID, protocol.CodeRateLimited,
-				"too many messages; try again shortly", wait))
+			ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
+				Code: protocol.CodeRateLimited, Message: "too many messages; try again shortly", RetryAfter: wait}))
 			return
 		}
 	}
@@ -247,8 +201,8 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 	}
 	cmd := m.cmd.cmd
 	if m.err != nil {
-		ctx.Send(c.pid, errorEvent(cmd.ID, cmd.SessionID, storeErrorCode(m.err)))
-		u.callDone(ctx, &CallResult{connID: m.cmd.connID})
+		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, storeError(m.err)))
+		u.callDone(ctx, m.cmd.connID)
 		return
 	}
 	if u.owners == nil {
@@ -265,8 +219,8 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 
 // callDone ends an admin connection's call in flight and runs the commands
 // that waited for it.
-func (u *userActor) callDone(ctx actor.Context, r *CallResult) {
-	c, ok := u.conns[r.connID]
+func (u *userActor) callDone(ctx actor.Context, connID string) {
+	c, ok := u.conns[connID]
 	if !ok {
 		return
 	}
@@ -292,7 +246,7 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 				delete(u.watchers, sid)
 			}
 		}
-		ctx.Send(m.replyTo, &CallResult{connID: m.connID})
+		ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
 		return
 	case protocol.TypeTakeover:
 		u.watch(ctx, sid, m.conn) // whoever holds a session sees it
@@ -337,34 +291,14 @@ func connIDOf(pid *actor.PID) string {
 	return ""
 }
 
-// toSession forwards a command to the session's actor, spawning it (fresh:
-// a new conversation; otherwise loaded from the store) when it is not live.
-func (u *userActor) toSession(ctx actor.Context, sessionID string, fresh bool, msg *sessionCommand) {
+// toSession forwards msg (a *sessionCommand or *setShare) to the session's
+// actor, spawning it (fresh: a new conversation; otherwise loaded from the
+// store) when it is not live.
+func (u *userActor) toSession(ctx actor.Context, sessionID string, fresh bool, msg any) {
 	if _, ok := u.sessions.get(sessionID); !ok {
 		spec := &sessionSpec{id: sessionID, ownerID: u.userID, fresh: fresh}
 		props := actor.PropsFromProducer(func() actor.Actor { return newSessionActor(u.hub, spec) })
 		u.sessions.add(sessionID, ctx.SpawnPrefix(props, "session-"))
 	}
 	u.sessions.send(ctx, sessionID, msg)
-}
-
-// callTimeout bounds an HTTP call into the actors.
-const callTimeout = 10 * time.Second
-
-// Call runs cmd on the session of ownerID on behalf of identity (an admin,
-// or the owner over HTTP) and waits for its result.
-func (h *Hub) Call(ctx context.Context, identity Identity, ownerID string, cmd protocol.Command) (CallResult, error) {
-	timeout := callTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
-	}
-	res, err := h.root.RequestFuture(h.directory, &forUser{userID: ownerID, msg: &call{identity: identity, cmd: cmd}}, timeout).Result()
-	if err != nil {
-		return CallResult{}, err
-	}
-	r, _ := res.(*CallResult)
-	if r == nil {
-		return CallResult{Code: protocol.CodeInternal}, nil
-	}
-	return *r, nil
 }

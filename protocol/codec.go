@@ -3,37 +3,27 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
 
-// DecodeError is a frame the server cannot act on. Code is the wire error
-// code; the message is safe to show to the client.
-type DecodeError struct {
-	Code    string
-	Message string
-	ID      string // the command's id when it could be read
-}
-
-func (e *DecodeError) Error() string { return e.Code + ": " + e.Message }
-
-var errTrailing = errors.New("more than one JSON value in the frame")
-
 // Decode parses and validates one client frame: exactly one JSON object with
-// a known type and the fields that type requires.
+// a known type and the fields that type requires. A frame it refuses answers
+// a *Error (bad_request, with a message safe to show), and a Command that
+// holds only the frame's id, when that could be read, so the error event can
+// name the command it answers.
 func Decode(frame []byte) (Command, error) {
 	var c Command
 	dec := json.NewDecoder(bytes.NewReader(frame))
 	if err := dec.Decode(&c); err != nil {
-		return Command{}, &DecodeError{Code: CodeBadRequest, Message: "the frame is not a JSON object"}
+		return Command{}, Errf(CodeBadRequest, "the frame is not a JSON object")
 	}
 	if dec.More() {
-		return Command{}, &DecodeError{Code: CodeBadRequest, Message: errTrailing.Error()}
+		return Command{}, Errf(CodeBadRequest, "more than one JSON value in the frame")
 	}
 	bad := func(msg string) (Command, error) {
-		return Command{}, &DecodeError{Code: CodeBadRequest, Message: msg, ID: c.ID}
+		return Command{ID: c.ID}, Errf(CodeBadRequest, "%s", msg)
 	}
 	if len(c.ID) > MaxClientIDLen {
 		c.ID = ""

@@ -29,8 +29,8 @@ func TestDecodeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode([]byte(tt.frame))
-			var de *DecodeError
-			if !errors.As(err, &de) || de.Code != tt.code {
+			de, ok := errors.AsType[*Error](err)
+			if !ok || de.Code != tt.code || de.Message == "" {
 				t.Fatalf("Decode(%q) = %v, want code %s", tt.frame, err, tt.code)
 			}
 		})
@@ -38,10 +38,9 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeKeepsTheIDOfABadCommand(t *testing.T) {
-	_, err := Decode([]byte(`{"type":"send","id":"c1"}`))
-	var de *DecodeError
-	if !errors.As(err, &de) || de.ID != "c1" {
-		t.Fatalf("got %v, want a DecodeError with id c1", err)
+	cmd, err := Decode([]byte(`{"type":"send","id":"c1"}`))
+	if _, ok := errors.AsType[*Error](err); !ok || cmd.ID != "c1" {
+		t.Fatalf("got %+v, %v; want a *Error and the command's id c1", cmd, err)
 	}
 }
 
@@ -140,7 +139,7 @@ func TestWireIsOneCompleteFrame(t *testing.T) {
 		text := strings.Repeat("x", n)
 		for name, ev := range map[string]*Event{
 			"delta": NewDelta("s", "m", 1, 0, text),
-			"error": NewError("", "s", CodeBadRequest, text),
+			"error": NewError("", "s", Errf(CodeBadRequest, "%s", text)),
 		} {
 			hdr, err := ws.ReadHeader(bytes.NewReader(ev.Wire))
 			if err != nil {

@@ -39,38 +39,6 @@ const (
 	// TypeTakeover and TypeRelease are also event types.
 )
 
-// Error codes of CONTRACT §4.
-const (
-	CodeBadRequest          = "bad_request"
-	CodeUnauthorized        = "unauthorized"
-	CodeForbidden           = "forbidden"
-	CodeNotFound            = "not_found"
-	CodeTooLarge            = "too_large"
-	CodeRateLimited         = "rate_limited"
-	CodeBusy                = "busy"
-	CodeStorageUnavailable  = "storage_unavailable"
-	CodeProviderUnavailable = "provider_unavailable"
-	CodeInternal            = "internal"
-)
-
-// defaultMessages are the generic texts people see for each error code,
-// over WebSocket and HTTP alike; details stay in the server's log.
-var defaultMessages = map[string]string{
-	CodeBadRequest:          "the request is not valid",
-	CodeUnauthorized:        "a valid token is required",
-	CodeForbidden:           "you are not allowed to do that",
-	CodeNotFound:            "not found",
-	CodeTooLarge:            "the message is too large",
-	CodeRateLimited:         "too many requests; slow down",
-	CodeBusy:                "busy; try again shortly",
-	CodeStorageUnavailable:  "storage is unavailable; try again shortly",
-	CodeProviderUnavailable: "the model is unavailable; try again shortly",
-	CodeInternal:            "internal error",
-}
-
-// DefaultMessage is the generic text for an error code.
-func DefaultMessage(code string) string { return defaultMessages[code] }
-
 // MaxClientIDLen bounds the client's id of a send or ping.
 const MaxClientIDLen = 64
 
@@ -204,28 +172,24 @@ func NewMessage(sessionID string, m Message) *Event {
 	}{TypeMessage, sessionID, m})
 }
 
-// NewError encodes an error event; id and sessionID may be empty.
-func NewError(id, sessionID, code, message string) *Event {
-	return other(sessionID, struct {
+// NewError encodes the error event of e; id (the command it answers) and
+// sessionID may be empty. retry_after_ms is there when e.RetryAfter is set.
+func NewError(id, sessionID string, e *Error) *Event {
+	type errorEvent struct {
 		Type      string `json:"type"`
 		ID        string `json:"id,omitempty"`
 		SessionID string `json:"session_id,omitempty"`
 		Code      string `json:"code"`
 		Message   string `json:"message"`
-	}{TypeError, id, sessionID, code, message})
-}
-
-// NewRetryError is an error event with a hint, in milliseconds, of when
-// trying again can succeed (rate_limited).
-func NewRetryError(id, sessionID, code, message string, retryAfter time.Duration) *Event {
+	}
+	ev := errorEvent{TypeError, id, sessionID, e.Code, e.Message}
+	if e.RetryAfter <= 0 {
+		return other(sessionID, ev)
+	}
 	return other(sessionID, struct {
-		Type         string `json:"type"`
-		ID           string `json:"id,omitempty"`
-		SessionID    string `json:"session_id,omitempty"`
-		Code         string `json:"code"`
-		Message      string `json:"message"`
-		RetryAfterMS int64  `json:"retry_after_ms"`
-	}{TypeError, id, sessionID, code, message, retryAfter.Milliseconds()})
+		errorEvent
+		RetryAfterMS int64 `json:"retry_after_ms"`
+	}{ev, e.RetryAfter.Milliseconds()})
 }
 
 // NewPong answers a ping.

@@ -25,14 +25,14 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) (auth.Iden
 		return id, false
 	}
 	if !id.IsAdmin() {
-		writeError(w, http.StatusForbidden, protocol.CodeForbidden)
+		writeError(w, protocol.Err(protocol.CodeForbidden))
 		return id, false
 	}
 	return id, true
 }
 
 func badParam(w http.ResponseWriter, format string, args ...any) {
-	writeErrorMessage(w, http.StatusBadRequest, protocol.CodeBadRequest, fmt.Sprintf(format, args...))
+	writeError(w, protocol.Errf(protocol.CodeBadRequest, format, args...))
 }
 
 // adminFilter reads the admin list's query parameters, naming the first bad one.
@@ -154,35 +154,27 @@ func (s *Server) writeSessionWithMessages(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusOK, map[string]any{"session": protocol.SessionOf(*sess), "messages": out, "next_cursor": next})
 }
 
-// callStatus maps a call's wire code to its HTTP status.
-var callStatus = map[string]int{
-	protocol.CodeBadRequest:         http.StatusBadRequest,
-	protocol.CodeForbidden:          http.StatusForbidden,
-	protocol.CodeNotFound:           http.StatusNotFound,
-	protocol.CodeBusy:               http.StatusConflict,
-	protocol.CodeRateLimited:        http.StatusTooManyRequests,
-	protocol.CodeStorageUnavailable: http.StatusServiceUnavailable,
-}
-
 // call runs a session command through the actors on behalf of id and
 // writes the failure if there is one; it reports success.
 func (s *Server) call(w http.ResponseWriter, r *http.Request, id auth.Identity, sess *persistence.Session, cmd protocol.Command) (actors.CallResult, bool) {
 	cmd.SessionID = sess.ID
 	res, err := s.cfg.Hub.Call(r.Context(), actors.Identity{UserID: id.UserID, Name: id.Name, Admin: id.IsAdmin()}, sess.UserID, cmd)
 	if err != nil {
-		s.log.Warn("call", slog.String("request_id", requestID(r)), slog.String("type", cmd.Type), slog.Any("err", err))
-		writeError(w, http.StatusServiceUnavailable, protocol.CodeBusy)
-		return res, false
-	}
-	if res.Code != "" {
-		status, ok := callStatus[res.Code]
-		if !ok {
-			status = http.StatusInternalServerError
-		}
-		writeErrorMessage(w, status, res.Code, res.Message)
+		s.actorFailure(w, r, cmd.Type, err)
 		return res, false
 	}
 	return res, true
+}
+
+// actorFailure answers an error from the actors: their refusal as it is,
+// no answer in time as busy with a 503.
+func (s *Server) actorFailure(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if e, ok := errors.AsType[*protocol.Error](err); ok {
+		writeError(w, e)
+		return
+	}
+	s.log.Warn(what, slog.String("request_id", requestID(r)), slog.Any("err", err))
+	writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Err(protocol.CodeBusy))
 }
 
 // handleAdminAction serves POST …/takeover and …/release.
@@ -280,21 +272,17 @@ func (s *Server) handleShare(w http.ResponseWriter, r *http.Request) {
 		s.storeFailure(w, r, "get session", err)
 		return
 	}
-	typ := "share"
-	if r.Method == http.MethodDelete {
-		typ = "unshare"
-	}
-	// The owner acts on the session as its user, never as an admin.
-	owner := auth.Identity{UserID: id.UserID, Name: id.Name}
-	res, ok := s.call(w, r, owner, sess, protocol.Command{Type: typ})
-	if !ok {
+	on := r.Method != http.MethodDelete
+	shareID, err := s.cfg.Hub.Share(r.Context(), id.UserID, sess.ID, on)
+	if err != nil {
+		s.actorFailure(w, r, "share", err)
 		return
 	}
-	if typ == "unshare" {
+	if !on {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"share_id": res.ShareID, "url": s.cfg.PathPrefix + "/share/#" + res.ShareID})
+	writeJSON(w, http.StatusOK, map[string]string{"share_id": shareID, "url": s.cfg.PathPrefix + "/share/#" + shareID})
 }
 
 // handleShared serves a shared session read-only, to anyone with the link.

@@ -13,17 +13,18 @@ import (
 	"github.com/chatbox/chatbox/protocol"
 )
 
-type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// writeError answers e as CONTRACT §5's JSON error, with e's HTTP status.
+func writeError(w http.ResponseWriter, e *protocol.Error) { writeErrorStatus(w, e.HTTPStatus(), e) }
 
-func writeError(w http.ResponseWriter, status int, code string) {
-	writeErrorMessage(w, status, code, protocol.DefaultMessage(code))
-}
-
-func writeErrorMessage(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: message}})
+// writeErrorStatus answers e with another status than its own: busy as 503
+// when the server as a whole, not one session, cannot take the request, so
+// that clients and balancers try again or elsewhere.
+func writeErrorStatus(w http.ResponseWriter, status int, e *protocol.Error) {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	writeJSON(w, status, map[string]body{"error": {Code: e.Code, Message: e.Message}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -38,13 +39,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, log *slog.Logger) (auth.Identity, bool) {
 	token, _ := auth.BearerToken(r)
 	if token == "" {
-		writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized)
+		writeError(w, protocol.Err(protocol.CodeUnauthorized))
 		return auth.Identity{}, false
 	}
 	id, err := s.cfg.Verifier.Verify(token)
 	if err != nil {
 		log.Info("token refused", slog.Any("err", err))
-		writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized)
+		writeError(w, protocol.Err(protocol.CodeUnauthorized))
 		return auth.Identity{}, false
 	}
 	return id, true
@@ -95,12 +96,12 @@ func intParam(r *http.Request, name string) (int64, error) {
 func (s *Server) storeFailure(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		writeError(w, http.StatusNotFound, protocol.CodeNotFound)
+		writeError(w, protocol.Err(protocol.CodeNotFound))
 	case errors.Is(err, persistence.ErrBadCursor):
-		writeErrorMessage(w, http.StatusBadRequest, protocol.CodeBadRequest, "cursor is not valid")
+		writeError(w, protocol.Errf(protocol.CodeBadRequest, "cursor is not valid"))
 	default:
 		s.log.Warn(what, slog.String("request_id", requestID(r)), slog.Any("err", err))
-		writeError(w, http.StatusServiceUnavailable, protocol.CodeStorageUnavailable)
+		writeError(w, protocol.Err(protocol.CodeStorageUnavailable))
 	}
 }
 
@@ -113,7 +114,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, err := intParam(r, "limit")
 	if err != nil {
-		writeErrorMessage(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		writeError(w, protocol.Errf(protocol.CodeBadRequest, "%v", err))
 		return
 	}
 	sessions, next, err := s.cfg.Store.ListSessions(r.Context(), id.UserID, persistence.Page{Limit: int(limit), Cursor: r.URL.Query().Get("cursor")})
@@ -149,7 +150,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, lerr := intParam(r, "limit")
 	if err = errors.Join(err, lerr); err != nil {
-		writeErrorMessage(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		writeError(w, protocol.Errf(protocol.CodeBadRequest, "%v", err))
 		return
 	}
 	if limit == 0 {

@@ -187,14 +187,12 @@ func (c *wsConn) readMessage() (why string, stop bool) {
 		return c.readError(err), true
 	}
 	if hdr.OpCode != ws.OpText {
-		c.hc.Reject("", protocol.CodeBadRequest, "only text frames are accepted")
+		c.hc.Reject("", protocol.Errf(protocol.CodeBadRequest, "only text frames are accepted"))
 		return "", false
 	}
 	cmd, err := protocol.Decode(payload)
 	if err != nil {
-		var de *protocol.DecodeError
-		errors.As(err, &de)
-		c.hc.Reject(de.ID, de.Code, de.Message)
+		c.hc.Reject(cmd.ID, err)
 		return "", false
 	}
 	c.hc.Command(cmd)

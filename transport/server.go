@@ -153,7 +153,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/messages", s.handleAdminMessage)
 	api.HandleFunc("GET "+p+"/api/admin/stats", s.handleAdminStats)
 	api.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, protocol.CodeNotFound)
+		writeError(w, protocol.Err(protocol.CodeNotFound))
 	})
 	var apiHandler http.Handler = api
 	if len(s.cfg.CORSOrigins) > 0 {

@@ -29,7 +29,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" && !s.origins[origin] {
 		s.rejections("origin").Inc()
 		log.Info("websocket refused: origin not allowed", slog.String("origin", origin))
-		writeError(w, http.StatusForbidden, protocol.CodeForbidden)
+		writeError(w, protocol.Err(protocol.CodeForbidden))
 		return
 	}
 	id, ok := s.authenticate(w, r, log)
@@ -38,18 +38,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.closing.Load() {
-		writeError(w, http.StatusServiceUnavailable, protocol.CodeBusy)
+		writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Err(protocol.CodeBusy))
 		return
 	}
 	ticket, err := s.cfg.Hub.Admit(id.UserID)
 	switch {
 	case errors.Is(err, actors.ErrServerFull):
 		s.rejections("server_full").Inc()
-		writeErrorMessage(w, http.StatusServiceUnavailable, protocol.CodeBusy, "the server is at capacity; try again shortly")
+		writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Errf(protocol.CodeBusy, "the server is at capacity; try again shortly"))
 		return
 	case errors.Is(err, actors.ErrTooManyConnections):
 		s.rejections("user_connections").Inc()
-		writeErrorMessage(w, http.StatusTooManyRequests, protocol.CodeRateLimited, "too many connections for this user")
+		writeError(w, protocol.Errf(protocol.CodeRateLimited, "too many connections for this user"))
 		return
 	}
 	upgrader := ws.HTTPUpgrader{

@@ -1,0 +1,102 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/protocol"
+)
+
+// directory finds or spawns the actor of a user. It is the only way to
+// reach a user's actor by id, so that cluster mode can replace it with
+// protoactor's identity lookup without touching the other actors.
+type directory struct {
+	hub   *Hub
+	users children
+}
+
+func (d *directory) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *attach:
+		d.route(ctx, m.identity.UserID, m)
+	case *closeConns:
+		for name := range d.users.pids {
+			d.users.send(ctx, name, m)
+		}
+	case *forUser:
+		// An HTTP request's future is the sender; it gets the answer.
+		switch r := m.msg.(type) {
+		case *call:
+			if r.replyTo == nil {
+				r.replyTo = ctx.Sender()
+			}
+		case *setShare:
+			r.replyTo = ctx.Sender()
+		}
+		d.route(ctx, m.userID, m.msg)
+	case *childIdle:
+		if d.users.stopIfIdle(ctx, m) {
+			d.hub.metrics.users.Add(-1)
+		}
+	case *actor.Terminated:
+		if d.users.removePID(m.Who) {
+			d.hub.metrics.users.Add(-1)
+		}
+	}
+}
+
+func (d *directory) route(ctx actor.Context, userID string, msg any) {
+	if _, ok := d.users.get(userID); !ok {
+		props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(d.hub, userID) },
+			actor.WithSupervisor(childSupervisor))
+		d.users.add(userID, ctx.SpawnPrefix(props, "user-"))
+		d.hub.metrics.users.Add(1)
+	}
+	d.users.send(ctx, userID, msg)
+}
+
+// childSupervisor restarts a crashed session or connection actor (a session
+// comes back from the store); one that keeps crashing is stopped.
+var childSupervisor = actor.NewOneForOneStrategy(3, 10*time.Second, actor.DefaultDecider)
+
+// callTimeout bounds an HTTP call into the actors.
+const callTimeout = 10 * time.Second
+
+// errNoAnswer: the actors did not answer a call in time.
+var errNoAnswer = errors.New("no answer from the actors")
+
+// request sends msg to the actor of userID through the directory and waits
+// for its answer, until ctx's deadline or callTimeout.
+func (h *Hub) request(ctx context.Context, userID string, msg any) (any, error) {
+	timeout := callTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	res, err := h.root.RequestFuture(h.directory, &forUser{userID: userID, msg: msg}, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	return res, nil
+}
+
+// Call runs cmd on the session of ownerID on behalf of identity (an admin,
+// or the owner over HTTP) and waits for its result. A refusal is a
+// *protocol.Error; any other error means the actors did not answer.
+func (h *Hub) Call(ctx context.Context, identity Identity, ownerID string, cmd protocol.Command) (CallResult, error) {
+	res, err := h.request(ctx, ownerID, &call{identity: identity, cmd: cmd})
+	if err != nil {
+		return CallResult{}, fmt.Errorf("call %s: %w", cmd.Type, err)
+	}
+	a, ok := res.(*callAnswer)
+	switch {
+	case !ok:
+		return CallResult{}, protocol.Err(protocol.CodeInternal)
+	case a.err != nil:
+		return a.result, a.err
+	}
+	return a.result, nil
+}
