@@ -106,7 +106,7 @@ func openCopySide(ctx context.Context, base *config.Config, spec string, log *sl
 			return openLegacyStore(ctx, &side, log)
 		}
 	}
-	return openStore(ctx, &side, log)
+	return openStore(ctx, &side, log, nil)
 }
 
 // openLegacyStore reads a v1.0 data_dir: FerretDB in-process on its files,

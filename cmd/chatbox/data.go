@@ -29,7 +29,7 @@ func rekey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	store, closeStore, err := openStore(ctx, cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
 	}

@@ -100,28 +100,50 @@ func TestRekeyCommandRotatesTheKeyAndReportsLostOnes(t *testing.T) {
 }
 
 func TestMigrateCommandCreatesAndListsTheIndexes(t *testing.T) {
-	dir := t.TempDir()
-	out, err := runCommand(t, "migrate", "-config", writeConfig(t, dir, ""))
+	ferret, err := embedded.Start(context.Background(), t.TempDir(), nil)
 	if err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"migrate: indexes of database chatbox",
-		"messages: session_id_1_seq_1 {session_id: 1, seq: 1} unique\n",
-		"sessions: user_id_1_updated_at_-1__id_-1 {user_id: 1, updated_at: -1, _id: -1}\n",
-		"sessions: updated_at_-1__id_-1 {updated_at: -1, _id: -1}\n",
-		"sessions: share_id_1 {share_id: 1}\n",
+	t.Cleanup(func() { ferret.Close() })
+	for _, store := range []struct {
+		name, uri string
+		want      []string
+	}{
+		{"embedded", "", []string{
+			"migrate: indexes of the embedded store in ",
+			"messages: messages_session_seq {session_id, seq} unique\n",
+			"sessions: sessions_user_updated {user_id, updated_at, id}\n",
+			"sessions: sessions_updated {updated_at, id}\n",
+			"sessions: sessions_share {share_id}\n",
+		}},
+		{"mongo", ferret.URI(), []string{
+			"migrate: indexes of the MongoDB database chatbox\n",
+			"messages: session_id_1_seq_1 {session_id: 1, seq: 1} unique\n",
+			"sessions: user_id_1_updated_at_-1__id_-1 {user_id: 1, updated_at: -1, _id: -1}\n",
+			"sessions: updated_at_-1__id_-1 {updated_at: -1, _id: -1}\n",
+			"sessions: share_id_1 {share_id: 1}\n",
+		}},
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("migrate output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "listening") {
-		t.Errorf("migrate served:\n%s", out)
-	}
-	// Again: idempotent.
-	if out2, err := runCommand(t, "migrate", "-config", filepath.Join(dir, "chatbox.toml")); err != nil || out2 != out {
-		t.Fatalf("second migrate: %v\n%s", err, out2)
+		t.Run(store.name, func(t *testing.T) {
+			t.Setenv("CHATBOX_STORAGE_MONGO_URI", store.uri)
+			dir := t.TempDir()
+			out, err := runCommand(t, "migrate", "-config", writeConfig(t, dir, ""))
+			if err != nil {
+				t.Fatalf("migrate: %v\n%s", err, out)
+			}
+			for _, want := range store.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("migrate output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "listening") {
+				t.Errorf("migrate served:\n%s", out)
+			}
+			// Again: idempotent.
+			if out2, err := runCommand(t, "migrate", "-config", filepath.Join(dir, "chatbox.toml")); err != nil || out2 != out {
+				t.Fatalf("second migrate: %v\n%s", err, out2)
+			}
+		})
 	}
 }
 
@@ -166,9 +188,11 @@ func TestCopyCommandMovesEveryMessageBetweenStoresAndResumes(t *testing.T) {
 			t.Fatalf("%s: %v", where, stored)
 		}
 	}
-	s = startServer(t, mongoDir, "[storage]\nmongo_uri = \""+uri+"\"\n")
+	t.Setenv("CHATBOX_STORAGE_MONGO_URI", uri)
+	s = startServer(t, mongoDir, "")
 	want(s, "served from MongoDB")
 	s.stop(t)
+	t.Setenv("CHATBOX_STORAGE_MONGO_URI", "")
 
 	out, err = runCommand(t, "copy", "-config", cfg, "-from", uri, "-to", backDir)
 	if err != nil || !strings.Contains(out, "copied 1 sessions and 2 messages") {

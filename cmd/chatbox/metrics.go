@@ -56,6 +56,16 @@ func storeObserver(set *metrics.Set) persistence.Observer {
 	}
 }
 
+// batchObserver records the size of each group commit of the embedded
+// store: how many writes shared one transaction. Nil without a set.
+func batchObserver(set *metrics.Set) func(n int) {
+	if set == nil {
+		return nil
+	}
+	sizes := set.NewPrometheusHistogramExt("chatbox_store_batch_writes", metrics.ExponentialBuckets(1, 2, 9))
+	return func(n int) { sizes.Update(float64(n)) }
+}
+
 // registerCatalogMetrics exposes the catalog's cumulative counts of
 // provider attempts, retries, failovers and circuit-breaker decisions.
 func registerCatalogMetrics(set *metrics.Set, c *providers.Catalog) {

@@ -147,7 +147,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 
-	store, closeStore, err := openStore(ctx, cfg, log)
+	set := metrics.NewSet()
+	store, closeStore, err := openStore(ctx, cfg, log, set)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("auth: %w", err)
 	}
 
-	set := metrics.NewSet()
 	store = persistence.Observe(store, storeObserver(set))
 	registerCatalogMetrics(set, catalog)
 	var notifier actors.Notifier
@@ -274,8 +274,9 @@ func printDevLinks(w io.Writer, cfg *config.Config, base string) {
 
 // openStore opens the store cfg selects: MongoDB when storage.mongo_uri is
 // set, otherwise the embedded SQLite store under data_dir. Either way the
-// schema and indexes are in place when it returns.
-func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persistence.Store, func(), error) {
+// schema and indexes are in place when it returns. The embedded store's
+// group commits are measured in set when it is not nil.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, set *metrics.Set) (persistence.Store, func(), error) {
 	cur, prev, err := cfg.EncryptionKeys()
 	if err != nil {
 		return nil, nil, err
@@ -287,7 +288,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persi
 	if cfg.Storage.MongoURI == "" {
 		st, err := sqlite.Open(ctx, sqlite.Options{
 			Dir: storeDir(cfg), Keyring: keys, Sync: cfg.Storage.Sync,
-			Timeout: cfg.Storage.Timeout.Duration, Logger: log,
+			Timeout: cfg.Storage.Timeout.Duration, Logger: log, OnBatch: batchObserver(set),
 		})
 		if errors.Is(err, sqlite.ErrOldStore) {
 			return nil, nil, fmt.Errorf("storage.data_dir: %w", err)

@@ -20,14 +20,14 @@ var ErrOldStore = errors.New("data_dir holds the FerretDB store of Chatbox v1.0"
 // ferretMarker is the table every FerretDB v1 SQLite database has. Its name
 // is in the CREATE TABLE text that sqlite_schema stores, in the main file
 // or, before a checkpoint, in the -wal file.
-var ferretMarker = []byte("_ferretdb_database_metadata")
+var ferretMarker = []byte("_ferretdb_collections")
 
 // sqliteHeader starts every SQLite database file.
 var sqliteHeader = []byte("SQLite format 3\x00")
 
 // DetectOldStore reports whether dir holds a FerretDB v1 SQLite database:
 // a *.sqlite file that is an SQLite database containing the table
-// _ferretdb_database_metadata. It reads the files as bytes and never opens
+// _ferretdb_collections. It reads the files as bytes and never opens
 // them as databases, so it changes nothing, not even a lock or a -shm file.
 // A dir that does not exist holds no old store.
 func DetectOldStore(dir string) (file string, found bool, err error) {

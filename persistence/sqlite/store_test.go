@@ -133,8 +133,8 @@ func ferretDB(t *testing.T, dir string, inWAL bool) string {
 	db.SetMaxOpenConns(1)
 	for _, q := range []string{
 		`PRAGMA wal_autocheckpoint = 0`,
-		`CREATE TABLE _ferretdb_database_metadata (_ferretdb_sjson TEXT)`,
-		`INSERT INTO _ferretdb_database_metadata VALUES ('{"_id":"sessions"}')`,
+		`CREATE TABLE _ferretdb_collections (_ferretdb_sjson TEXT)`,
+		`INSERT INTO _ferretdb_collections VALUES ('{"_id":"sessions"}')`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func ferretDB(t *testing.T, dir string, inWAL bool) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if bytes.Contains(b, []byte("_ferretdb_database_metadata")) != (suffix == "-wal") {
+			if bytes.Contains(b, []byte("_ferretdb_collections")) != (suffix == "-wal") {
 				t.Fatalf("the fixture's marker is not only in the WAL")
 			}
 			if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
