@@ -2,6 +2,7 @@ package mongo_test
 
 import (
 	"context"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"io"
 	"log/slog"
 	"net"
@@ -14,7 +15,10 @@ import (
 	"github.com/chatbox/chatbox/persistence/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	storetest.Main(m) // runs the tests, then stops the shared store; exits if a test failed
+	leaktest.Verify()
+}
 
 // t0 is a fixed, millisecond-aligned base time, so tests can state exact
 // orders.

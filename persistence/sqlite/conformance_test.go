@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,7 +14,10 @@ import (
 	"github.com/chatbox/chatbox/persistence/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	storetest.Main(m) // runs the tests, then stops the shared store; exits if a test failed
+	leaktest.Verify()
+}
 
 // TestConformance runs the one conformance suite on stores in fresh
 // temporary directories.

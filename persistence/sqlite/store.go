@@ -241,7 +241,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.ping.QueryRowContext(ctx).Scan(&one); err != nil {
 		return wrap(err, "ping")
 	}
-	return nil
+	// Reads never wait for the write lock, so they cannot tell that writes
+	// are stuck (another process holding the lock, a full disk): an empty
+	// write through the writer takes the lock as every write does. It
+	// shares a batch with whatever else is waiting and writes nothing.
+	return s.write(ctx, "ping the writer", func(*wtx) error { return nil })
 }
 
 // Close stops taking writes, lets the writer goroutine commit every write
