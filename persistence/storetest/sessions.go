@@ -200,7 +200,7 @@ var sessionCases = []testCase{
 		ctx := t.Context()
 		st := s.open(t)
 		mustCreate(t, st, persistence.Session{ID: "doomed-session", UserID: "u1", Title: "doomed"})
-		keep := mustCreate(t, st, persistence.Session{ID: "kept", UserID: "u1", Title: "kept"})
+		mustCreate(t, st, persistence.Session{ID: "kept", UserID: "u1", Title: "kept"})
 		var doomed []string
 		for seq := int64(1); seq <= 3; seq++ {
 			m := message("doomed-session", seq, "doomed text")
@@ -211,7 +211,7 @@ var sessionCases = []testCase{
 			doomed = append(doomed, m.ID)
 		}
 		kept := mustAppend(t, st, "kept", 1, "kept text")
-		keep = mustGet(t, st, "kept")
+		keep := mustGet(t, st, "kept")
 
 		if err := st.DeleteSession(ctx, "doomed-session"); err != nil {
 			t.Fatalf("delete: %v", err)
