@@ -170,18 +170,6 @@ func (p *dbProxy) restore() {
 	p.mu.Unlock()
 }
 
-// pollUntil calls cond until it holds, failing the test after waitFor.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached in %v", what, waitFor)
-		}
-		time.Sleep(20 * time.Millisecond) // polling, not ordering
-	}
-}
-
 // readiness answers GET /readyz: the status code and checks.storage.
 func (s *testServer) readiness(t *testing.T) (int, string) {
 	t.Helper()

@@ -24,6 +24,18 @@ const testSecret = "e2e-test-secret-that-is-long-enough-0123456789"
 // waitFor bounds every wait in these tests; nothing waits by sleeping.
 const waitFor = 15 * time.Second
 
+// pollUntil calls cond until it holds, failing the test after waitFor.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached in %v", what, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not ordering
+	}
+}
+
 // testServer is the real program, run in-process through Run on a
 // loopback port with its own data dir.
 type testServer struct {

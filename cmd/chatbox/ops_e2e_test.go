@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -172,19 +171,7 @@ func TestMetricsAfterAConversation(t *testing.T) {
 		t.Error("no provider retry counter")
 	}
 	a.conn.Close(websocket.StatusNormalClosure, "")
-	eventually(t, func() bool { return s.scrape(t)["chatbox_connections"] == 1 })
-}
-
-// eventually polls cond until it holds, failing after waitFor.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in time")
-		}
-		time.Sleep(10 * time.Millisecond) // polling, not ordering
-	}
+	pollUntil(t, "one connection left in chatbox_connections", func() bool { return s.scrape(t)["chatbox_connections"] == 1 })
 }
 
 func TestIdlePeerIsClosedAndALivelyOneIsNot(t *testing.T) {
@@ -207,7 +194,9 @@ func TestIdlePeerIsClosedAndALivelyOneIsNot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.CloseNow()
-	eventually(t, func() bool { return s.scrape(t)[`chatbox_disconnects_total{reason="idle_timeout"}`] >= 1 })
+	pollUntil(t, "an idle_timeout disconnect counted", func() bool {
+		return s.scrape(t)[`chatbox_disconnects_total{reason="idle_timeout"}`] >= 1
+	})
 	lively.barrier() // still open after a whole idle timeout of silence
 	if n := s.scrape(t)[`chatbox_disconnects_total{reason="idle_timeout"}`]; n != 1 {
 		t.Fatalf("%v idle disconnects, want only the silent peer's", n)

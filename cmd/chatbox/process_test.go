@@ -114,7 +114,7 @@ func TestSIGTERMLetsTheReplyFinishThenClosesWith1001(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { return p.status(t, "/readyz") == 503 })
+	pollUntil(t, "readyz 503 while draining", func() bool { return p.status(t, "/readyz") == 503 })
 	final := c.next(isFinal).msg()
 	if final.str("status") != "complete" {
 		t.Fatalf("reply in flight ended %q, want complete", final.str("status"))
@@ -173,7 +173,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	c.send(map[string]any{"type": "send", "id": "1", "text": "a long story"})
 	c.next(isType("delta"))
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, func() bool { return p.status(t, "/readyz") == 503 }) // draining
+	pollUntil(t, "readyz 503 while draining", func() bool { return p.status(t, "/readyz") == 503 }) // draining
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.wait(t, 3*time.Second); err == nil {
 		t.Fatal("second signal: exit status 0, want the immediate non-zero exit")

@@ -240,8 +240,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // shutdown is the graceful sequence: readiness turns 503 and new upgrades
 // are refused; replies in flight get most of the budget to finish (new ones
 // are refused); then every actor stops, storing what is still streaming as
-// interrupted and closing every socket with 1001; the listener and the
-// read loops end last.
+// interrupted and closing every socket with 1001; the listener, the epoll
+// reader and any socket that would not drain end last.
 func shutdown(budget time.Duration, srv *transport.Server, hub *actors.Hub, log *slog.Logger) error {
 	log.Info("shutting down", slog.Duration("budget", budget))
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
