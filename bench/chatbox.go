@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,6 +24,7 @@ type selfStartOptions struct {
 	Src        string // checkout to build from; "" is the module root
 	Instrument bool
 	Store      string // "embedded" or "mongo"; see store.go
+	Sync       string // storage.sync of the embedded store; "" leaves the server's default
 	FakeURL    string
 	Verbose    bool
 }
@@ -70,6 +72,9 @@ func startChatbox(ctx context.Context, o selfStartOptions, logf func(string, ...
 		{"limits", "connections_per_user", "0"},
 		{"limits", "replies_in_flight", "0"},
 		{"limits", "daily_tokens_per_user", "0"},
+	}
+	if o.Sync != "" {
+		optional = append(optional, optionalKey{"storage", "sync", strconv.Quote(o.Sync)})
 	}
 	var (
 		port      int

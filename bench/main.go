@@ -8,6 +8,7 @@
 //	go run ./bench -scenario fanout -users 250 -devices 4 -token-delay 10ms
 //	go run ./bench -scenario ttft -rate 500 -requests 5000
 //	go run ./bench -scenario churn -duration 20s
+//	go run ./bench -scenario burst -users 300 -tokens 50
 package main
 
 import (
@@ -37,6 +38,7 @@ type config struct {
 	Rev         string
 	Instrument  bool
 	Store       string
+	Sync        string
 	Baseline    bool
 	Only        string
 	Conns       int
@@ -60,7 +62,7 @@ type config struct {
 
 func (c *config) given(name string) bool { return c.set[name] }
 
-const scenarios = "idle, fanout, ttft, churn, quick"
+const scenarios = "idle, fanout, ttft, churn, burst, quick"
 
 func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error) {
 	c := &config{}
@@ -76,13 +78,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.Rev, "rev", "", "label the result with this revision (default: git rev-parse --short HEAD of the built source, +dirty if modified)")
 	fs.BoolVar(&c.Instrument, "instrument", true, "self-start: add a pprof/runtime-metrics listener to the build by go build -overlay (source untouched)")
 	fs.StringVar(&c.Store, "store", "embedded", "self-start: embedded (the server's default store: no mongo_uri) or mongo (the MongoDB store against FerretDB, a stand-in the harness runs in a child process)")
+	fs.StringVar(&c.Sync, "sync", "", "self-start: the embedded store's storage.sync (normal or full; default: the server's own default)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
 	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox or baseline (baseline alone calibrates the machine and the harness)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold")
 	fs.IntVar(&c.PerProcess, "conns-per-process", 0, "idle: connections per client process; more are spread over worker processes (default: open-file limit - 500)")
-	fs.IntVar(&c.Users, "users", 0, "fanout: users (default 250); ttft: connections, one user each (default 50); churn: distinct users (default 1000)")
+	fs.IntVar(&c.Users, "users", 0, "fanout: users (default 250); ttft: connections, one user each (default 50); churn: distinct users (default 1000); burst: users sending at once (default 300)")
 	fs.IntVar(&c.Devices, "devices", 4, "fanout: connections (devices) per user")
-	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply")
+	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50)")
 	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout: the fake provider's pause before each token")
 	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop)")
 	fs.IntVar(&c.Requests, "requests", 1000, "ttft: requests per phase (direct, then through Chatbox)")
@@ -123,7 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 		return c, in, nil
 	}
 	switch c.Scenario {
-	case "idle", "fanout", "ttft", "churn", "quick":
+	case "idle", "fanout", "ttft", "churn", "burst", "quick":
 	case "":
 		fs.Usage()
 		return nil, nil, errors.New("-scenario is required")
@@ -139,8 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	if c.Target != "" && c.given("store") {
 		return nil, nil, errors.New("-store chooses the store of a self-started Chatbox; a -target has its own")
 	}
-	if c.Only == "baseline" && c.Scenario == "ttft" {
-		return nil, nil, errors.New("-only baseline: ttft measures Chatbox against the provider; there is no baseline run")
+	if c.Only == "baseline" && (c.Scenario == "ttft" || c.Scenario == "burst") {
+		return nil, nil, fmt.Errorf("-only baseline: %s measures Chatbox's store and provider path; there is no baseline run", c.Scenario)
 	}
 	if c.Rate <= 0 || c.Requests <= 0 || c.Conns <= 0 || c.Devices <= 0 || c.Tokens <= 0 {
 		return nil, nil, errors.New("-rate, -requests, -conns, -devices and -tokens must be positive")
@@ -290,7 +293,7 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		if cfg.Store == "mongo" {
 			e.note("store: %s; the server's CPU and memory figures do not include it (its CPU is store_cpu_percent)", storeLabel(cfg.Store))
 		}
-		e.chatbox, err = startChatbox(ctx, selfStartOptions{Bin: cfg.ChatboxBin, Src: cfg.ChatboxSrc, Instrument: cfg.Instrument, Store: cfg.Store, FakeURL: fake.URL, Verbose: cfg.Verbose}, e.logf)
+		e.chatbox, err = startChatbox(ctx, selfStartOptions{Bin: cfg.ChatboxBin, Src: cfg.ChatboxSrc, Instrument: cfg.Instrument, Store: cfg.Store, Sync: cfg.Sync, FakeURL: fake.URL, Verbose: cfg.Verbose}, e.logf)
 	}
 	if err != nil {
 		return nil, err
@@ -314,7 +317,7 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		e.note("before the run other processes used %.0f%% of a core (load average %s): the machine was shared", c.Others, strings.Join(strings.Fields(string(load))[:3], " "))
 	}
 	rep := newReport(cfg, e, nofile)
-	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Only != "chatbox"
+	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Scenario != "burst" && cfg.Only != "chatbox"
 	perProc := cfg.PerProcess
 	if perProc <= 0 {
 		perProc = max(int(nofile)-500, 100)
@@ -386,7 +389,18 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		e.waitQuiet(ctx, e.chatbox)
 	}
 
+	burst := func(o burstOptions) {
+		if e.chatbox == nil {
+			return
+		}
+		r := runBurst(ctx, e, e.chatbox, o)
+		rep.Burst = &r
+		e.waitQuiet(ctx, e.chatbox)
+	}
+
 	switch cfg.Scenario {
+	case "burst":
+		burst(burstOptions{Users: def("users", cfg.Users, 300), Tokens: def("tokens", cfg.Tokens, 50), TokenDelay: cfg.TokenDelay, Parallel: def("concurrency", cfg.Concurrency, 64)})
 	case "idle":
 		idle(idleOptions{Conns: cfg.Conns, Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
 	case "fanout":

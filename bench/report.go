@@ -23,6 +23,7 @@ type Report struct {
 	Idle            []idleResult       `json:"idle,omitempty"`
 	Fanout          []fanoutResult     `json:"fanout,omitempty"`
 	TTFT            *ttftResult        `json:"ttft,omitempty"`
+	Burst           *burstResult       `json:"burst,omitempty"`
 	Churn           []churnResult      `json:"churn,omitempty"`
 	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
 	Targets         []Check            `json:"targets,omitempty"`
@@ -121,6 +122,9 @@ func (r *Report) finish(e *env, took time.Duration) {
 	}
 	if r.TTFT != nil {
 		busy("ttft chatbox", r.TTFT.CPU)
+	}
+	if r.Burst != nil {
+		busy("burst chatbox", r.Burst.CPU)
 	}
 	r.Ratios = map[string]float64{}
 	ratio := func(name string, a, b *float64) {
@@ -346,6 +350,14 @@ func markdown(r *Report) string {
 		fmt.Fprintf(&sb, "| added by Chatbox | %.3f | %.3f | |\n", t.AddedP50MS, t.AddedP99MS)
 		fmt.Fprintf(&sb, "| Chatbox send → ack (user message stored) | %.3f | %.3f | %.3f |\n\n", t.Ack.P50, t.Ack.P99, t.Ack.P999)
 		fmt.Fprintf(&sb, "CPU during the Chatbox phase (%% of a core): server %.1f, store stand-in %.1f, harness clients %.1f, fake provider %.1f, other processes %.1f.\n\n", t.CPU.Server, t.CPU.Store, t.CPU.Harness, t.CPU.Fake, t.CPU.Others)
+	}
+	if b := r.Burst; b != nil {
+		fmt.Fprintf(&sb, "### burst — %d users send at once (%d connected), %d-token replies, then a second message each\n\n| figure | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n", b.Users, b.Connected, b.TokensPerReply)
+		fmt.Fprintf(&sb, "| first send → ack | %.1f | %.1f | %.1f |\n", b.FirstAck.P50, b.FirstAck.P99, b.FirstAck.Max)
+		fmt.Fprintf(&sb, "| first send → final message | %.1f | %.1f | %.1f |\n", b.FirstReply.P50, b.FirstReply.P99, b.FirstReply.Max)
+		fmt.Fprintf(&sb, "| second send → ack | %.1f | %.1f | %.1f |\n\n", b.SecondAck.P50, b.SecondAck.P99, b.SecondAck.Max)
+		fmt.Fprintf(&sb, "%d of %d exchanges completed in %.1f s; error events: %v; store commits %s, writes per commit %s; server CPU %s%%.\n\n",
+			b.Completed, b.Connected, b.Seconds, b.ErrorEvents, fp(b.Commits, ""), fp(b.WritesPerCommit, ""), fp(b.ServerCPUPercent, ""))
 	}
 	if len(r.Churn) > 0 {
 		c, _ := pick(r.Churn, "chatbox")
