@@ -67,7 +67,7 @@ var statements = []stmtCase{
 
 // noPlan are the statements of queries.go that EXPLAIN QUERY PLAN has
 // nothing to say about.
-var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint"}
+var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint", "qPassiveCheckpoint"}
 
 func sessionRow() []any {
 	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1}

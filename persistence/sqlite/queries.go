@@ -133,6 +133,9 @@ const (
 	qRekeyTitle   = `UPDATE sessions SET title_key_id = ?4, title_ct = ?5 WHERE id = ?1 AND title_key_id = ?2 AND title_ct = ?3`
 
 	qCheckpoint = `PRAGMA wal_checkpoint(TRUNCATE)`
+	// The checkpointer's: copies what it can without waiting for readers
+	// or the writer, so it never blocks a commit.
+	qPassiveCheckpoint = `PRAGMA wal_checkpoint(PASSIVE)`
 )
 
 // readStmts are the hot reads, prepared once on the reader pool. (The

@@ -67,9 +67,11 @@ type Store struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	wdb *sql.DB   // the writer's database handle, one connection
-	rdb *sql.DB   // the reader pool, query_only
-	w   *writer   // the group-commit queue and its goroutine
+	wdb *sql.DB // the writer's database handle, one connection
+	rdb *sql.DB // the reader pool, query_only
+	cdb *sql.DB // the checkpointer's handle, one connection
+	w   *writer // the group-commit queue and its goroutine
+	ckp *checkpointer
 	r   readStmts // prepared statements of the hot reads, on rdb
 
 	// listStmts caches the prepared statements of ListAllSessions, one per
@@ -146,6 +148,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		"foreign_keys(OFF)",
 		"cache_size(-16384)",
 		"temp_store(MEMORY)",
+		// The checkpointer does it, off the commit path.
+		"wal_autocheckpoint(0)",
 	))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -207,11 +211,22 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return fail(err)
 	}
 
+	s.cdb, err = sql.Open("sqlite", dsn(path, "busy_timeout("+busy+")"))
+	if err != nil {
+		_ = conn.Close()
+		return fail(err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	s.cdb.SetMaxIdleConns(1)
+	s.cdb.SetConnMaxLifetime(0)
+	s.cdb.SetConnMaxIdleTime(0)
+
 	s.w, err = startWriter(octx, conn, o.OnBatch)
 	if err != nil {
 		_ = conn.Close()
 		return fail(err)
 	}
+	s.ckp = startCheckpointer(s.cdb, s.log)
 	return s, nil
 }
 
@@ -256,6 +271,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.w.stop()
+		s.ckp.close()
 		s.listMu.Lock()
 		for _, st := range s.listStmts {
 			_ = st.Close()
@@ -275,6 +291,9 @@ func (s *Store) closeDBs() error {
 	var errs []error
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+	}
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())

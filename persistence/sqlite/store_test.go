@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/sqlite"
@@ -283,4 +284,28 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The writer never checkpoints (wal_autocheckpoint is off, so no commit
+// waits for one); the checkpointer copies the WAL into the database file
+// on its own. Without it nothing would: the WAL would only grow.
+func TestTheCheckpointerCopiesTheWALOffTheCommitPath(t *testing.T) {
+	st := open(t, t.TempDir())
+	mustCreate(t, st, "s", "u")
+	for seq := int64(1); seq <= 200; seq++ {
+		if err := st.AppendMessage(context.Background(), msg("s", seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !sqlite.CheckpointedAll(st) {
+		if time.Now().After(deadline) {
+			t.Fatal("the checkpointer did not copy the WAL into the database file")
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not ordering
+	}
+	var auto int
+	if err := sqlite.WriterPragma(st, "wal_autocheckpoint", &auto); err != nil || auto != 0 {
+		t.Fatalf("the writer's wal_autocheckpoint is %d (%v), want 0", auto, err)
+	}
 }
