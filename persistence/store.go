@@ -49,7 +49,7 @@ type Session struct {
 	UserID        string
 	Title         string
 	Model         string
-	Status        string // "active"
+	Status        string // SessionActive or SessionEnded
 	Mode          string // ModeBot or ModeHuman
 	AdminID       string
 	AdminName     string
@@ -160,6 +160,9 @@ type Store interface {
 
 	// Stats counts what is stored, in the database.
 	Stats(ctx context.Context) (Stats, error)
+
+	Auditor
+	Eraser
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
