@@ -2,6 +2,9 @@ package persistence
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
 	"time"
 )
 
@@ -33,7 +36,7 @@ const (
 // which); UserID is whose data it was about and SessionID the session,
 // emptied when that session is erased.
 type AuditEntry struct {
-	ID        string // set by the caller, unique
+	ID        string // set by the caller, unique: NewAuditID
 	At        time.Time
 	AdminID   string
 	AdminName string
@@ -73,4 +76,18 @@ type Eraser interface {
 	// each implementation for what the database itself keeps). Erasing a
 	// user with no data deletes nothing and still stores record.
 	EraseUser(ctx context.Context, userID string, record *AuditEntry) (EraseResult, error)
+}
+
+// NewAuditID is a unique id for an entry made at at: the time in
+// nanoseconds, in fixed-width hex, then random bytes. Entries of the same
+// millisecond therefore list (by id, after at) in the order they were
+// made, as far as one clock tells.
+func NewAuditID(at time.Time) string {
+	var b [8]byte
+	rand.Read(b[:])
+	ns := strconv.FormatUint(uint64(at.UnixNano()), 16)
+	for len(ns) < 16 {
+		ns = "0" + ns
+	}
+	return ns + hex.EncodeToString(b[:])
 }

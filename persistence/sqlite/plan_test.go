@@ -69,6 +69,7 @@ var statements = []stmtCase{
 	{"qEraseAuditSessions", qEraseAuditSessions, []any{"u1"}, nil, false},
 	{"qEraseMessages", qEraseMessages, []any{"u1"}, nil, false},
 	{"qEraseSessions", qEraseSessions, []any{"u1"}, nil, false},
+	{"qForgetAuditSession", qForgetAuditSession, []any{"s1"}, nil, false},
 }
 
 // noPlan are the statements of queries.go that EXPLAIN QUERY PLAN has

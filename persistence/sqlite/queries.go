@@ -152,6 +152,8 @@ const (
 		WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)`
 	qEraseMessages = `DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)`
 	qEraseSessions = `DELETE FROM sessions WHERE user_id = ?1`
+	// DeleteSession: the entries about the deleted session lose its id.
+	qForgetAuditSession = `UPDATE audit SET session_id = '' WHERE session_id = ?1`
 
 	// Compaction after an erasure: the file is rebuilt from the live
 	// records only.

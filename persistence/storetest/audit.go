@@ -90,4 +90,23 @@ var auditCases = []testCase{
 			t.Errorf("a session cursor: err = %v, want ErrBadCursor", err)
 		}
 	}},
+	{"a deleted session's audit entries stay with its id emptied", func(t *testing.T, s *suite) {
+		ctx := t.Context()
+		st := s.open(t)
+		mustCreate(t, st, persistence.Session{ID: "deleted-s9", UserID: "u1"})
+		mustCreate(t, st, persistence.Session{ID: "kept-s9", UserID: "u1"})
+		for i, sid := range []string{"deleted-s9", "kept-s9"} {
+			e := &persistence.AuditEntry{ID: fmt.Sprintf("t%d", i), At: at(i), Action: persistence.AuditEnd, SessionID: sid, UserID: "u1"}
+			if err := st.AppendAudit(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.DeleteSession(ctx, "deleted-s9"); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := st.ListAudit(ctx, persistence.Page{})
+		if err != nil || len(got) != 2 || got[0].SessionID != "kept-s9" || got[1].ID != "t0" || got[1].SessionID != "" {
+			t.Errorf("audit after the delete: %+v, %v; want t1 on kept-s9 and t0 with no session", got, err)
+		}
+	}},
 }
