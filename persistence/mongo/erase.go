@@ -132,21 +132,24 @@ func (s *Store) EraseUser(ctx context.Context, userID string, record *persistenc
 			break
 		}
 		in := bson.M{"$in": ids}
-		cctx, cancel := s.call(ctx)
-		_, err = s.audit().UpdateMany(cctx, bson.M{"session_id": in}, bson.M{"$set": bson.M{"session_id": ""}})
-		if err != nil {
-			cancel()
+		if err := s.bounded(ctx, func(ctx context.Context) error {
+			_, err := s.audit().UpdateMany(ctx, bson.M{"session_id": in}, bson.M{"$set": bson.M{"session_id": ""}})
+			return err
+		}); err != nil {
 			return res, wrap(err, "%s: audit entries", what)
 		}
-		m, err := s.messages.DeleteMany(cctx, bson.M{"session_id": in})
-		if err != nil {
-			cancel()
+		var m, d *mongodriver.DeleteResult
+		if err := s.bounded(ctx, func(ctx context.Context) (err error) {
+			m, err = s.messages.DeleteMany(ctx, bson.M{"session_id": in})
+			return err
+		}); err != nil {
 			return res, wrap(err, "%s: messages", what)
 		}
 		res.Messages += m.DeletedCount
-		d, err := s.sessions.DeleteMany(cctx, bson.M{"_id": in, "user_id": userID})
-		cancel()
-		if err != nil {
+		if err := s.bounded(ctx, func(ctx context.Context) (err error) {
+			d, err = s.sessions.DeleteMany(ctx, bson.M{"_id": in, "user_id": userID})
+			return err
+		}); err != nil {
 			return res, wrap(err, "%s: sessions", what)
 		}
 		res.Sessions += d.DeletedCount
@@ -155,6 +158,13 @@ func (s *Store) EraseUser(ctx context.Context, userID string, record *persistenc
 		return res, fmt.Errorf("%s: %w", what, err)
 	}
 	return res, nil
+}
+
+// bounded runs op within one call's timeout.
+func (s *Store) bounded(ctx context.Context, op func(context.Context) error) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return op(ctx)
 }
 
 // sessionIDsOf returns up to eraseBatch ids of the user's sessions.
