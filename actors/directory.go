@@ -15,8 +15,9 @@ import (
 // reach a user's actor by id, so that cluster mode can replace it with
 // protoactor's identity lookup without touching the other actors.
 type directory struct {
-	hub   *Hub
-	users children
+	hub     *Hub
+	users   children
+	erasing erasures // made on first use
 }
 
 func (d *directory) Receive(ctx actor.Context) {
@@ -42,7 +43,14 @@ func (d *directory) Receive(ctx actor.Context) {
 		if d.users.stopIfIdle(ctx, m) {
 			d.hub.metrics.users.Add(-1)
 		}
+	case *eraseUser:
+		d.startErase(ctx, m)
+	case *eraseDone:
+		d.finishErase(ctx, m)
 	case *actor.Terminated:
+		if d.userStopped(ctx, m.Who) {
+			return
+		}
 		if d.users.removePID(m.Who) {
 			d.hub.metrics.users.Add(-1)
 		}
@@ -50,6 +58,10 @@ func (d *directory) Receive(ctx actor.Context) {
 }
 
 func (d *directory) route(ctx actor.Context, userID string, msg any) {
+	if d.erasing.active(userID) {
+		d.refuseErasing(ctx, msg)
+		return
+	}
 	if _, ok := d.users.get(userID); !ok {
 		props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(d.hub, userID) },
 			actor.WithSupervisor(childSupervisor))

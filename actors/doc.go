@@ -14,7 +14,9 @@
 // read when they admit a connection (limits.go); and the response-time
 // windows that Stats reads (stats.go). Store and provider calls run on
 // goroutines the hub owns and report back to their actor by message: a
-// generation's stream, a reply's checkpoint, an admin's owner lookup. The
+// generation's stream, a reply's checkpoint, an admin's owner lookup, a
+// user's erasure (erase.go: the user actor closes its sockets through their
+// outboxes and stops, then the directory erases the store). The
 // transport talks to this package only through Hub and Conn, and supplies
 // each connection's socket as a Sink; this package never imports a
 // WebSocket or database library.

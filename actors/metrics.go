@@ -24,8 +24,12 @@ type hubMetrics struct {
 	coalesced   *metrics.Counter
 	slowCloses  *metrics.Counter
 	rateLimited *metrics.Counter
-	byRole      map[persistence.Role]*metrics.Counter
-	set         *metrics.Set // per-model series are created on first use
+	// auditFailures counts audit entries that could not be stored;
+	// erasures counts users erased.
+	auditFailures *metrics.Counter
+	erasures      *metrics.Counter
+	byRole        map[persistence.Role]*metrics.Counter
+	set           *metrics.Set // per-model series are created on first use
 }
 
 func newHubMetrics(s *metrics.Set) hubMetrics {
@@ -35,18 +39,20 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 	s.NewGauge("chatbox_active_users", func() float64 { return float64(users.Load()) })
 	s.NewGauge("chatbox_active_sessions", func() float64 { return float64(sessions.Load()) })
 	m := hubMetrics{
-		liveConns:   live,
-		users:       users,
-		sessions:    sessions,
-		replies:     replies,
-		takeovers:   s.NewCounter("chatbox_takeovers_total"),
-		checkpoints: s.NewCounter("chatbox_reply_checkpoints_total"),
-		connects:    s.NewCounter("chatbox_connects_total"),
-		coalesced:   s.NewCounter("chatbox_deltas_coalesced_total"),
-		slowCloses:  s.NewCounter("chatbox_slow_consumer_closes_total"),
-		rateLimited: s.NewCounter("chatbox_rate_limited_total"),
-		byRole:      map[persistence.Role]*metrics.Counter{},
-		set:         s,
+		liveConns:     live,
+		users:         users,
+		sessions:      sessions,
+		replies:       replies,
+		takeovers:     s.NewCounter("chatbox_takeovers_total"),
+		checkpoints:   s.NewCounter("chatbox_reply_checkpoints_total"),
+		connects:      s.NewCounter("chatbox_connects_total"),
+		coalesced:     s.NewCounter("chatbox_deltas_coalesced_total"),
+		slowCloses:    s.NewCounter("chatbox_slow_consumer_closes_total"),
+		rateLimited:   s.NewCounter("chatbox_rate_limited_total"),
+		auditFailures: s.NewCounter("chatbox_audit_write_failures_total"),
+		erasures:      s.NewCounter("chatbox_user_erasures_total"),
+		byRole:        map[persistence.Role]*metrics.Counter{},
+		set:           s,
 	}
 	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem} {
 		m.byRole[r] = s.NewCounter(fmt.Sprintf(`chatbox_messages_total{role=%q}`, r))

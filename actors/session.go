@@ -100,7 +100,7 @@ func (s *sessionActor) load() {
 	now := s.hub.now()
 	if s.spec.fresh {
 		s.session = &persistence.Session{
-			ID: s.spec.id, UserID: s.spec.ownerID, Status: "active", Mode: persistence.ModeBot,
+			ID: s.spec.id, UserID: s.spec.ownerID, Status: persistence.SessionActive, Mode: persistence.ModeBot,
 			CreatedAt: now, UpdatedAt: now,
 		}
 		return
@@ -237,6 +237,9 @@ func (s *sessionActor) answer(ctx actor.Context, c *sessionCommand, a *callAnswe
 
 func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult) *protocol.Error {
 	acting := s.actingAdmin(c.identity)
+	if s.session.Status == persistence.SessionEnded && endedRefuses(c.cmd.Type) {
+		return protocol.Err(protocol.CodeEnded)
+	}
 	switch c.cmd.Type {
 	case protocol.TypeSend:
 		if acting {
@@ -258,6 +261,10 @@ func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult
 		return s.takeover(ctx, c.identity)
 	case protocol.TypeRelease:
 		return s.release(ctx, c.identity)
+	case protocol.TypeEnd:
+		return s.end(ctx, c.identity)
+	case protocol.TypeDelete:
+		return s.remove(ctx, c.identity)
 	}
 	return nil
 }
@@ -418,6 +425,9 @@ func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *protocol.Erro
 	}
 	if s.session.Mode == persistence.ModeHuman {
 		s.reply(ctx, c.conn, protocol.NewTakeover(s.spec.id, s.session.AdminName))
+	}
+	if s.session.Status == persistence.SessionEnded {
+		s.reply(ctx, c.conn, protocol.NewEnded(s.spec.id))
 	}
 	return nil
 }

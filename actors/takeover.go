@@ -57,6 +57,7 @@ func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *protocol.Err
 		return err
 	}
 	s.audit(ctx, admin, admin.Name+" joined the conversation")
+	s.record(admin, persistence.AuditTakeover, s.spec.id)
 	s.broadcast(ctx, protocol.NewTakeover(s.spec.id, admin.Name))
 	s.hub.metrics.takeovers.Inc()
 	return nil
@@ -79,6 +80,7 @@ func (s *sessionActor) release(ctx actor.Context, admin Identity) *protocol.Erro
 		return err
 	}
 	s.audit(ctx, admin, admin.Name+" left; the assistant answers again")
+	s.record(admin, persistence.AuditRelease, s.spec.id)
 	s.broadcast(ctx, protocol.NewRelease(s.spec.id))
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 // commands wait in queued, so a connection's commands take effect in order.
 type connEntry struct {
 	pid      *actor.PID
+	out      *outbox // the connActor's; the user actor closes it on erasure
 	identity Identity
 	pending  int
 	queued   []*command
@@ -110,7 +111,7 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 			m.reply <- &attached{}
 			return
 		}
-		u.conns[m.connID] = &connEntry{pid: pid, identity: m.identity}
+		u.conns[m.connID] = &connEntry{pid: pid, out: out, identity: m.identity}
 		m.reply <- &attached{user: ctx.Self(), conn: pid}
 	case *call:
 		u.runCall(ctx, m)
@@ -120,6 +121,10 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		for _, c := range u.conns {
 			ctx.Poison(c.pid)
 		}
+	case *closeForErasure:
+		u.closeForErasure(ctx)
+	case *forgetUser:
+		u.forget(m.userID)
 	}
 }
 

@@ -92,3 +92,20 @@ func (o *observed) Ping(ctx context.Context) error {
 }
 
 func (o *observed) Close(ctx context.Context) error { return o.s.Close(ctx) }
+
+func (o *observed) AppendAudit(ctx context.Context, e *AuditEntry) error {
+	start := time.Now()
+	return o.done("append_audit", start, o.s.AppendAudit(ctx, e))
+}
+
+func (o *observed) ListAudit(ctx context.Context, p Page) ([]AuditEntry, string, error) {
+	start := time.Now()
+	e, next, err := o.s.ListAudit(ctx, p)
+	return e, next, o.done("list_audit", start, err)
+}
+
+func (o *observed) EraseUser(ctx context.Context, userID string, record *AuditEntry) (EraseResult, error) {
+	start := time.Now()
+	r, err := o.s.EraseUser(ctx, userID, record)
+	return r, o.done("erase_user", start, err)
+}

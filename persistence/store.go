@@ -49,7 +49,7 @@ type Session struct {
 	UserID        string
 	Title         string
 	Model         string
-	Status        string // "active"
+	Status        string // SessionActive or SessionEnded
 	Mode          string // ModeBot or ModeHuman
 	AdminID       string
 	AdminName     string
@@ -135,8 +135,9 @@ type Store interface {
 	// ErrConflict and writes nothing; the caller must reload. It never
 	// writes user_id, created_at, last_seq, message_count or token totals.
 	UpdateSession(ctx context.Context, s *Session) error
-	// DeleteSession deletes the session and every message of it for real;
-	// ErrNotFound when there is none.
+	// DeleteSession deletes the session and every message of it for real,
+	// and empties the session id of the audit entries about it; ErrNotFound
+	// when there is none.
 	DeleteSession(ctx context.Context, id string) error
 
 	// AppendMessage stores m at m.Seq, which must be the session's LastSeq+1,
@@ -160,6 +161,9 @@ type Store interface {
 
 	// Stats counts what is stored, in the database.
 	Stats(ctx context.Context) (Stats, error)
+
+	Auditor
+	Eraser
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -37,7 +37,7 @@ func Decode(frame []byte) (Command, error) {
 		if !utf8.ValidString(c.Text) {
 			return bad("text is not valid UTF-8")
 		}
-	case TypeStop, TypeHelp, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease:
+	case TypeStop, TypeHelp, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease, TypeEnd:
 		if c.SessionID == "" {
 			return bad(c.Type + " needs a session_id")
 		}

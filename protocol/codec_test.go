@@ -23,6 +23,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown type", `{"type":"launch"}`, CodeBadRequest},
 		{"send without text", `{"type":"send","id":"1"}`, CodeBadRequest},
 		{"stop without session", `{"type":"stop"}`, CodeBadRequest},
+		{"end without session", `{"type":"end"}`, CodeBadRequest},
+		{"delete is not a wire command", `{"type":"delete","session_id":"s"}`, CodeBadRequest},
 		{"sync negative", `{"type":"sync","session_id":"s","after_seq":-1}`, CodeBadRequest},
 		{"id too long", `{"type":"ping","id":"` + strings.Repeat("x", 65) + `"}`, CodeBadRequest},
 	}
@@ -45,7 +47,7 @@ func TestDecodeKeepsTheIDOfABadCommand(t *testing.T) {
 }
 
 func genCommand(t *rapid.T) Command {
-	typ := rapid.SampledFrom([]string{TypeSend, TypeStop, TypeSync, TypeHelp, TypePing, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease}).Draw(t, "type")
+	typ := rapid.SampledFrom([]string{TypeSend, TypeStop, TypeSync, TypeHelp, TypePing, TypeWatch, TypeUnwatch, TypeTakeover, TypeRelease, TypeEnd}).Draw(t, "type")
 	c := Command{Type: typ, ID: rapid.StringN(0, MaxClientIDLen, MaxClientIDLen).Draw(t, "id")}
 	if typ != TypePing {
 		c.SessionID = rapid.StringMatching(`[a-z0-9]{1,32}`).Draw(t, "session")

@@ -75,6 +75,11 @@ func adminFilter(r *http.Request) (persistence.AdminFilter, persistence.Page, er
 	if f.To, err = timeParam("to"); err != nil {
 		return f, p, err
 	}
+	switch f.Status {
+	case "", persistence.SessionActive, persistence.SessionEnded:
+	default:
+		return f, p, errors.New("status must be active or ended")
+	}
 	switch f.Sort {
 	case "", "updated_at", "created_at", "message_count":
 	default:

@@ -152,6 +152,12 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/release", s.handleAdminAction(protocol.TypeRelease))
 	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/messages", s.handleAdminMessage)
 	api.HandleFunc("GET "+p+"/api/admin/stats", s.handleAdminStats)
+	api.HandleFunc("POST "+p+"/api/sessions/{id}/end", s.handleEnd)
+	api.HandleFunc("DELETE "+p+"/api/sessions/{id}", s.handleDeleteSession)
+	api.HandleFunc("GET "+p+"/api/me/export", s.handleMyExport)
+	api.HandleFunc("GET "+p+"/api/admin/users/{user_id}/export", s.handleAdminExport)
+	api.HandleFunc("DELETE "+p+"/api/admin/users/{user_id}", s.handleAdminErase)
+	api.HandleFunc("GET "+p+"/api/admin/audit", s.handleAdminAudit)
 	api.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.Err(protocol.CodeNotFound))
 	})

@@ -498,4 +498,24 @@ func TestBrowser(t *testing.T) {
 		viewer.do(chromedp.Reload())
 		viewer.wait("the revoked notice", `document.getElementById("status").textContent === "this link was revoked"`)
 	})
+
+	t.Run("an ended conversation shows a notice and a disabled composer", func(t *testing.T) {
+		tok := signToken(t, "ines", "Ines")
+		p := e.open(t, e.users, "/#token="+url.QueryEscape(tok))
+		p.say("Tell me something long, please.")
+		p.wait("the reply to stream", replyStreaming)
+		evalIn[bool](p, `(window.confirm = () => true, true)`)
+		p.do(chromedp.Click(chromedp.ID("end")))
+		const ended = "This conversation has ended. It stays readable; start a new chat to go on."
+		readOnly := bannerSays(ended) + ` && document.getElementById("text").disabled && document.getElementById("send").disabled && document.getElementById("end").disabled`
+		p.wait("the ended notice and a disabled composer", readOnly)
+		p.wait("the reply stopped, not streaming", `[...document.querySelectorAll("#log .msg")].pop().dataset.status === "stopped"`)
+		sid := p.sessionID()
+		if last := e.storedMessages(t, tok, sid); last[len(last)-1].str("status") != "stopped" {
+			t.Errorf("stored reply %v, want stopped", last[len(last)-1])
+		}
+		p.screenshot("chat-ended.png")
+		p.do(chromedp.Reload())
+		p.wait("the notice again after a reload", readOnly)
+	})
 }

@@ -268,7 +268,8 @@ func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir stri
 
 // DeleteSession deletes the session's messages, then the session itself,
 // so that an interrupted delete leaves a session that can be deleted again
-// rather than orphaned messages.
+// rather than orphaned messages; then the audit entries about it lose its
+// id.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -281,6 +282,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("delete session %s: %w", id, persistence.ErrNotFound)
+	}
+	if _, err := s.audit().UpdateMany(ctx, bson.M{"session_id": id}, bson.M{"$set": bson.M{"session_id": ""}}); err != nil {
+		return wrap(err, "forget session %s in the audit trail", id)
 	}
 	return nil
 }

@@ -169,6 +169,10 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		{s.sessions, mongodriver.IndexModel{Keys: bson.D{{Key: "mode", Value: 1}, {Key: "updated_at", Value: -1}}}},
 		// GetSessionByShareID: the read-only view behind a share link.
 		{s.sessions, mongodriver.IndexModel{Keys: bson.D{{Key: "share_id", Value: 1}}}},
+		// ListAudit: newest first, with the keyset cursor on (at, _id).
+		{s.audit(), mongodriver.IndexModel{Keys: bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}}},
+		// EraseUser: the entries about the erased sessions.
+		{s.audit(), mongodriver.IndexModel{Keys: bson.D{{Key: "session_id", Value: 1}}}},
 	}
 	// One index per command: FerretDB v1.24 panics on a createIndexes that
 	// lists two or more indexes which already exist.

@@ -63,11 +63,18 @@ var statements = []stmtCase{
 	{"qAddSessionTokens", qAddSessionTokens, []any{"s1", 1, 1}, nil, false},
 	{"qRekeyMessage", qRekeyMessage, []any{"m1", "k", []byte{1}, "k2", []byte{2}}, nil, false},
 	{"qRekeyTitle", qRekeyTitle, []any{"s1", "k", []byte{1}, "k2", []byte{2}}, nil, false},
+	{"qInsertAudit", qInsertAudit, []any{"a1", int64(1), "ad", "Ann", "admin", "erase", "", "u1"}, nil, false},
+	{"qListAuditFirst", qListAuditFirst, []any{51}, nil, false},
+	{"qListAuditAfter", qListAuditAfter, []any{int64(1), "a1", 51}, nil, false},
+	{"qEraseAuditSessions", qEraseAuditSessions, []any{"u1"}, nil, false},
+	{"qEraseMessages", qEraseMessages, []any{"u1"}, nil, false},
+	{"qEraseSessions", qEraseSessions, []any{"u1"}, nil, false},
+	{"qForgetAuditSession", qForgetAuditSession, []any{"s1"}, nil, false},
 }
 
 // noPlan are the statements of queries.go that EXPLAIN QUERY PLAN has
 // nothing to say about.
-var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint", "qPassiveCheckpoint"}
+var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint", "qPassiveCheckpoint", "qVacuum"}
 
 func sessionRow() []any {
 	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1}

@@ -138,6 +138,31 @@ const (
 	qPassiveCheckpoint = `PRAGMA wal_checkpoint(PASSIVE)`
 )
 
+// The audit trail and erasure (CONTRACT §8). They are rare, so they are
+// not prepared ahead: erase.go runs them as they are.
+const (
+	auditCols = `id, at, admin_id, admin_name, role, action, session_id, user_id`
+
+	qInsertAudit = `INSERT INTO audit (` + auditCols + `) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`
+
+	qListAuditFirst = `SELECT ` + auditCols + ` FROM audit ORDER BY at DESC, id DESC LIMIT ?1`
+	qListAuditAfter = `SELECT ` + auditCols + ` FROM audit
+		WHERE (at, id) < (?1, ?2) ORDER BY at DESC, id DESC LIMIT ?3`
+
+	// Erasure: the entries about the user's sessions lose their session
+	// id, then the messages and sessions go, all in one transaction.
+	qEraseAuditSessions = `UPDATE audit SET session_id = ''
+		WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)`
+	qEraseMessages = `DELETE FROM messages WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)`
+	qEraseSessions = `DELETE FROM sessions WHERE user_id = ?1`
+	// DeleteSession: the entries about the deleted session lose its id.
+	qForgetAuditSession = `UPDATE audit SET session_id = '' WHERE session_id = ?1`
+
+	// Compaction after an erasure: the file is rebuilt from the live
+	// records only.
+	qVacuum = `VACUUM`
+)
+
 // readStmts are the hot reads, prepared once on the reader pool. (The
 // driver, modernc.org/sqlite v1.32, compiles a statement's text again on
 // each execution; holding *sql.Stmt keeps the call sites the same for a

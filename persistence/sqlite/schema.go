@@ -71,6 +71,19 @@ var schemaV1 = []string{
 		taken_over     INTEGER NOT NULL
 	) STRICT`,
 	`INSERT INTO totals VALUES (1, 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING`,
+	// audit is the trail of admin actions and users' erasures of their own
+	// data (CONTRACT §8); an erased session's entries stay with session_id
+	// emptied.
+	`CREATE TABLE IF NOT EXISTS audit (
+		id         TEXT    NOT NULL,
+		at         INTEGER NOT NULL,
+		admin_id   TEXT    NOT NULL,
+		admin_name TEXT    NOT NULL,
+		role       TEXT    NOT NULL,
+		action     TEXT    NOT NULL,
+		session_id TEXT    NOT NULL,
+		user_id    TEXT    NOT NULL
+	) STRICT`,
 	`CREATE TRIGGER IF NOT EXISTS sessions_totals_insert AFTER INSERT ON sessions BEGIN
 		UPDATE totals SET
 			sessions = sessions + 1,
@@ -136,6 +149,11 @@ var indexes = []string{
 	`CREATE INDEX IF NOT EXISTS sessions_share ON sessions (share_id) WHERE share_id <> ''`,
 	// Rekey: titles not under the current key, in keyset order.
 	`CREATE INDEX IF NOT EXISTS sessions_title_key ON sessions (title_key_id, id)`,
+	// ListAudit, newest first in keyset order; ids are unique.
+	`CREATE INDEX IF NOT EXISTS audit_at ON audit (at, id)`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS audit_id ON audit (id)`,
+	// EraseUser empties the session id of the erased sessions' entries.
+	`CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id)`,
 }
 
 // migrations[i] takes the schema from version i to i+1; the version is

@@ -178,7 +178,8 @@ func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error
 }
 
 // DeleteSession deletes the session and all its messages in one
-// transaction; ErrNotFound when there is no such session. secure_delete
+// transaction, and empties the session id of the audit entries about it;
+// ErrNotFound when there is no such session. secure_delete
 // zeroes what the rows occupied in the database file, and a checkpoint
 // right after the delete truncates the WAL, which still held their old page
 // images, so the deleted bytes are gone from every file under Dir. If that
@@ -198,6 +199,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		}
 		if _, err := t.exec(t.st.deleteMessages, id); err != nil {
 			return wrap(err, "%s: delete its messages", what)
+		}
+		if _, err := t.c.ExecContext(t.ctx, qForgetAuditSession, id); err != nil {
+			return wrap(err, "%s: its audit entries", what)
 		}
 		return nil
 	})

@@ -56,6 +56,8 @@ func Run(t *testing.T, f Factory) {
 		{"lists", listCases},
 		{"encryption", encryptionCases},
 		{"maintenance", maintenanceCases},
+		{"erase", eraseCases},
+		{"audit", auditCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()

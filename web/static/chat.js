@@ -182,7 +182,8 @@ function showSession() {
   $("title").textContent = current ? (s?.title || "Conversation") : "New chat";
   document.title = current && s?.title ? `${s.title} · Chatbox` : "Chatbox";
   if (s?.model && me?.models?.some((m) => m.id === s.model)) $("model").value = s.model;
-  if (s?.mode === "human") showBanner(`${s.admin_name || "A person from the team"} has joined the conversation`, "human");
+  if (s?.status === "ended") showBanner("This conversation has ended. It stays readable; start a new chat to go on.", "ended");
+  else if (s?.mode === "human") showBanner(`${s.admin_name || "A person from the team"} has joined the conversation`, "human");
   else if (s?.help_requested) showBanner("a human has been asked to join", "help");
   else if (!(s && s.id === releasedId)) hideBanner();
   updateControls();
@@ -217,7 +218,12 @@ function updateControls() {
   $("stop").disabled = !(open && current && log.streaming);
   $("help").disabled = !(open && current) || s?.mode === "human" || !!s?.help_requested;
   $("share").disabled = !current;
-  $("send").disabled = !open;
+  // An ended conversation is read-only: the composer is disabled.
+  const ended = s?.status === "ended";
+  $("help").disabled ||= ended;
+  $("end").disabled = !(open && current) || ended;
+  $("text").disabled = ended;
+  $("send").disabled = !open || ended;
 }
 
 // Events
@@ -279,6 +285,18 @@ function onEvent(ev) {
       showSession();
     }
     break;
+  case "ended":
+    touchSession(ev.session_id, { status: "ended", help_requested: false });
+    if (ev.session_id === current) showSession();
+    break;
+  case "deleted":
+    sessions.delete(ev.session_id);
+    renderSessions();
+    if (ev.session_id === current) {
+      newChat();
+      setStatus("That conversation was deleted.", "warn");
+    }
+    break;
   case "error":
     if (ev.code === "not_found" && ev.session_id && ev.session_id === current) {
       sessions.delete(current);
@@ -327,6 +345,32 @@ $("help").addEventListener("click", () => {
   touchSession(current, { help_requested: true });
   showSession();
   $("text").focus();
+});
+
+$("end").addEventListener("click", () => {
+  if (!current || !confirm("End this conversation? It stays readable, but no new messages can be sent.")) return;
+  conn?.send({ type: "end", session_id: current });
+});
+
+// Export downloads everything of the user as one JSON file.
+$("export").addEventListener("click", async () => {
+  let resp;
+  try {
+    resp = await fetch(base + "api/me/export", { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+  } catch {
+    setStatus("The server cannot be reached; no export.", "error");
+    return;
+  }
+  if (!resp.ok) {
+    setStatus("The export failed; try again shortly.", "error");
+    return;
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const a = el("a", { href: url, download: "chatbox-export.json" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 });
 
 // Share

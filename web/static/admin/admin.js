@@ -83,6 +83,7 @@ function start() {
 
 function refresh() {
   loadStats();
+  if (!auditCursor) loadAudit(true); // the first page follows new entries
   if (cursors.length === 1) loadRows(); // the first page follows new activity
 }
 
@@ -165,6 +166,7 @@ function query(cursor) {
   if (user) q.set("user_id", user);
   if ($("f-help").checked) q.set("help", "true");
   if ($("f-taken").checked) q.set("taken_over", "true");
+  if ($("f-status").value) q.set("status", $("f-status").value);
   const from = rfc3339($("f-from").value, "T00:00:00");
   const to = rfc3339($("f-to").value, "T23:59:59");
   if (from) q.set("from", from);
@@ -205,7 +207,7 @@ function applyFilters() {
 }
 
 $("filters").addEventListener("submit", (e) => { e.preventDefault(); applyFilters(); });
-for (const id of ["f-sort", "f-order", "f-help", "f-taken", "f-from", "f-to"]) $(id).addEventListener("change", applyFilters);
+for (const id of ["f-status", "f-sort", "f-order", "f-help", "f-taken", "f-from", "f-to"]) $(id).addEventListener("change", applyFilters);
 $("f-reset").addEventListener("click", () => {
   $("filters").reset();
   applyFilters();
@@ -268,6 +270,7 @@ function fillRow(tr, s) {
   mode.replaceChildren(s.mode === "human"
     ? el("span", { className: "badge badge--human" }, s.admin_name ? `Human · ${s.admin_name}` : "Human")
     : el("span", { className: "badge badge--bot" }, "Bot"));
+  if (s.status === "ended") mode.append(" ", el("span", { className: "badge badge--ended" }, "Ended"));
   count.textContent = s.message_count ?? "";
   updated.textContent = shortTime(s.updated_at);
   updated.title = s.updated_at || "";
@@ -397,7 +400,11 @@ function renderDetailState() {
   if (!open) return;
   const live = !!conn?.isOpen;
   const state = $("d-state");
-  if (open.mine) {
+  const ended = open.session?.status === "ended";
+  if (ended) {
+    state.textContent = "This conversation has ended. It is read-only.";
+    state.className = "detail-state";
+  } else if (open.mine) {
     state.textContent = "You are answering this conversation. The assistant is paused.";
     state.className = "detail-state detail-state--mine";
   } else if (open.refused) {
@@ -410,10 +417,11 @@ function renderDetailState() {
     state.textContent = "The assistant is answering. Take over to reply yourself.";
     state.className = "detail-state";
   }
-  $("takeover").disabled = !live || open.mine || pendingTakeover === open.id;
+  $("takeover").disabled = !live || open.mine || pendingTakeover === open.id || ended;
   $("release").disabled = !live || !open.mine;
-  $("reply-text").disabled = !open.mine;
-  $("reply-send").disabled = !live || !open.mine;
+  $("end").disabled = !live || ended;
+  $("reply-text").disabled = !open.mine || ended;
+  $("reply-send").disabled = !live || !open.mine || ended;
   $("reply-text").placeholder = open.mine ? "Write a reply… (Enter to send, Shift+Enter for a new line)" : "Take over to reply";
 }
 
@@ -431,6 +439,12 @@ $("takeover").addEventListener("click", () => {
 
 $("release").addEventListener("click", () => {
   if (open?.mine) conn?.send({ type: "release", id: newId(), session_id: open.id });
+});
+
+$("end").addEventListener("click", () => {
+  if (open && confirm("End this conversation? It stays readable, but no new messages can be sent.")) {
+    conn?.send({ type: "end", id: newId(), session_id: open.id });
+  }
 });
 
 $("reply").addEventListener("submit", (e) => {
@@ -507,6 +521,14 @@ function onEvent(ev) {
       renderDetailState();
     }
     break;
+  case "ended":
+    patchRow(ev.session_id, { status: "ended", help_requested: false });
+    if (open?.id === ev.session_id) {
+      Object.assign(open.session, { status: "ended", help_requested: false });
+      renderDetailHead();
+      renderDetailState();
+    }
+    break;
   case "error":
     if (ev.code === "busy" && open && pendingTakeover === open.id) {
       // Another admin holds the session (the backend answers busy).
@@ -521,6 +543,79 @@ function onEvent(ev) {
     break;
   }
 }
+
+// Audit trail: newest first; "Load more" follows the cursor.
+
+let auditCursor = "";
+let auditBusy = false;
+async function loadAudit(reset) {
+  if (auditBusy) return;
+  auditBusy = true;
+  try {
+    const q = new URLSearchParams({ limit: "20" });
+    if (!reset && auditCursor) q.set("cursor", auditCursor);
+    const data = await api(base, token, "GET", `api/admin/audit?${q}`);
+    const trs = (data.entries || []).map((e) => el("tr", {},
+      el("td", {}, el("time", { dateTime: e.at, textContent: shortTime(e.at) })),
+      el("td", {}, `${e.admin_name || e.admin_id}${e.role === "user" ? " (user)" : ""}`),
+      el("td", {}, e.action),
+      el("td", {}, e.user_id),
+      el("td", { className: "mono small" }, e.session_id || "—")));
+    if (reset) $("audit-rows").replaceChildren(...trs);
+    else $("audit-rows").append(...trs);
+    auditCursor = data.next_cursor || "";
+    $("audit-more").hidden = !auditCursor;
+    $("audit-empty").hidden = $("audit-rows").children.length > 0;
+  } catch (e) {
+    failed(e, "Could not load the audit trail");
+  } finally {
+    auditBusy = false;
+  }
+}
+
+$("audit-more").addEventListener("click", () => loadAudit(false));
+
+// A user's data: export as a download, or erase for real.
+
+function userId() {
+  const id = $("u-id").value.trim();
+  if (!id) $("u-id").reportValidity();
+  return id;
+}
+
+$("u-export").addEventListener("click", async () => {
+  const id = userId();
+  if (!id) return;
+  let resp;
+  try {
+    resp = await fetch(`${base}api/admin/users/${encodeURIComponent(id)}/export`, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+  } catch {
+    return setStatus("The server cannot be reached; no export.", "error");
+  }
+  if (!resp.ok) return setStatus("The export failed; try again shortly.", "error");
+  const url = URL.createObjectURL(await resp.blob());
+  const a = el("a", { href: url, download: `chatbox-export-${id}.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  loadAudit(true);
+});
+
+$("u-erase").addEventListener("click", async () => {
+  const id = userId();
+  if (!id || !confirm(`Erase every conversation and message of user ${id}? This cannot be undone.`)) return;
+  try {
+    const data = await api(base, token, "DELETE", `api/admin/users/${encodeURIComponent(id)}`);
+    const n = data.erased || {};
+    setStatus(`Erased user ${id}: ${n.sessions || 0} conversations, ${n.messages || 0} messages.`);
+    if (open && rows.get(open.id)?.user_id === id) closeSession();
+    loadRows();
+    loadAudit(true);
+  } catch (e) {
+    failed(e, "Could not erase the user");
+  }
+});
 
 if (token) start();
 else showSignIn();

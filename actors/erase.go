@@ -1,0 +1,186 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chatbox/chatbox/persistence"
+	"github.com/chatbox/chatbox/protocol"
+)
+
+// Erasure of a user (CONTRACT §8). The directory runs it, since it alone
+// reaches user actors by id:
+//
+//  1. It marks the user as being erased: while the mark stands, a new
+//     connection of the user is refused and calls into the user's sessions
+//     answer not_found, so nothing new is written for the user.
+//  2. It tells the user's actor to close every connection (CloseErased,
+//     after what is queued) and to stop; the session actors under it stop
+//     first, storing a reply in flight as interrupted, so once the
+//     directory sees the user actor terminated, no actor writes for the
+//     user any more.
+//  3. A hub goroutine erases the user in the store, which also stores the
+//     audit record.
+//  4. The directory forgets the user's rate and quota state, tells every
+//     live user actor to drop what it remembers of the user's sessions
+//     (the owners an admin's commands looked up), lifts the mark and
+//     answers the caller.
+
+// CloseErased closes the connections of a user whose data is erased. 4000
+// and up are the application's own close codes (RFC 6455 §7.4.2).
+const CloseErased uint16 = 4001
+
+const closeReasonErased = "this account's data was erased"
+
+// eraseUser asks the directory to erase a user; the answer goes to reply
+// (buffered).
+type eraseUser struct {
+	ctx    context.Context // the caller's: bounds the store's erasure
+	userID string
+	record *persistence.AuditEntry
+	reply  chan eraseAnswer
+}
+
+type eraseAnswer struct {
+	result persistence.EraseResult
+	err    error
+}
+
+// eraseDone tells the directory that the store erased a user.
+type eraseDone struct {
+	req    *eraseUser
+	answer eraseAnswer
+}
+
+// closeForErasure asks a user actor to close its connections and stop.
+type closeForErasure struct{}
+
+// forgetUser asks a user actor to forget what it remembers of another
+// user's sessions.
+type forgetUser struct{ userID string }
+
+// EraseUser deletes every session and message of userID for real and
+// stores record in the audit trail, after closing the user's connections
+// and stopping the user's actors; see the steps above. It waits for the
+// store, within ctx.
+func (h *Hub) EraseUser(ctx context.Context, userID string, record *persistence.AuditEntry) (persistence.EraseResult, error) {
+	if h.baseCtx.Err() != nil {
+		return persistence.EraseResult{}, ErrShuttingDown
+	}
+	req := &eraseUser{ctx: ctx, userID: userID, record: record, reply: make(chan eraseAnswer, 1)}
+	h.root.Send(h.directory, req)
+	select {
+	case a := <-req.reply:
+		if a.err != nil {
+			return a.result, fmt.Errorf("erase user %s: %w", userID, a.err)
+		}
+		h.metrics.erasures.Inc()
+		return a.result, nil
+	case <-ctx.Done():
+		return persistence.EraseResult{}, fmt.Errorf("erase user %s: %w", userID, ctx.Err())
+	}
+}
+
+// erasures is the directory's state of the erasures in progress.
+type erasures struct {
+	byUser   map[string]*eraseUser // users being erased
+	stopping map[string]*eraseUser // the user actor's pid id → its erasure, until it has stopped
+}
+
+func (e *erasures) active(userID string) bool { return e.byUser[userID] != nil }
+
+// startErase runs step 1 and 2, or 3 at once when the user has no actor.
+func (d *directory) startErase(ctx actor.Context, m *eraseUser) {
+	if d.erasing.active(m.userID) {
+		m.reply <- eraseAnswer{err: protocol.Errf(protocol.CodeBusy, "this user is being erased already")}
+		return
+	}
+	if d.erasing.byUser == nil {
+		d.erasing.byUser, d.erasing.stopping = map[string]*eraseUser{}, map[string]*eraseUser{}
+	}
+	d.erasing.byUser[m.userID] = m
+	pid, ok := d.users.get(m.userID)
+	if !ok {
+		d.eraseStored(ctx, m)
+		return
+	}
+	d.users.send(ctx, m.userID, &closeForErasure{})
+	d.users.remove(m.userID)
+	d.hub.metrics.users.Add(-1)
+	d.erasing.stopping[pid.Id] = m
+}
+
+// userStopped continues the erasure whose user actor has terminated.
+func (d *directory) userStopped(ctx actor.Context, who *actor.PID) bool {
+	m, ok := d.erasing.stopping[who.Id]
+	if !ok {
+		return false
+	}
+	delete(d.erasing.stopping, who.Id)
+	d.eraseStored(ctx, m)
+	return true
+}
+
+// eraseStored runs step 3 on a hub goroutine.
+func (d *directory) eraseStored(ctx actor.Context, m *eraseUser) {
+	self, root, store := ctx.Self(), d.hub.root, d.hub.cfg.Store
+	started := d.hub.goroutines.Go(func() {
+		res, err := store.EraseUser(m.ctx, m.userID, m.record)
+		root.Send(self, &eraseDone{req: m, answer: eraseAnswer{result: res, err: err}})
+	})
+	if !started {
+		d.finishErase(ctx, &eraseDone{req: m, answer: eraseAnswer{err: ErrShuttingDown}})
+	}
+}
+
+// finishErase runs step 4.
+func (d *directory) finishErase(ctx actor.Context, m *eraseDone) {
+	delete(d.erasing.byUser, m.req.userID)
+	d.hub.users.Delete(m.req.userID)
+	for name := range d.users.pids {
+		d.users.send(ctx, name, &forgetUser{userID: m.req.userID})
+	}
+	m.req.reply <- m.answer
+}
+
+// refuseErasing answers what is routed to a user being erased as if the
+// user had nothing: no connection, no session.
+func (d *directory) refuseErasing(ctx actor.Context, msg any) {
+	notFound := protocol.Err(protocol.CodeNotFound)
+	switch m := msg.(type) {
+	case *attach:
+		m.reply <- &attached{}
+	case *call:
+		if m.conn != nil {
+			ctx.Send(m.conn, protocol.NewError(m.cmd.ID, m.cmd.SessionID, notFound))
+		}
+		if m.replyTo != nil {
+			ctx.Send(m.replyTo, &callAnswer{connID: m.connID, err: notFound})
+		}
+	case *setShare:
+		if m.replyTo != nil {
+			ctx.Send(m.replyTo, &shareAnswer{err: notFound})
+		}
+	}
+}
+
+// closeForErasure closes the user's sockets once what is queued on them is
+// written, then stops this actor and so its children.
+func (u *userActor) closeForErasure(ctx actor.Context) {
+	for _, c := range u.conns {
+		c.out.closeAfterFlush(CloseErased, closeReasonErased)
+	}
+	ctx.Stop(ctx.Self())
+}
+
+// forget drops the session owners this actor looked up for its admin's
+// commands that belong to userID.
+func (u *userActor) forget(userID string) {
+	for sid, owner := range u.owners {
+		if owner == userID {
+			delete(u.owners, sid)
+		}
+	}
+}
