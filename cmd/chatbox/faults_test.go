@@ -18,7 +18,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/embedded"
+	"github.com/chatbox/chatbox/persistence/mongo"
 	"github.com/chatbox/chatbox/providers/openai/openaitest"
 )
 
@@ -197,6 +199,20 @@ func proxiedStore(t *testing.T) *dbProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ferret.Close() })
+	// The indexes made beforehand, so that the program's own start (under
+	// the tests' short storage.timeout) only finds them there.
+	keys, err := persistence.NewKeyring(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mongo.Open(t.Context(), mongo.Options{URI: ferret.URI(), Database: "chatbox", Keyring: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close(t.Context())
 	u, err := url.Parse(ferret.URI())
 	if err != nil {
 		t.Fatal(err)

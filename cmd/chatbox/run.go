@@ -302,7 +302,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, set *m
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := st.EnsureIndexes(ctx); err != nil {
+	if err := st.Migrate(ctx); err != nil {
 		st.Close(context.Background())
 		return nil, nil, err
 	}
