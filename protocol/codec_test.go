@@ -22,6 +22,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"no type", `{"id":"x"}`, CodeBadRequest},
 		{"unknown type", `{"type":"launch"}`, CodeBadRequest},
 		{"send without text", `{"type":"send","id":"1"}`, CodeBadRequest},
+		// CONTRACT §14: accepted and sent to the model before (verified on the parent commit).
+		{"send with only spaces", `{"type":"send","id":"1","text":"   "}`, CodeBadRequest},
+		{"send with only whitespace", `{"type":"send","id":"1","text":" \t\r\n\u00a0\u3000"}`, CodeBadRequest},
 		{"stop without session", `{"type":"stop"}`, CodeBadRequest},
 		{"sync negative", `{"type":"sync","session_id":"s","after_seq":-1}`, CodeBadRequest},
 		{"id too long", `{"type":"ping","id":"` + strings.Repeat("x", 65) + `"}`, CodeBadRequest},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -216,7 +217,7 @@ func (s *Server) handleAdminMessage(w http.ResponseWriter, r *http.Request) {
 		badParam(w, "the body must be a JSON object with a text field")
 		return
 	}
-	if body.Text == "" || !utf8.ValidString(body.Text) || int64(len(body.Text)) > s.cfg.MaxMessageBytes {
+	if strings.TrimSpace(body.Text) == "" || !utf8.ValidString(body.Text) || int64(len(body.Text)) > s.cfg.MaxMessageBytes {
 		badParam(w, "text must be non-empty UTF-8 of at most %d bytes", s.cfg.MaxMessageBytes)
 		return
 	}
