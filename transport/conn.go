@@ -28,7 +28,7 @@ import (
 // and no read buffer; its keepalive is a timer.
 type wsConn struct {
 	conn     net.Conn
-	hc       *actors.Conn // set before the first read
+	hc       commandSink // the hub's *actors.Conn; set before the first read
 	poll     poller
 	pollID   int32
 	owner    *lifecycle.Group // the server's: runs the keepalive callbacks
@@ -44,6 +44,13 @@ type wsConn struct {
 	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe), closed, pinger
 	closed bool
 	pinger *time.Timer
+}
+
+// commandSink takes what the reader decoded; *actors.Conn is the one in
+// production, the fuzz test brings its own.
+type commandSink interface {
+	Command(cmd protocol.Command)
+	Reject(id string, err error)
 }
 
 type connConfig struct {
