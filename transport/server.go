@@ -10,8 +10,9 @@
 // when it is readable, one message at a time and never by two goroutines at
 // once, so its commands reach the hub in order; an idle socket holds no
 // goroutine and no read buffer on Linux. Writes (the actors' flusher, pongs,
-// pings, close) are serialised by the connection's mutex; pings and the idle
-// check run on a per-connection timer. Every goroutine the package starts,
+// pings, close) are serialised by the connection's mutex, and a write that
+// fails or times out closes the socket at once, so no frame ever follows a
+// partial one; pings and the idle check run on a per-connection timer. Every goroutine the package starts,
 // timer callbacks included, goes through the Server's lifecycle.Group, and
 // Shutdown waits for them and closes the poller.
 package transport

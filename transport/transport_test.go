@@ -102,11 +102,17 @@ type rawClient struct {
 // given client frames, and reads the 101 answer.
 func dialRaw(t *testing.T, addr string, frames ...[]byte) *rawClient {
 	t.Helper()
-	tok, err := auth.Sign([]byte(secret), auth.Identity{UserID: "u-" + t.Name()}, time.Hour, "", "")
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", addr)
+	return upgradeRaw(t, conn, addr, frames...)
+}
+
+// upgradeRaw is dialRaw on a connection the test dialled.
+func upgradeRaw(t *testing.T, conn net.Conn, addr string, frames ...[]byte) *rawClient {
+	t.Helper()
+	tok, err := auth.Sign([]byte(secret), auth.Identity{UserID: "u-" + t.Name()}, time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +133,13 @@ func dialRaw(t *testing.T, addr string, frames ...[]byte) *rawClient {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	return c
+}
+
+// liveConns is how many upgraded sockets the server holds open.
+func (s *Server) liveConns() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return len(s.live)
 }
 
 // clientFrame is a masked text frame, as a client must send.
