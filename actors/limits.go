@@ -25,18 +25,22 @@ var (
 	ErrTooManyConnections = errors.New("too many connections for this user")
 )
 
-// userState is what the limits track for one user. The counters are
-// atomics because connections are admitted by transport goroutines and
-// replies counted by session actors; mu guards the rest.
+// userState is what the limits track for one user. Connections are
+// admitted by transport goroutines and replies counted by session actors.
+// The counters only go up under mu, on a state that is not swept (see
+// withUser), and sweepUsers drops a state under mu, so no increment can
+// land in a dropped state; they go down without the lock (a count above
+// zero keeps the state from being swept).
 type userState struct {
 	conns   atomic.Int32
 	replies atomic.Int32
 
-	mu       sync.Mutex
-	tokens   float64   // message bucket level
-	refilled time.Time // when tokens was last brought up to date
-	day      string    // UTC date of used
-	used     int64     // model tokens used on day
+	mu       sync.Mutex // guards the fields below, and the counters' increments
+	swept    bool       // dropped from h.users: never changed again
+	tokens   float64    // message bucket level
+	refilled time.Time  // when tokens was last brought up to date
+	day      string     // UTC date of used
+	used     int64      // model tokens used on day
 }
 
 func (h *Hub) user(id string) *userState {
@@ -45,6 +49,22 @@ func (h *Hub) user(id string) *userState {
 	}
 	u, _ := h.users.LoadOrStore(id, &userState{tokens: float64(h.cfg.Limits.MessageBurst), refilled: h.now()})
 	return u.(*userState)
+}
+
+// withUser runs f on the user's current state with its mu held. A state
+// the sweep dropped between the lookup and the lock is skipped for the one
+// that replaced it, so what f records is seen by the next caller.
+func (h *Hub) withUser(id string, f func(u *userState)) {
+	for {
+		u := h.user(id)
+		u.mu.Lock()
+		if !u.swept {
+			f(u)
+			u.mu.Unlock()
+			return
+		}
+		u.mu.Unlock()
+	}
 }
 
 // Ticket is a connection admitted under the limits, before its upgrade.
@@ -62,13 +82,19 @@ func (h *Hub) Admit(userID string) (*Ticket, error) {
 		h.metrics.liveConns.Add(-1)
 		return nil, ErrServerFull
 	}
-	u := h.user(userID)
-	if n := u.conns.Add(1); l.ConnectionsPerUser > 0 && n > int32(l.ConnectionsPerUser) {
-		u.conns.Add(-1)
+	var admitted *userState
+	h.withUser(userID, func(u *userState) {
+		if n := u.conns.Add(1); l.ConnectionsPerUser > 0 && n > int32(l.ConnectionsPerUser) {
+			u.conns.Add(-1)
+			return
+		}
+		admitted = u
+	})
+	if admitted == nil {
 		h.metrics.liveConns.Add(-1)
 		return nil, ErrTooManyConnections
 	}
-	return &Ticket{hub: h, user: u}, nil
+	return &Ticket{hub: h, user: admitted}, nil
 }
 
 // Release gives the reservation back; idempotent.
@@ -87,30 +113,39 @@ func (h *Hub) allowMessage(userID string) (time.Duration, bool) {
 	if l.MessagesPerMinute <= 0 {
 		return 0, true
 	}
-	u := h.user(userID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	now := h.now()
-	perSecond := float64(l.MessagesPerMinute) / 60
-	u.tokens = min(float64(max(l.MessageBurst, 1)), u.tokens+now.Sub(u.refilled).Seconds()*perSecond)
-	u.refilled = now
-	if u.tokens >= 1 {
-		u.tokens--
-		return 0, true
-	}
-	return time.Duration((1 - u.tokens) / perSecond * float64(time.Second)), false
+	var (
+		wait time.Duration
+		ok   bool
+	)
+	h.withUser(userID, func(u *userState) {
+		now := h.now()
+		perSecond := float64(l.MessagesPerMinute) / 60
+		u.tokens = min(float64(max(l.MessageBurst, 1)), u.tokens+now.Sub(u.refilled).Seconds()*perSecond)
+		u.refilled = now
+		if u.tokens >= 1 {
+			u.tokens--
+			ok = true
+			return
+		}
+		wait = time.Duration((1 - u.tokens) / perSecond * float64(time.Second))
+	})
+	return wait, ok
 }
 
 // acquireReply counts a generation for the user if under the limit.
 func (h *Hub) acquireReply(userID string) bool {
-	u := h.user(userID)
-	if n := u.replies.Add(1); h.cfg.Limits.RepliesInFlight > 0 && n > int32(h.cfg.Limits.RepliesInFlight) {
-		u.replies.Add(-1)
-		return false
-	}
-	return true
+	ok := true
+	h.withUser(userID, func(u *userState) {
+		if n := u.replies.Add(1); h.cfg.Limits.RepliesInFlight > 0 && n > int32(h.cfg.Limits.RepliesInFlight) {
+			u.replies.Add(-1)
+			ok = false
+		}
+	})
+	return ok
 }
 
+// releaseReply undoes an acquireReply; the state it counted in cannot have
+// been swept meanwhile (its count was above zero).
 func (h *Hub) releaseReply(userID string) { h.user(userID).replies.Add(-1) }
 
 // quotaLeft reports whether the user may start a generation today.
@@ -118,10 +153,11 @@ func (h *Hub) quotaLeft(userID string) bool {
 	if h.cfg.Limits.DailyTokens <= 0 {
 		return true
 	}
-	u := h.user(userID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.day != h.now().Format(time.DateOnly) || u.used < h.cfg.Limits.DailyTokens
+	left := true
+	h.withUser(userID, func(u *userState) {
+		left = u.day != h.now().Format(time.DateOnly) || u.used < h.cfg.Limits.DailyTokens
+	})
+	return left
 }
 
 // spendTokens adds a reply's tokens to the user's day.
@@ -129,17 +165,18 @@ func (h *Hub) spendTokens(userID string, n int64) {
 	if h.cfg.Limits.DailyTokens <= 0 || n <= 0 {
 		return
 	}
-	u := h.user(userID)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if today := h.now().Format(time.DateOnly); u.day != today {
-		u.day, u.used = today, 0
-	}
-	u.used += n
+	h.withUser(userID, func(u *userState) {
+		if today := h.now().Format(time.DateOnly); u.day != today {
+			u.day, u.used = today, 0
+		}
+		u.used += n
+	})
 }
 
 // sweepUsers forgets users with nothing in flight and nothing to remember,
-// so the map tracks active users, not everyone ever seen.
+// so the map tracks active users, not everyone ever seen. A state is
+// marked swept and dropped under its mu, so a withUser that found it
+// before the drop moves on to the new one.
 func (h *Hub) sweepUsers() {
 	now := h.now()
 	today := now.Format(time.DateOnly)
@@ -150,10 +187,10 @@ func (h *Hub) sweepUsers() {
 		u.mu.Lock()
 		full := u.tokens+now.Sub(u.refilled).Seconds()*perSecond >= burst
 		idle := u.conns.Load() == 0 && u.replies.Load() == 0 && full && (u.day != today || u.used == 0)
-		u.mu.Unlock()
-		if idle {
-			h.users.CompareAndDelete(k, v)
+		if idle && h.users.CompareAndDelete(k, v) {
+			u.swept = true
 		}
+		u.mu.Unlock()
 		return true
 	})
 }

@@ -291,6 +291,17 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 		return protocol.Errf(protocol.CodeBadRequest, "unknown model")
 	}
 
+	var generate func() *protocol.Error
+	if s.session.Mode == persistence.ModeBot {
+		if err := s.mayGenerate(); err != nil {
+			return err // refused before anything, a fresh session included, is stored
+		}
+		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
+		seq := s.session.LastSeq + 2
+		generate = func() *protocol.Error {
+			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
+		}
+	}
 	if s.spec.fresh {
 		storeCtx, cancel := s.hub.storeContext()
 		defer cancel()
@@ -298,22 +309,13 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 		s.session.Model = model
 		if err := s.hub.cfg.Store.CreateSession(storeCtx, s.session); err != nil {
 			s.log().Warn("create session", slog.Any("err", err))
+			if generate != nil {
+				s.hub.releaseReply(s.spec.ownerID) // mayGenerate counted it
+			}
 			s.askToStop(ctx)
 			return storeError(err)
 		}
 		s.spec.fresh = false
-	}
-
-	var generate func() *protocol.Error
-	if s.session.Mode == persistence.ModeBot {
-		if err := s.mayGenerate(); err != nil {
-			return err
-		}
-		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
-		seq := s.session.LastSeq + 2
-		generate = func() *protocol.Error {
-			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
-		}
 	}
 	// While the store is healthy the provider call starts before the user
 	// message is stored, so its connection set-up overlaps the write; its

@@ -21,6 +21,8 @@ const (
 	DefaultLeeway = 30 * time.Second
 	// maxSubject bounds the user id, which names actors and keys in storage.
 	maxSubject = 128
+	// maxName bounds the display name, in characters: users and admins see it.
+	maxName = 256
 	// maxToken bounds the work an unauthenticated client can make us do.
 	maxToken = 8 << 10
 	// minRSABits refuses RSA keys too short to be safe.
@@ -170,6 +172,9 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if err := checkSubject(c.Subject); err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	if err := checkName(c.Name); err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
 	id := Identity{UserID: c.Subject, Name: c.Name, Roles: c.Roles}
 	if id.Name == "" {
 		id.Name = id.UserID
@@ -182,7 +187,9 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 func (v *Verifier) keyFunc(*jwt.Token) (any, error) { return v.key, nil }
 
 // checkSubject vets the user id: it names actors, storage records and log
-// lines, so it must be present, bounded and printable.
+// lines, and admins tell users apart by it, so it must be present, bounded,
+// and free of control and format characters (zero-width, bidi overrides:
+// they would let one id look like another).
 func checkSubject(sub string) error {
 	switch {
 	case sub == "":
@@ -195,6 +202,23 @@ func checkSubject(sub string) error {
 	for _, r := range sub {
 		if unicode.IsControl(r) {
 			return errors.New(`"sub" claim contains a control character`)
+		}
+		if unicode.Is(unicode.Cf, r) {
+			return errors.New(`"sub" claim contains a format character`)
+		}
+	}
+	return nil
+}
+
+// checkName vets the display name shown to users and admins (CONTRACT
+// §14): at most maxName characters, no control characters (newlines, BEL).
+func checkName(name string) error {
+	if utf8.RuneCountInString(name) > maxName {
+		return fmt.Errorf(`"name" claim longer than %d characters`, maxName)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return errors.New(`"name" claim contains a control character`)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,15 @@ func TestVerifyRejects(t *testing.T) {
 		{"empty sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": ""})), nil},
 		{"long sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": strings.Repeat("u", maxSubject+1)})), nil},
 		{"control character in sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": "u1\nadmin"})), nil},
+		// CONTRACT §14; each of these was accepted before (verified on the parent commit).
+		{"zero-width space in sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": "ali\u200bce"})), nil},
+		{"bidi override in sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": "\u202eecila"})), nil},
+		{"byte order mark in sub", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": "\ufeffalice"})), nil},
+		{"name over 256 characters", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"name": strings.Repeat("é", maxName+1)})), nil},
+		{"newline in name", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"name": "Ada\nAdmin"})), nil},
+		{"BEL in name", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"name": "Ada\a"})), nil},
+		{"exp as a numeric string", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"exp": strconv.FormatInt(future, 10)})), jwt.ErrTokenMalformed},
+		{"exp as an object", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"exp": map[string]any{"n": future}})), jwt.ErrTokenMalformed},
 		{"roles not a list", hs, signed(t, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"roles": "admin"})), jwt.ErrTokenMalformed},
 	}
 	for _, tt := range tests {
@@ -184,6 +194,9 @@ func TestVerifyAccepts(t *testing.T) {
 			valid(jwt.MapClaims{"exp": time.Now().Add(-10 * time.Second).Unix()})},
 		{"no iat", Options{Secret: secret}, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"iat": nil})},
 		{"longest sub", Options{Secret: secret}, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": strings.Repeat("u", maxSubject-2) + "u1"})},
+		{"non-ASCII sub", Options{Secret: secret}, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"sub": "josé-Ω"})},
+		{"longest name, in characters", Options{Secret: secret}, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"name": strings.Repeat("é", maxName)})},
+		{"exp with a fraction", Options{Secret: secret}, jwt.SigningMethodHS256, secret, valid(jwt.MapClaims{"exp": float64(time.Now().Add(time.Hour).Unix()) + 0.5})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,11 @@ type Server struct {
 	// on the public listener.
 	MetricsListen  string `toml:"metrics_listen"`
 	MaxConnections int    `toml:"max_connections"` // all users together; 503 before the upgrade when full; default 10000
+	// HTTP limits (CONTRACT §14).
+	HTTPIdleTimeout        Duration `toml:"http_idle_timeout"`         // an idle keep-alive HTTP connection is closed after this; default 120s
+	HTTPReadTimeout        Duration `toml:"http_read_timeout"`         // a request's headers and body must have arrived by then; default 30s
+	MaxHeaderBytes         int      `toml:"max_header_bytes"`          // larger request headers: 431; default 65536
+	ShareRequestsPerMinute int      `toml:"share_requests_per_minute"` // per client address on the anonymous share route; 429 past it; 0: off; default 60
 }
 
 // Limits protect the service from one user's excess. Zero turns a limit off.

@@ -31,6 +31,11 @@ func scalarDefaults() *Config {
 			IdleTimeout:     Duration{60 * time.Second},
 			PingInterval:    Duration{25 * time.Second},
 			MaxConnections:  10000,
+
+			HTTPIdleTimeout:        Duration{120 * time.Second},
+			HTTPReadTimeout:        Duration{30 * time.Second},
+			MaxHeaderBytes:         64 << 10,
+			ShareRequestsPerMinute: 60,
 		},
 		Limits: Limits{
 			MessagesPerMinute:  30,

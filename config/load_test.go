@@ -166,6 +166,10 @@ idle_timeout = "2m"
 ping_interval = "20s"
 metrics_listen = "127.0.0.1:9100"
 max_connections = 500
+http_idle_timeout = "90s"
+http_read_timeout = "15s"
+max_header_bytes = 32768
+share_requests_per_minute = 0
 
 [auth]
 jwt_secret = ""
@@ -231,6 +235,10 @@ func fullWant() *Config {
 			PingInterval:    Duration{20 * time.Second},
 			MetricsListen:   "127.0.0.1:9100",
 			MaxConnections:  500,
+
+			HTTPIdleTimeout: Duration{90 * time.Second},
+			HTTPReadTimeout: Duration{15 * time.Second},
+			MaxHeaderBytes:  32768,
 		},
 		Limits: Limits{MessagesPerMinute: 5, MessageBurst: 2, ConnectionsPerUser: 3, RepliesInFlight: 1, DailyTokens: 100000},
 		Notify: Notify{WebhookURL: "https://hooks.example.com/chatbox"},
@@ -423,6 +431,8 @@ func TestEnvNames(t *testing.T) {
 		"CHATBOX_SERVER_ALLOWED_ORIGINS", "CHATBOX_SERVER_CORS_ORIGINS", "CHATBOX_SERVER_MAX_MESSAGE_BYTES",
 		"CHATBOX_SERVER_SHUTDOWN_TIMEOUT", "CHATBOX_SERVER_IDLE_TIMEOUT", "CHATBOX_SERVER_PING_INTERVAL",
 		"CHATBOX_SERVER_METRICS_LISTEN", "CHATBOX_SERVER_MAX_CONNECTIONS",
+		"CHATBOX_SERVER_HTTP_IDLE_TIMEOUT", "CHATBOX_SERVER_HTTP_READ_TIMEOUT", "CHATBOX_SERVER_MAX_HEADER_BYTES",
+		"CHATBOX_SERVER_SHARE_REQUESTS_PER_MINUTE",
 		"CHATBOX_AUTH_JWT_SECRET", "CHATBOX_AUTH_JWT_PUBLIC_KEY_FILE", "CHATBOX_AUTH_ISSUER", "CHATBOX_AUTH_AUDIENCE",
 		"CHATBOX_STORAGE_MONGO_URI", "CHATBOX_STORAGE_DATABASE", "CHATBOX_STORAGE_DATA_DIR",
 		"CHATBOX_STORAGE_ENCRYPTION_KEY", "CHATBOX_STORAGE_PREVIOUS_ENCRYPTION_KEYS", "CHATBOX_STORAGE_TIMEOUT", "CHATBOX_STORAGE_SYNC",

@@ -120,7 +120,22 @@ func (s *Server) validate(p *problems) {
 	if s.PingInterval.Duration > 0 && s.PingInterval.Duration >= s.IdleTimeout.Duration {
 		p.add("server.ping_interval", "must be shorter than server.idle_timeout (%s), got %s", s.IdleTimeout, s.PingInterval)
 	}
+	p.positive("server.http_idle_timeout", s.HTTPIdleTimeout)
+	p.positive("server.http_read_timeout", s.HTTPReadTimeout)
+	if s.MaxHeaderBytes < minHeaderBytes || s.MaxHeaderBytes > maxHeaderBytes {
+		p.add("server.max_header_bytes", "must be between %d and %d, got %d", minHeaderBytes, maxHeaderBytes, s.MaxHeaderBytes)
+	}
+	if s.ShareRequestsPerMinute < 0 {
+		p.add("server.share_requests_per_minute", "must be 0 (no limit) or more, got %d", s.ShareRequestsPerMinute)
+	}
 }
+
+// The bounds of server.max_header_bytes: room for a bearer token (up to
+// 8 KiB) and the usual headers, and no more than net/http's own default.
+const (
+	minHeaderBytes = 16 << 10
+	maxHeaderBytes = 1 << 20
+)
 
 // checkOrigin accepts what a browser sends in an Origin header:
 // scheme://host[:port], nothing after it. Browsers compare exactly, so a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -31,8 +32,8 @@ func Decode(frame []byte) (Command, error) {
 	}
 	switch c.Type {
 	case TypeSend:
-		if c.Text == "" {
-			return bad("send needs a non-empty text")
+		if strings.TrimSpace(c.Text) == "" {
+			return bad("send needs a text with a non-space character")
 		}
 		if !utf8.ValidString(c.Text) {
 			return bad("text is not valid UTF-8")

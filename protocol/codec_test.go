@@ -22,6 +22,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"no type", `{"id":"x"}`, CodeBadRequest},
 		{"unknown type", `{"type":"launch"}`, CodeBadRequest},
 		{"send without text", `{"type":"send","id":"1"}`, CodeBadRequest},
+		// CONTRACT §14: accepted and sent to the model before (verified on the parent commit).
+		{"send with only spaces", `{"type":"send","id":"1","text":"   "}`, CodeBadRequest},
+		{"send with only whitespace", `{"type":"send","id":"1","text":" \t\r\n\u00a0\u3000"}`, CodeBadRequest},
 		{"stop without session", `{"type":"stop"}`, CodeBadRequest},
 		{"end without session", `{"type":"end"}`, CodeBadRequest},
 		{"delete is not a wire command", `{"type":"delete","session_id":"s"}`, CodeBadRequest},

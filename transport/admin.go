@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -221,7 +222,7 @@ func (s *Server) handleAdminMessage(w http.ResponseWriter, r *http.Request) {
 		badParam(w, "the body must be a JSON object with a text field")
 		return
 	}
-	if body.Text == "" || !utf8.ValidString(body.Text) || int64(len(body.Text)) > s.cfg.MaxMessageBytes {
+	if strings.TrimSpace(body.Text) == "" || !utf8.ValidString(body.Text) || int64(len(body.Text)) > s.cfg.MaxMessageBytes {
 		badParam(w, "text must be non-empty UTF-8 of at most %d bytes", s.cfg.MaxMessageBytes)
 		return
 	}
@@ -290,12 +291,38 @@ func (s *Server) handleShare(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"share_id": shareID, "url": s.cfg.PathPrefix + "/share/#" + shareID})
 }
 
-// handleShared serves a shared session read-only, to anyone with the link.
+// sharedSession is the session as a share link shows it (CONTRACT §14):
+// what a reader needs, nothing about who owns or answers it (no user id,
+// token counts or admin).
+type sharedSession struct {
+	Title     string    `json:"title"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// handleShared serves a shared session read-only, to anyone with the link:
+// {"session", "messages", "next_cursor"}, messages as everywhere else
+// (role, author, text, times; no author ids).
 func (s *Server) handleShared(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.cfg.Store.GetSessionByShareID(r.Context(), r.PathValue("share_id"))
 	if err != nil {
 		s.storeFailure(w, r, "get shared session", err)
 		return
 	}
-	s.writeSessionWithMessages(w, r, sess, 0)
+	msgs, err := s.cfg.Store.ListMessages(r.Context(), sess.ID, 0, maxDetailMessages+1)
+	if err != nil {
+		s.storeFailure(w, r, "list shared messages", err)
+		return
+	}
+	next := ""
+	if len(msgs) > maxDetailMessages {
+		msgs = msgs[:maxDetailMessages]
+		next = strconv.FormatInt(msgs[len(msgs)-1].Seq, 10)
+	}
+	out := make([]protocol.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = protocol.MessageOf(m)
+	}
+	view := sharedSession{Title: sess.Title, CreatedAt: sess.CreatedAt.UTC(), UpdatedAt: sess.UpdatedAt.UTC()}
+	writeJSON(w, http.StatusOK, map[string]any{"session": view, "messages": out, "next_cursor": next})
 }

@@ -20,11 +20,7 @@ func writeError(w http.ResponseWriter, e *protocol.Error) { writeErrorStatus(w, 
 // when the server as a whole, not one session, cannot take the request, so
 // that clients and balancers try again or elsewhere.
 func writeErrorStatus(w http.ResponseWriter, status int, e *protocol.Error) {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, map[string]body{"error": {Code: e.Code, Message: e.Message}})
+	writeJSON(w, status, errorJSON(e))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -27,7 +28,7 @@ import (
 // and no read buffer; its keepalive is a timer.
 type wsConn struct {
 	conn     net.Conn
-	hc       *actors.Conn // set before the first read
+	hc       commandSink // the hub's *actors.Conn; set before the first read
 	poll     poller
 	pollID   int32
 	owner    *lifecycle.Group // the server's: runs the keepalive callbacks
@@ -45,6 +46,13 @@ type wsConn struct {
 	pinger *time.Timer
 }
 
+// commandSink takes what the reader decoded; *actors.Conn is the one in
+// production, the fuzz test brings its own.
+type commandSink interface {
+	Command(cmd protocol.Command)
+	Reject(id string, err error)
+}
+
 type connConfig struct {
 	maxBytes     int64
 	idle         time.Duration // a peer silent this long is closed
@@ -60,25 +68,40 @@ var _ actors.Sink = (*wsConn)(nil)
 // WriteFrames writes complete frames with one writev: the events' frames
 // were built once, header included, for every connection.
 func (c *wsConn) WriteFrames(wires [][]byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return net.ErrClosed
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
-	bufs := net.Buffers(wires)
-	_, err := bufs.WriteTo(c.conn)
-	return err
+	return c.writeWith(func() error {
+		bufs := net.Buffers(wires)
+		_, err := bufs.WriteTo(c.conn)
+		return err
+	})
 }
 
 func (c *wsConn) write(f ws.Frame) error {
+	return c.writeWith(func() error { return ws.WriteFrame(c.conn, f) })
+}
+
+// writeWith runs one write under the write deadline. A write that fails or
+// times out may have sent part of a frame, after which no byte can be
+// framed again: it ends the connection at once, without a close frame.
+func (c *wsConn) writeWith(write func() error) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return net.ErrClosed
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
-	return ws.WriteFrame(c.conn, f)
+	err := write()
+	if err == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	c.shutLocked()
+	c.mu.Unlock()
+	why := "write_error"
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		why = "write_timeout"
+	}
+	c.onClosed(why)
+	return err
 }
 
 // closeWriteTimeout bounds the courtesy close frame to a peer that may be gone.
@@ -87,24 +110,34 @@ const closeWriteTimeout = time.Second
 // Close sends a close frame and closes the socket; idempotent, any goroutine.
 func (c *wsConn) Close(code uint16, reason string) { c.closeWith(code, reason, "server_closed") }
 
-// closeWith closes the socket and reports why (a metric label) once.
+// closeWith closes the socket and reports why (a metric label) once. The
+// close frame carries code, or 1000 for a code that must never be sent.
 func (c *wsConn) closeWith(code uint16, reason, why string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
+	if !sendable(code) {
+		code, reason = uint16(ws.StatusNormalClosure), ""
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	c.shutLocked()
+	c.mu.Unlock()
+	c.onClosed(why)
+}
+
+// shutLocked marks the connection closed, stops its keepalive, and closes
+// the socket; c.mu is held and the connection was open.
+func (c *wsConn) shutLocked() {
 	c.closed = true
 	if c.pinger != nil {
 		c.pinger.Stop()
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
 	// Leave the poller before the descriptor can be reused by another socket.
 	c.poll.remove(c)
 	c.conn.Close()
-	c.mu.Unlock()
-	c.onClosed(why)
 }
 
 // start queues the reads: bytes already buffered are read at once, then
@@ -127,7 +160,9 @@ func (c *wsConn) start() error {
 }
 
 // keepalive runs on the ping timer: it closes a peer silent past the idle
-// timeout and pings the others.
+// timeout and pings the others. A ping that cannot be written has closed
+// the connection (writeWith), so a peer that neither reads nor answers is
+// gone within idle + ping interval.
 func (c *wsConn) keepalive() {
 	if time.Since(time.Unix(0, c.lastSeen.Load())) > c.cfg.idle {
 		c.closeWith(uint16(ws.StatusGoingAway), "idle timeout", "idle_timeout")
@@ -173,6 +208,14 @@ func (c *wsConn) readMessage() (why string, stop bool) {
 		CheckUTF8:      true,
 		MaxFrameSize:   c.cfg.maxBytes,
 		MaxMessageSize: c.cfg.maxBytes,
+		// A ping or close between two fragments is answered like any other
+		// (RFC 6455 §5.4); without this the library drops it silently.
+		OnIntermediate: func(hdr ws.Header, body io.Reader) error {
+			if why, stop := c.control(hdr, body); stop {
+				return stopReading(why)
+			}
+			return nil
+		},
 	}
 	hdr, err := rd.NextFrame()
 	if err != nil {
@@ -215,9 +258,18 @@ func (c *wsConn) end(why string) {
 	}
 }
 
+// stopReading is returned by a control frame inside a fragmented message
+// that ended the connection (a close); it names why.
+type stopReading string
+
+func (s stopReading) Error() string { return "connection ended: " + string(s) }
+
 // readError names why a read failed, as a metric label.
 func (c *wsConn) readError(err error) string {
 	var ne net.Error
+	if s, ok := errors.AsType[stopReading](err); ok {
+		return string(s)
+	}
 	switch {
 	case errors.Is(err, wsutil.ErrFrameTooLarge), errors.Is(err, wsutil.ErrMessageTooLarge):
 		return "too_large"
@@ -233,7 +285,8 @@ func (c *wsConn) readError(err error) string {
 	return "read_error"
 }
 
-// control answers a ping, notes a pong, and echoes a close.
+// control answers a ping, notes a pong, and answers a close (closeAnswer).
+// A pong that cannot be written has closed the connection.
 func (c *wsConn) control(hdr ws.Header, rd io.Reader) (why string, stop bool) {
 	var buf [125]byte // control payloads are at most 125 bytes (RFC 6455 §5.5)
 	n := min(int(hdr.Length), len(buf))
@@ -242,20 +295,54 @@ func (c *wsConn) control(hdr ws.Header, rd io.Reader) (why string, stop bool) {
 	}
 	switch hdr.OpCode {
 	case ws.OpPing:
-		c.write(ws.NewPongFrame(bytes.Clone(buf[:n])))
+		if c.write(ws.NewPongFrame(bytes.Clone(buf[:n]))) != nil {
+			return "write_error", true
+		}
 	case ws.OpClose:
-		code := uint16(ws.StatusNormalClosure)
-		if n >= 2 {
-			code = binary.BigEndian.Uint16(buf[:2])
-		}
-		if code == uint16(ws.StatusNoStatusRcvd) || code < 1000 {
-			code = uint16(ws.StatusNormalClosure)
-		}
-		c.closeWith(code, "", "peer_closed")
-		return "peer_closed", true
+		code, why := closeAnswer(buf[:n])
+		c.closeWith(code, "", why)
+		return why, true
 	}
 	return "", false
 }
+
+// closeAnswer is the code that answers a peer's close payload (RFC 6455
+// §5.5.1, §7.4): its own code echoed when it is one a peer may send, 1000
+// for an empty payload, 1002 for a 1-byte payload or a code that is not
+// valid on the wire, 1007 for a reason that is not UTF-8.
+func closeAnswer(payload []byte) (code uint16, why string) {
+	switch {
+	case len(payload) == 0:
+		return uint16(ws.StatusNormalClosure), "peer_closed"
+	case len(payload) == 1:
+		return uint16(ws.StatusProtocolError), "bad_close"
+	}
+	code = binary.BigEndian.Uint16(payload)
+	switch {
+	case !receivable(code):
+		return uint16(ws.StatusProtocolError), "bad_close"
+	case !utf8.Valid(payload[2:]):
+		return uint16(ws.StatusInvalidFramePayloadData), "bad_close"
+	}
+	return code, "peer_closed"
+}
+
+// receivable reports whether a peer may close with code: the codes RFC 6455
+// §7.4.1 defines for use in a close frame, 1012–1014 that IANA added since,
+// and the registered and private ranges. 1004, 1005, 1006 and 1015 are
+// reserved and never on the wire.
+func receivable(code uint16) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// sendable reports whether this server may send code: the same set.
+func sendable(code uint16) bool { return receivable(code) }
 
 // poller tells connections when their sockets are readable. add arms a
 // connection; after each ready call the connection arms itself again with

@@ -10,8 +10,9 @@
 // when it is readable, one message at a time and never by two goroutines at
 // once, so its commands reach the hub in order; an idle socket holds no
 // goroutine and no read buffer on Linux. Writes (the actors' flusher, pongs,
-// pings, close) are serialised by the connection's mutex; pings and the idle
-// check run on a per-connection timer. Every goroutine the package starts,
+// pings, close) are serialised by the connection's mutex, and a write that
+// fails or times out closes the socket at once, so no frame ever follows a
+// partial one; pings and the idle check run on a per-connection timer. Every goroutine the package starts,
 // timer callbacks included, goes through the Server's lifecycle.Group, and
 // Shutdown waits for them and closes the poller.
 package transport
@@ -57,6 +58,15 @@ type Config struct {
 	PingInterval    time.Duration // required
 	WriteTimeout    time.Duration // one frame write; required
 	ReadyTimeout    time.Duration // the store ping of /readyz; required
+	// HTTPIdleTimeout closes an idle keep-alive HTTP connection; required.
+	HTTPIdleTimeout time.Duration
+	// HTTPReadTimeout bounds reading a request, headers and body; required.
+	HTTPReadTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (431 past it); required.
+	MaxHeaderBytes int
+	// ShareRequestsPerMinute limits each client address on the anonymous
+	// share route (429 past it); 0: no limit.
+	ShareRequestsPerMinute int
 
 	Verifier Verifier          // required
 	Hub      *actors.Hub       // required
@@ -78,6 +88,7 @@ type Server struct {
 	ln      net.Listener
 
 	closing    atomic.Bool     // Shutdown has begun: refuse upgrades, report not ready
+	shareLimit *addrLimiter    // the anonymous share route, per client address
 	goroutines lifecycle.Group // the poller's loop, reads, keepalives
 	poll       poller          // tells sockets when they are readable; made by Listen
 
@@ -103,10 +114,15 @@ func (c *Config) validate() error {
 	}{
 		{"MaxMessageBytes", c.MaxMessageBytes}, {"IdleTimeout", int64(c.IdleTimeout)}, {"PingInterval", int64(c.PingInterval)},
 		{"WriteTimeout", int64(c.WriteTimeout)}, {"ReadyTimeout", int64(c.ReadyTimeout)},
+		{"HTTPIdleTimeout", int64(c.HTTPIdleTimeout)}, {"HTTPReadTimeout", int64(c.HTTPReadTimeout)},
+		{"MaxHeaderBytes", int64(c.MaxHeaderBytes)},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("transport.Config.%s: must be positive, got %d", f.name, f.v)
 		}
+	}
+	if c.ShareRequestsPerMinute < 0 {
+		return fmt.Errorf("transport.Config.ShareRequestsPerMinute: must not be negative, got %d", c.ShareRequestsPerMinute)
 	}
 	return nil
 }
@@ -126,7 +142,13 @@ func New(cfg Config) (*Server, error) {
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[o] = true
 	}
-	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.shareLimit = newAddrLimiter(cfg.ShareRequestsPerMinute, time.Now)
+	// ReadTimeout covers the headers too (ReadHeaderTimeout is left zero);
+	// an upgraded socket's deadlines are cleared by the upgrade.
+	s.http = &http.Server{
+		Handler: s.Handler(), ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	return s, nil
 }
 
@@ -134,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	p := s.cfg.PathPrefix
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+p+"/ws", s.handleWS)
+	mux.HandleFunc(p+"/ws", s.handleWS) // any method: checkHandshake answers a wrong one in JSON
 	mux.HandleFunc("GET "+p+"/healthz", s.handleHealth)
 	mux.HandleFunc("GET "+p+"/readyz", s.handleReady)
 	if s.cfg.Metrics != nil {
@@ -145,7 +167,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
 	api.HandleFunc("POST "+p+"/api/sessions/{id}/share", s.handleShare)
 	api.HandleFunc("DELETE "+p+"/api/sessions/{id}/share", s.handleShare)
-	api.HandleFunc("GET "+p+"/api/shared/{share_id}", s.handleShared)
+	api.HandleFunc("GET "+p+"/api/shared/{share_id}", s.limitByAddr(s.shareLimit, "shared", s.handleShared))
 	api.HandleFunc("GET "+p+"/api/admin/sessions", s.handleAdminSessions)
 	api.HandleFunc("GET "+p+"/api/admin/sessions/{id}", s.handleAdminSession)
 	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/takeover", s.handleAdminAction(protocol.TypeTakeover))
@@ -190,7 +212,7 @@ func (s *Server) Listen() error {
 		p.close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln, s.poll = ln, p
+	s.ln, s.poll = jsonErrorListener{ln}, p
 	return nil
 }
 

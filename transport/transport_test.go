@@ -39,11 +39,14 @@ func testConfig() Config {
 		Listen: "127.0.0.1:0", MaxMessageBytes: d.Server.MaxMessageBytes,
 		IdleTimeout: d.Server.IdleTimeout.Duration, PingInterval: d.Server.PingInterval.Duration,
 		WriteTimeout: d.Tuning.WriteTimeout, ReadyTimeout: d.Tuning.ReadyTimeout,
+		HTTPIdleTimeout: d.Server.HTTPIdleTimeout.Duration, HTTPReadTimeout: d.Server.HTTPReadTimeout.Duration,
+		MaxHeaderBytes: d.Server.MaxHeaderBytes, ShareRequestsPerMinute: d.Server.ShareRequestsPerMinute,
 	}
 }
 
-// startServer runs the real server (hub, store, transport) on 127.0.0.1:0.
-func startServer(t *testing.T) *Server {
+// startServer runs the real server (hub, store, transport) on 127.0.0.1:0,
+// with the test config changed by opts.
+func startServer(t *testing.T, opts ...func(*Config)) *Server {
 	t.Helper()
 	catalog, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{}}}, "demo")
 	if err != nil {
@@ -66,6 +69,9 @@ func startServer(t *testing.T) *Server {
 	}
 	cfg := testConfig()
 	cfg.Verifier, cfg.Hub, cfg.Store = verifier, hub, store
+	for _, o := range opts {
+		o(&cfg)
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -96,11 +102,17 @@ type rawClient struct {
 // given client frames, and reads the 101 answer.
 func dialRaw(t *testing.T, addr string, frames ...[]byte) *rawClient {
 	t.Helper()
-	tok, err := auth.Sign([]byte(secret), auth.Identity{UserID: "u-" + t.Name()}, time.Hour, "", "")
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.Dial("tcp", addr)
+	return upgradeRaw(t, conn, addr, frames...)
+}
+
+// upgradeRaw is dialRaw on a connection the test dialled.
+func upgradeRaw(t *testing.T, conn net.Conn, addr string, frames ...[]byte) *rawClient {
+	t.Helper()
+	tok, err := auth.Sign([]byte(secret), auth.Identity{UserID: "u-" + t.Name()}, time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +133,13 @@ func dialRaw(t *testing.T, addr string, frames ...[]byte) *rawClient {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	return c
+}
+
+// liveConns is how many upgraded sockets the server holds open.
+func (s *Server) liveConns() int {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return len(s.live)
 }
 
 // clientFrame is a masked text frame, as a client must send.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -41,6 +42,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Err(protocol.CodeBusy))
 		return
 	}
+	if status, e := checkHandshake(r); e != nil {
+		s.rejections("handshake").Inc()
+		if status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		writeErrorStatus(w, status, e)
+		return
+	}
 	ticket, err := s.cfg.Hub.Admit(id.UserID)
 	switch {
 	case errors.Is(err, actors.ErrServerFull):
@@ -62,6 +71,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		log.Info("websocket upgrade", slog.Any("err", err))
 		return
 	}
+	netConn = unwrapConn(netConn)
 	c := &wsConn{conn: netConn, poll: s.poll, owner: &s.goroutines, cfg: s.connConfig()}
 	if !s.track(c) {
 		// Shutdown began during the upgrade and would not wait for it.
@@ -99,6 +109,47 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		log.Error("watch connection", slog.Any("err", err))
 		c.Close(uint16(ws.StatusInternalServerError), "server error")
 	}
+}
+
+// checkHandshake refuses, in CONTRACT §5's JSON shape, what the upgrader
+// would refuse in plain text (RFC 6455 §4.2.1): it is checked first so
+// that the upgrade itself does not fail. A version other than 13 is 426
+// with the version the server speaks.
+func checkHandshake(r *http.Request) (int, *protocol.Error) {
+	bad := func(msg string) (int, *protocol.Error) {
+		return http.StatusBadRequest, protocol.Errf(protocol.CodeBadRequest, "%s", msg)
+	}
+	switch {
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, protocol.Errf(protocol.CodeBadRequest, "a WebSocket handshake is a GET")
+	case !r.ProtoAtLeast(1, 1):
+		return bad("a WebSocket handshake needs HTTP/1.1")
+	case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+		return bad("missing Upgrade: websocket")
+	case !hasToken(r.Header.Values("Connection"), "upgrade"):
+		return bad("missing Connection: Upgrade")
+	case len(r.Header.Get("Sec-WebSocket-Key")) != 24:
+		return bad("missing or malformed Sec-WebSocket-Key")
+	}
+	switch v := r.Header.Get("Sec-WebSocket-Version"); v {
+	case "13":
+		return 0, nil
+	case "":
+		return bad("missing Sec-WebSocket-Version")
+	}
+	return http.StatusUpgradeRequired, protocol.Errf(protocol.CodeBadRequest, "only WebSocket version 13 is supported")
+}
+
+// hasToken reports whether a comma-separated header holds token, in any case.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) connConfig() connConfig {

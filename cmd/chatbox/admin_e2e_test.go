@@ -152,7 +152,7 @@ func TestAdminTakesOverRepliesAndReleasesOverHTTP(t *testing.T) {
 		t.Errorf("second admin: %d %+v, want 409 busy", code, e)
 	}
 
-	for _, body := range []string{`not json`, `{"text":""}`, `{}`} {
+	for _, body := range []string{`not json`, `{"text":""}`, `{"text":" \n\t "}`, `{}`} {
 		if code := s.doJSON(t, "POST", ann, "/api/admin/sessions/"+sid+"/messages", body, &e); code != 400 {
 			t.Errorf("body %s: %d, want 400", body, code)
 		}

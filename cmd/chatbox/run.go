@@ -203,6 +203,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		CORSOrigins: cfg.Server.CORSOrigins, MaxMessageBytes: cfg.Server.MaxMessageBytes,
 		IdleTimeout: cfg.Server.IdleTimeout.Duration, PingInterval: cfg.Server.PingInterval.Duration,
 		WriteTimeout: cfg.Tuning.WriteTimeout, ReadyTimeout: cfg.Tuning.ReadyTimeout,
+		HTTPIdleTimeout: cfg.Server.HTTPIdleTimeout.Duration, HTTPReadTimeout: cfg.Server.HTTPReadTimeout.Duration,
+		MaxHeaderBytes: cfg.Server.MaxHeaderBytes, ShareRequestsPerMinute: cfg.Server.ShareRequestsPerMinute,
 		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log, MetricSet: set,
 	}
 	stopMetrics := func() {}
