@@ -56,6 +56,7 @@ func Run(t *testing.T, f Factory) {
 		{"lists", listCases},
 		{"encryption", encryptionCases},
 		{"maintenance", maintenanceCases},
+		{"tree", treeCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
