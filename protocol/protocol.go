@@ -312,16 +312,17 @@ const (
 
 // NewTyping says that author (role TypingUser or TypingAdmin) is typing in
 // the session, or, with role TypingAssistant, that the model author has
-// started the reply messageID and its first text is on the way. It is
-// never stored.
-func NewTyping(sessionID, role, author, messageID string) *Event {
+// started the reply messageID, which answers parentID, and its first text is
+// on the way. It is never stored.
+func NewTyping(sessionID, role, author, messageID, parentID string) *Event {
 	return other(sessionID, struct {
 		Type      string `json:"type"`
 		SessionID string `json:"session_id"`
 		Role      string `json:"role"`
 		Author    string `json:"author"`
 		MessageID string `json:"message_id,omitempty"`
-	}{TypeTyping, sessionID, role, author, messageID})
+		ParentID  string `json:"parent_id,omitempty"`
+	}{TypeTyping, sessionID, role, author, messageID, parentID})
 }
 
 // NewRenamed says the session's title is now title.

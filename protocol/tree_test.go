@@ -57,8 +57,8 @@ func TestMessagesAndSessionsCarryTheTree(t *testing.T) {
 	if !strings.Contains(string(first.Frame), `"parent_id":""`) {
 		t.Errorf("a first message's event %s does not say its parent is none", first.Frame)
 	}
-	typing := NewTyping("s", TypingAssistant, "GPT", "m3")
-	want := `{"type":"typing","session_id":"s","role":"assistant","author":"GPT","message_id":"m3"}`
+	typing := NewTyping("s", TypingAssistant, "GPT", "m3", "m2")
+	want := `{"type":"typing","session_id":"s","role":"assistant","author":"GPT","message_id":"m3","parent_id":"m2"}`
 	if string(typing.Frame) != want {
 		t.Errorf("typing event = %s, want %s", typing.Frame, want)
 	}
