@@ -143,6 +143,8 @@ func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("GET "+p+"/api/sessions", s.handleSessions)
 	api.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
+	api.HandleFunc("PATCH "+p+"/api/sessions/{id}", s.handleRenameSession)
+	api.HandleFunc("DELETE "+p+"/api/sessions/{id}", s.handleDeleteSession)
 	api.HandleFunc("POST "+p+"/api/sessions/{id}/share", s.handleShare)
 	api.HandleFunc("DELETE "+p+"/api/sessions/{id}/share", s.handleShare)
 	api.HandleFunc("GET "+p+"/api/shared/{share_id}", s.handleShared)
@@ -161,7 +163,7 @@ func (s *Server) Handler() http.Handler {
 		// a configured allowlist.
 		apiHandler = cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 			AllowedHeaders: []string{"Authorization", "Content-Type"},
 			MaxAge:         600,
 		}).Handler(api)
