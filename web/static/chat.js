@@ -1,7 +1,7 @@
 // The chat page: sign in with a token, list and open conversations, send
 // messages and watch replies stream over one WebSocket that resumes with
 // sync after any drop or reload.
-import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED, switchToSignIn, switchToApp } from "./common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TypingIndicator, typingNotifier, TOKEN_REFUSED, switchToSignIn, switchToApp } from "./common.js";
 
 const TOKEN_KEY = "chatbox.token";
 const SESSION_KEY = "chatbox.session";
@@ -24,7 +24,24 @@ let nextCursor = "";
 const log = new MessageLog($("log"), {
   authorFor: () => modelName(sessions.get(current)?.model || $("model").value),
   emptyText: "Start a conversation: write a message below.",
+  // An edit is a new version of the message beside the old one; a
+  // regenerated reply likewise. Both are answered like a send.
+  onEdit: (m, text) => command({ type: "edit", id: newId(), session_id: current, message_id: m.id, text }),
+  onRegenerate: (m) => command({ type: "regenerate", id: newId(), session_id: current, message_id: m.id }),
 });
+const typing = new TypingIndicator($("typing"));
+const notifyTyping = typingNotifier(() => { if (current) conn?.send({ type: "typing", session_id: current }); });
+
+// command sends a command of the open conversation, saying so when the
+// connection is down; false when it was not sent.
+function command(cmd) {
+  if (!current || !conn?.send(cmd)) {
+    setStatus("Not connected; nothing was sent. Reconnecting…", "warn");
+    return false;
+  }
+  setStatus("");
+  return true;
+}
 
 function modelName(id) {
   const m = me?.models?.find((x) => x.id === id);
@@ -155,6 +172,9 @@ function openSession(id) {
   current = id;
   sessionStorage.setItem(SESSION_KEY, id);
   log.clear();
+  typing.hide();
+  hideRename();
+  hideDelete();
   gapRepaired.clear();
   hideShare();
   renderSessions();
@@ -167,6 +187,9 @@ function newChat() {
   current = "";
   sessionStorage.removeItem(SESSION_KEY);
   log.clear();
+  typing.hide();
+  hideRename();
+  hideDelete();
   hideShare();
   renderSessions();
   showSession();
@@ -217,6 +240,8 @@ function updateControls() {
   $("stop").disabled = !(open && current && log.streaming);
   $("help").disabled = !(open && current) || s?.mode === "human" || !!s?.help_requested;
   $("share").disabled = !current;
+  $("rename").disabled = !current;
+  $("delete").disabled = !current;
   $("send").disabled = !open;
 }
 
@@ -251,6 +276,7 @@ function onEvent(ev) {
     break;
   case "message":
     if (ev.session_id === current) {
+      typing.hide();
       log.upsert(ev.message);
       if (ev.message.role === "admin") touchSession(ev.session_id, { mode: "human", admin_name: ev.message.author });
       else touchSession(ev.session_id);
@@ -267,6 +293,23 @@ function onEvent(ev) {
       conn.send({ type: "sync", session_id: current, after_seq: log.lastSeq });
     }
     updateControls();
+    break;
+  case "typing":
+    if (ev.session_id !== current) break;
+    if (ev.role === "assistant") log.expect(ev.message_id, ev.parent_id);
+    typing.show(ev);
+    break;
+  case "renamed":
+    touchSession(ev.session_id, { title: ev.title });
+    if (ev.session_id === current) showSession();
+    break;
+  case "deleted":
+    sessions.delete(ev.session_id);
+    renderSessions();
+    if (ev.session_id === current) {
+      newChat();
+      setStatus("The conversation was deleted.");
+    }
     break;
   case "takeover":
     touchSession(ev.session_id, { mode: "human", admin_name: ev.admin_name, help_requested: false });
@@ -299,8 +342,12 @@ $("composer").addEventListener("submit", (e) => {
   if (!text.trim()) return;
   const id = newId();
   const cmd = { type: "send", id, text, model: $("model").value || undefined };
-  if (current) cmd.session_id = current;
-  else pendingNew = id;
+  if (current) {
+    cmd.session_id = current;
+    // Continue the branch on screen, whichever version it shows.
+    const parent = log.leafId();
+    if (parent) cmd.parent_id = parent;
+  } else pendingNew = id;
   if (!conn?.send(cmd)) {
     setStatus("Not connected; your message was not sent. Reconnecting…", "warn");
     return;
@@ -311,6 +358,7 @@ $("composer").addEventListener("submit", (e) => {
 });
 
 const fitComposer = autoGrow($("text"));
+$("text").addEventListener("input", () => { if ($("text").value.trim()) notifyTyping(); });
 $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
@@ -370,6 +418,70 @@ $("revoke").addEventListener("click", async () => {
     $("share").focus();
   } catch (e) {
     setStatus(`Could not revoke the link: ${e.message}`, "error");
+  }
+});
+
+// Rename and delete
+
+function hideRename() {
+  $("rename-form").hidden = true;
+  $("title").hidden = false;
+  $("rename").hidden = false;
+}
+
+$("rename").addEventListener("click", () => {
+  $("rename-input").value = sessions.get(current)?.title || "";
+  $("title").hidden = true;
+  $("rename").hidden = true;
+  $("rename-form").hidden = false;
+  $("rename-input").select();
+  $("rename-input").focus();
+});
+
+$("rename-cancel").addEventListener("click", () => { hideRename(); $("rename").focus(); });
+$("rename-input").addEventListener("keydown", (e) => { if (e.key === "Escape") { hideRename(); $("rename").focus(); } });
+
+$("rename-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const id = current;
+  const title = $("rename-input").value.trim();
+  if (!title) return;
+  try {
+    const data = await api(base, token, "PATCH", `api/sessions/${encodeURIComponent(id)}`, { title });
+    touchSession(id, { title: data.session?.title || title });
+    hideRename();
+    if (id === current) showSession();
+    $("rename").focus();
+  } catch (err) {
+    setStatus(`Could not rename the conversation: ${err.message}`, "error");
+  }
+});
+
+function hideDelete() {
+  $("delete-panel").hidden = true;
+  $("delete").setAttribute("aria-expanded", "false");
+}
+
+$("delete").addEventListener("click", () => {
+  if (!$("delete-panel").hidden) return hideDelete();
+  $("delete-panel").hidden = false;
+  $("delete").setAttribute("aria-expanded", "true");
+  $("delete-cancel").focus();
+});
+
+$("delete-cancel").addEventListener("click", () => { hideDelete(); $("delete").focus(); });
+
+$("delete-confirm").addEventListener("click", async () => {
+  const id = current;
+  try {
+    await api(base, token, "DELETE", `api/sessions/${encodeURIComponent(id)}`);
+    hideDelete();
+    sessions.delete(id);
+    renderSessions();
+    if (id === current) newChat();
+    setStatus("The conversation was deleted.");
+  } catch (err) {
+    setStatus(`Could not delete the conversation: ${err.message}`, "error");
   }
 });
 
