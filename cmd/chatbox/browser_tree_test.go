@@ -102,6 +102,7 @@ func TestBrowserMarkdownVersionsAndPresence(t *testing.T) {
 		p.wait("the first version", versionOf(lastAssistant)+` === "1 / 2" && `+lastAssistant+`.textContent.includes("Answer 1")`)
 		p.do(chromedp.Click(chromedp.CSS(`#log .msg--assistant:not([hidden]) button[aria-label="Next version"]`)))
 		p.wait("the second version again", versionOf(lastAssistant)+` === "2 / 2" && `+lastAssistant+`.textContent.includes("Answer 2")`)
+		p.screenshot("markdown.png")
 		if got := evalIn[string](p, `[...document.querySelectorAll("#log .msg--assistant .msg-actions button")].filter(b => b.textContent === "Regenerate").length + ""`); got == "0" {
 			t.Error("no button named Regenerate")
 		}
@@ -179,7 +180,6 @@ func TestBrowserMarkdownVersionsAndPresence(t *testing.T) {
 		}
 		p.do(chromedp.Click(chromedp.ID("revoke")))
 		p.wait("the share panel to close", `document.getElementById("share-panel").hidden`)
-		p.screenshot("markdown.png")
 	})
 
 	t.Run("rename and delete a conversation", func(t *testing.T) {
