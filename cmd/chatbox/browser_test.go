@@ -389,6 +389,7 @@ func TestBrowser(t *testing.T) {
 			m.querySelector(".msg-author").textContent === "Ada" && m.querySelector(".msg-text").textContent === %s)`, jsString(answer)))
 		dash.wait("the admin's message in the dashboard", fmt.Sprintf(`[...document.querySelectorAll("#d-log .msg--admin .msg-text")].some(m => m.textContent === %s)`, jsString(answer)))
 		user.wait("the bot to stay silent", `[...document.querySelectorAll("#log .msg")].pop().classList.contains("msg--admin")`)
+		user.wait("no Regenerate while a person answers", `![...document.querySelectorAll("#log button")].some(b => b.textContent === "Regenerate")`)
 
 		user.screenshot("chat.png")
 		dash.screenshot("admin.png")
@@ -406,6 +407,7 @@ func TestBrowser(t *testing.T) {
 
 		dash.do(chromedp.Click(chromedp.ID("release")))
 		user.wait("the release banner", bannerSays("the assistant is back"))
+		user.wait("Regenerate back with the bot", `[...document.querySelectorAll("#log button")].some(b => b.textContent === "Regenerate")`)
 		dash.wait("Take over to be enabled again", `!document.getElementById("takeover").disabled && document.getElementById("reply-text").disabled`)
 	})
 

@@ -28,6 +28,7 @@ const log = new MessageLog($("log"), {
   // regenerated reply likewise. Both are answered like a send.
   onEdit: (m, text) => command({ type: "edit", id: newId(), session_id: current, message_id: m.id, text }),
   onRegenerate: (m) => command({ type: "regenerate", id: newId(), session_id: current, message_id: m.id }),
+  canRegenerate: () => sessions.get(current)?.mode !== "human",
 });
 const typing = new TypingIndicator($("typing"));
 const notifyTyping = typingNotifier(() => { if (current) conn?.send({ type: "typing", session_id: current }); });
@@ -209,6 +210,7 @@ function showSession() {
   else if (s?.help_requested) showBanner("a human has been asked to join", "help");
   else if (!(s && s.id === releasedId)) hideBanner();
   updateControls();
+  log.layout(); // Regenerate only while the bot answers
 }
 
 // The banner says who answers: a person who took over, a pending help

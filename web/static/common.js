@@ -249,12 +249,13 @@ const STATUS_LABELS = { stopped: "stopped", failed: "failed", interrupted: "inte
 // and onRegenerate set, the user's messages get an Edit button (an inline
 // editor) and the assistant's a Regenerate button.
 export class MessageLog {
-  constructor(container, { authorFor, emptyText, onEdit, onRegenerate } = {}) {
+  constructor(container, { authorFor, emptyText, onEdit, onRegenerate, canRegenerate } = {}) {
     this.container = container;
     this.authorFor = authorFor || (() => "Assistant");
     this.emptyText = emptyText || "";
     this.onEdit = onEdit || null;
     this.onRegenerate = onRegenerate || null;
+    this.canRegenerate = canRegenerate || (() => true); // false while a person answers
     this.clear();
   }
 
@@ -354,33 +355,43 @@ export class MessageLog {
     }
   }
 
-  // children are the versions under parent, oldest first.
-  children(parent) {
-    return [...this.entries.values()].filter((x) => x.parent === parent).sort((a, b) => a.seq - b.seq);
+  // tree indexes the messages once: the versions under each parent,
+  // oldest first, and the newest seq in each message's branch (a message
+  // is always stored after its parent, so one pass from the newest down
+  // adds every branch up).
+  tree() {
+    const kids = new Map();
+    const newest = new Map();
+    const bySeq = [...this.entries.values()].sort((a, b) => a.seq - b.seq);
+    for (const e of bySeq) {
+      if (!kids.has(e.parent)) kids.set(e.parent, []);
+      kids.get(e.parent).push(e);
+    }
+    for (let i = bySeq.length - 1; i >= 0; i--) {
+      const e = bySeq[i];
+      const n = Math.max(newest.get(e.id) || 0, e.seq);
+      newest.set(e.id, n);
+      newest.set(e.parent, Math.max(newest.get(e.parent) || 0, n));
+    }
+    return { kids, newest };
   }
 
   // path is the branch shown: from the root down, at each level the chosen
   // version, or the one whose branch holds the newest message.
-  path() {
+  path(t = this.tree()) {
     const out = [];
     const seen = new Set();
     for (let parent = ""; ;) {
-      const kids = this.children(parent);
+      const kids = t.kids.get(parent) || [];
       if (kids.length === 0) break;
       let next = this.entries.get(this.choice.get(parent));
-      if (!next || next.parent !== parent) next = kids.reduce((a, b) => (this.newest(b) > this.newest(a) ? b : a));
+      if (!next || next.parent !== parent) next = kids.reduce((a, b) => (t.newest.get(b.id) > t.newest.get(a.id) ? b : a));
       if (seen.has(next.id)) break;
       seen.add(next.id);
       out.push(next);
       parent = next.id;
     }
     return out;
-  }
-
-  newest(e) {
-    let best = e.seq;
-    for (const c of this.children(e.id)) best = Math.max(best, this.newest(c));
-    return best;
   }
 
   // leafId is the last message of the branch shown: where a new message
@@ -394,19 +405,21 @@ export class MessageLog {
   // and gives each shown message its version switcher and buttons.
   layout() {
     const atBottom = this.atBottom();
-    const shown = new Set(this.path().map((e) => e.id));
+    const t = this.tree();
+    const shown = new Set(this.path(t).map((e) => e.id));
     for (const e of this.entries.values()) {
       e.el.hidden = !shown.has(e.id);
-      if (!e.el.hidden) this.actions(e);
+      if (!e.el.hidden) this.actions(e, t.kids.get(e.parent) || [e]);
     }
     if (atBottom) this.scrollDown();
   }
 
-  actions(e) {
+  // actions gives e its switcher among versions (its siblings, e included)
+  // and its buttons.
+  actions(e, versions) {
     const bar = e.el.querySelector(".msg-actions");
     if (bar.querySelector(".msg-editor")) return; // an edit in progress keeps its editor
     const items = [];
-    const versions = this.children(e.parent);
     if (versions.length > 1) {
       const i = versions.findIndex((v) => v.id === e.id);
       const go = (d) => () => {
@@ -425,7 +438,7 @@ export class MessageLog {
     if (this.onEdit && e.role === "user") {
       items.push(el("button", { type: "button", className: "ghost small", disabled: busy, onclick: () => this.edit(e) }, "Edit"));
     }
-    if (this.onRegenerate && e.role === "assistant" && e.status !== "streaming") {
+    if (this.onRegenerate && e.role === "assistant" && e.status !== "streaming" && this.canRegenerate()) {
       items.push(el("button", { type: "button", className: "ghost small", disabled: busy, onclick: () => this.onRegenerate(e) }, "Regenerate"));
     }
     bar.replaceChildren(...items);
@@ -436,7 +449,7 @@ export class MessageLog {
   edit(e) {
     const bar = e.el.querySelector(".msg-actions");
     const area = el("textarea", { className: "msg-edit", rows: 3, value: e.text, attrs: { "aria-label": "Edit message" } });
-    const close = () => { e.el.classList.remove("msg--editing"); bar.replaceChildren(); this.actions(e); };
+    const close = () => { e.el.classList.remove("msg--editing"); bar.replaceChildren(); this.layout(); };
     const save = () => {
       const text = area.value;
       if (!text.trim()) return;
