@@ -29,6 +29,11 @@
 // The store is the arbiter: every write is fenced, and a session actor
 // that loses a write reloads from the store before it answers.
 //
+// A conversation is a tree (tree.go): the session actor holds its messages
+// by id with their parents, resolves send, edit and regenerate to a place
+// in it (branch.go), and sends the model only the path from the new message
+// to the root. Presence (typing) is relayed, never stored (rename.go).
+//
 // Actors stop when idle (no connection, no reply in flight) after a
 // handshake with their parent that counts routed messages, so a command in
 // flight to a stopping actor is never lost: the parent only stops a child

@@ -70,8 +70,8 @@ func (s *sessionActor) remove(ctx actor.Context, who Identity) *protocol.Error {
 		s.log().Warn("delete session", slog.Any("err", err))
 		return storeError(err)
 	}
-	s.loadErr = persistence.ErrNotFound
 	s.broadcast(ctx, protocol.NewDeleted(s.spec.id))
+	s.session, s.tree, s.loadErr = nil, nil, persistence.ErrNotFound
 	// The entry names the owner, not the session: nothing of it is kept.
 	s.record(who, persistence.AuditDelete, "")
 	s.askToStop(ctx)

@@ -20,6 +20,7 @@ import (
 type generation struct {
 	id             uint64
 	messageID      string
+	parentID       string // the user message it answers
 	seq            int64
 	model          string
 	text           []byte
@@ -171,7 +172,7 @@ func (s *sessionActor) checkpointed(g *generation) {
 	}
 	if w.first {
 		g.stored = true
-		s.advanced(g.seq)
+		s.advanced(s.replyMessage(g, persistence.StatusInterrupted))
 	}
 }
 
@@ -233,7 +234,9 @@ func (s *sessionActor) finish(ctx actor.Context, status persistence.Status) {
 		s.session.TokensIn += g.usage.InputTokens
 		s.session.TokensOut += g.usage.OutputTokens
 	}
-	s.remember(persistence.RoleAssistant, string(g.text))
+	if s.tree != nil {
+		s.tree.add(s.replyMessage(g, status)) // its final text
+	}
 	s.hub.metrics.messages(persistence.RoleAssistant).Inc()
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(s.replyMessage(g, status))))
 }
@@ -242,6 +245,7 @@ func (s *sessionActor) replyMessage(g *generation, status persistence.Status) pe
 	m := persistence.Message{
 		ID: g.messageID, SessionID: s.spec.id, Seq: g.seq, Role: persistence.RoleAssistant,
 		Author: s.hub.modelName(g.model), Text: string(g.text), Status: status, CreatedAt: g.started,
+		ParentID: g.parentID,
 	}
 	if g.usage != nil {
 		m.TokensIn, m.TokensOut = g.usage.InputTokens, g.usage.OutputTokens
@@ -262,6 +266,6 @@ func (s *sessionActor) storeReply(g *generation, status persistence.Status) erro
 		return err
 	}
 	g.stored = true
-	s.advanced(g.seq)
+	s.advanced(m)
 	return nil
 }

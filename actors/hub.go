@@ -53,7 +53,7 @@ type Config struct {
 	OutboxLimit     int           // events queued per connection before close 1013; required
 	CheckpointEvery time.Duration // a long reply is stored this often while it streams; required
 	ContextBudget   int           // characters of conversation sent to a model; 0: no trimming
-	HistoryWindow   int           // messages a session keeps in memory for context; required
+	HistoryWindow   int           // messages of a branch sent to a model as context (a session holds about 4× as many in memory); required
 	StoreTimeout    time.Duration // deadline of one store call; required
 }
 
@@ -107,6 +107,7 @@ type Hub struct {
 	users                   sync.Map      // user id → *userState, for the limits
 	sweepEvery              time.Duration // how often sweepUsers runs; tests shorten it
 	onSweep                 func()        // called after each sweep; for tests, set before Start
+	typingEvery             time.Duration // the typing rate limit; tests widen it before connecting
 	draining                atomic.Bool   // Drain has begun: no new generations
 	// storeDown is set when a store call failed as unavailable and cleared
 	// by the next success; while set, sends store before calling a model.
@@ -127,7 +128,8 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewSet()
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}, sweepEvery: sweepEvery}
+	h := &Hub{cfg: cfg, log: cfg.Logger.With(slog.String("component", "actors")), names: map[string]string{}, sweepEvery: sweepEvery,
+		typingEvery: typingEvery}
 	h.metrics = newHubMetrics(cfg.Metrics)
 	for _, m := range cfg.Models.Models() {
 		h.models = append(h.models, protocol.ModelInfo{ID: m.ID, Name: m.Name})

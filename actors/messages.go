@@ -48,6 +48,9 @@ type command struct {
 	conn   *actor.PID
 	cmd    protocol.Command
 	reject *protocol.Event // set instead of cmd for a frame that did not decode
+	// admitted: a typing notice that passed its rate limit on arrival, and
+	// waited behind a call in flight.
+	admitted bool
 }
 
 // detach says a connection's socket is gone.
@@ -136,8 +139,9 @@ type alertAdmins struct{ event *protocol.Event }
 // deliver is an event from a session to its user actor: to one connection,
 // or to all of them (and watchers) when to is nil.
 type deliver struct {
-	event *protocol.Event
-	to    *actor.PID
+	event  *protocol.Event
+	to     *actor.PID
+	except *actor.PID // a broadcast that skips this connection (its sender)
 }
 
 // genChunk and genDone carry a generation's output from its goroutine back

@@ -36,7 +36,7 @@ type sessionActor struct {
 	session *persistence.Session // nil when loadErr is set
 	loadErr error                // the session cannot be served: not found, foreign, or store down
 	reloads int                  // times the session was reloaded after losing a write
-	history []providers.Message  // recent conversation, oldest first, for the model's context
+	tree    *convTree            // the conversation's messages, for paths and for the model's context
 	gen     *generation          // the reply in flight, if any
 	genSeq  uint64               // id of the latest generation
 }
@@ -98,6 +98,7 @@ func (s *sessionActor) askToStop(ctx actor.Context) {
 // a fresh one in memory.
 func (s *sessionActor) load() {
 	now := s.hub.now()
+	s.tree = newConvTree(s.hub.cfg.HistoryWindow)
 	if s.spec.fresh {
 		s.session = &persistence.Session{
 			ID: s.spec.id, UserID: s.spec.ownerID, Status: persistence.SessionActive, Mode: persistence.ModeBot,
@@ -124,7 +125,10 @@ func (s *sessionActor) load() {
 	}
 	s.session = sess
 	for _, m := range msgs {
-		s.remember(m.Role, m.Text)
+		s.tree.add(m)
+	}
+	if sess.HeadID == "" && sess.LastSeq > 0 {
+		sess.HeadID = s.tree.lastOf(sess.LastSeq) // stored before v1.1: no branches, the newest is the head
 	}
 }
 
@@ -138,7 +142,7 @@ func (s *sessionActor) reloadIfStale(err error) {
 	}
 	s.log().Warn("session state was stale; reloading from the store")
 	s.reloads++
-	s.session, s.history, s.loadErr = nil, nil, nil
+	s.session, s.tree, s.loadErr = nil, nil, nil
 	s.load()
 }
 
@@ -158,32 +162,17 @@ func (s *sessionActor) fenced(op func() *protocol.Error) *protocol.Error {
 	return err
 }
 
-// advanced records in memory that the store appended a message at seq.
-func (s *sessionActor) advanced(seq int64) {
+// advanced records in memory that the store appended m, which is now the
+// session's head.
+func (s *sessionActor) advanced(m persistence.Message) {
 	if s.session == nil {
 		return // a reload failed meanwhile; the next actor loads what is stored
 	}
-	s.session.LastSeq = seq
+	s.session.LastSeq = m.Seq
+	s.session.HeadID = m.ID
 	s.session.MessageCount++
 	s.session.UpdatedAt = s.hub.now()
-}
-
-// remember adds a message to the model's context. Admin words are the
-// assistant side for the model; empty texts (a reply that failed before its
-// first token) are left out.
-func (s *sessionActor) remember(role persistence.Role, text string) {
-	if text == "" {
-		return
-	}
-	switch role {
-	case persistence.RoleUser:
-		s.history = append(s.history, providers.Message{Role: providers.RoleUser, Text: text})
-	case persistence.RoleAssistant, persistence.RoleAdmin:
-		s.history = append(s.history, providers.Message{Role: providers.RoleAssistant, Text: text})
-	}
-	if n := len(s.history) - s.hub.cfg.HistoryWindow; n > 0 {
-		s.history = append(s.history[:0], s.history[n:]...)
-	}
+	s.tree.add(m)
 }
 
 // onPanic, deferred, answers the caller of the message being handled if
@@ -212,7 +201,7 @@ func (s *sessionActor) command(ctx actor.Context, c *sessionCommand) {
 	} else {
 		a.err = s.fenced(func() *protocol.Error { return s.run(ctx, c, &a.result) })
 	}
-	if a.err != nil {
+	if a.err != nil && c.cmd.Type != protocol.TypeTyping { // presence fails silently
 		s.reply(ctx, c.conn, protocol.NewError(c.cmd.ID, c.cmd.SessionID, a.err))
 	}
 	s.answer(ctx, c, a)
@@ -263,6 +252,23 @@ func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult
 		return s.release(ctx, c.identity)
 	case protocol.TypeEnd:
 		return s.end(ctx, c.identity)
+	case protocol.TypeTyping:
+		s.typing(ctx, c)
+	case protocol.TypeRegenerate:
+		if acting {
+			return protocol.Err(protocol.CodeForbidden)
+		}
+		return s.regenerate(ctx, c)
+	case protocol.TypeEdit:
+		if acting {
+			return protocol.Err(protocol.CodeForbidden)
+		}
+		return s.edit(ctx, c)
+	case protocol.TypeRename:
+		if acting {
+			return protocol.Err(protocol.CodeForbidden)
+		}
+		return s.rename(ctx, c.cmd.Title)
 	case protocol.TypeDelete:
 		return s.remove(ctx, c.identity)
 	}
@@ -276,6 +282,21 @@ func (s *sessionActor) actingAdmin(id Identity) bool {
 }
 
 func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Error {
+	parent := c.cmd.ParentID
+	if parent == "" {
+		parent = s.session.HeadID
+	} else if n, err := s.node(parent); err != nil {
+		return err
+	} else if n == nil {
+		return protocol.Errf(protocol.CodeNotFound, "there is no such message in this conversation")
+	}
+	return s.sendAfter(ctx, c, parent, c.cmd.Text)
+}
+
+// sendAfter stores the user's text as a child of parent ("" for a new
+// root) and, in bot mode, starts the model's reply to it: send, and edit
+// with the edited message's parent.
+func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, text string) *protocol.Error {
 	cmd := c.cmd
 	if s.gen != nil {
 		return protocol.Errf(protocol.CodeBusy, "a reply is already in progress; try again when it ends")
@@ -293,10 +314,14 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 
 	var generate func() *protocol.Error
 	if s.session.Mode == persistence.ModeBot {
+		path, err := s.path(parent)
+		if err != nil {
+			return err
+		}
 		if err := s.mayGenerate(); err != nil {
 			return err // refused before anything, a fresh session included, is stored
 		}
-		convo := append(s.history[:len(s.history):len(s.history)], providers.Message{Role: providers.RoleUser, Text: cmd.Text})
+		convo := append(modelContext(path), providers.Message{Role: providers.RoleUser, Text: text})
 		seq := s.session.LastSeq + 2
 		generate = func() *protocol.Error {
 			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
@@ -305,7 +330,7 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 	if s.spec.fresh {
 		storeCtx, cancel := s.hub.storeContext()
 		defer cancel()
-		s.session.Title = title(cmd.Text)
+		s.session.Title = title(text)
 		s.session.Model = model
 		if err := s.hub.cfg.Store.CreateSession(storeCtx, s.session); err != nil {
 			s.log().Warn("create session", slog.Any("err", err))
@@ -317,6 +342,7 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 		}
 		s.spec.fresh = false
 	}
+
 	// While the store is healthy the provider call starts before the user
 	// message is stored, so its connection set-up overlaps the write; its
 	// output waits in this actor's mailbox until the write has succeeded,
@@ -328,7 +354,7 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 			return err
 		}
 	}
-	msg, err := s.appendMessage(persistence.RoleUser, c.identity, cmd.Text)
+	msg, err := s.appendChild(persistence.RoleUser, c.identity, text, parent)
 	if err != nil {
 		s.abandon()
 		if generate != nil && !overlap {
@@ -349,8 +375,12 @@ func (s *sessionActor) send(ctx actor.Context, c *sessionCommand) *protocol.Erro
 		s.session.Model = model
 		s.saveSession(prev)
 	}
+	if s.gen != nil {
+		s.gen.parentID = msg.ID
+	}
 	s.reply(ctx, c.conn, protocol.NewAck(cmd.ID, s.spec.id, msg.ID, msg.Seq))
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(msg)))
+	s.thinking(ctx)
 	return refused
 }
 
@@ -370,12 +400,20 @@ func (s *sessionActor) saveSession(prev persistence.Session) *protocol.Error {
 	return nil
 }
 
-// appendMessage stores a complete message at the next seq. A lost fence
-// (another writer took the seq) stores nothing and reloads the session.
+// appendMessage stores a complete message at the next seq, following the
+// session's head.
 func (s *sessionActor) appendMessage(role persistence.Role, author Identity, text string) (persistence.Message, *protocol.Error) {
+	return s.appendChild(role, author, text, s.session.HeadID)
+}
+
+// appendChild stores a complete message at the next seq, as a child of
+// parent. A lost fence (another writer took the seq) stores nothing and
+// reloads the session.
+func (s *sessionActor) appendChild(role persistence.Role, author Identity, text, parent string) (persistence.Message, *protocol.Error) {
 	m := persistence.Message{
 		ID: newID(), SessionID: s.spec.id, Seq: s.session.LastSeq + 1, Role: role,
 		Author: author.Name, AuthorID: author.UserID, Text: text, Status: persistence.StatusComplete, CreatedAt: s.hub.now(),
+		ParentID: parent,
 	}
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()
@@ -386,8 +424,7 @@ func (s *sessionActor) appendMessage(role persistence.Role, author Identity, tex
 		s.reloadIfStale(err)
 		return m, storeError(err)
 	}
-	s.advanced(m.Seq)
-	s.remember(role, text)
+	s.advanced(m)
 	s.hub.metrics.messages(role).Inc()
 	return m, nil
 }

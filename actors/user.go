@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -17,6 +18,8 @@ type connEntry struct {
 	identity Identity
 	pending  int
 	queued   []*command
+	// lastTyping is when its latest typing notice was relayed.
+	lastTyping time.Time
 }
 
 // userActor is the fan-out point of one user: it owns the user's connection
@@ -76,10 +79,14 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 		return
 	}
 	for _, c := range u.conns {
-		ctx.Send(c.pid, m.event)
+		if !c.pid.Equal(m.except) {
+			ctx.Send(c.pid, m.event)
+		}
 	}
 	for _, w := range u.watchers[m.event.SessionID] {
-		ctx.Send(w, m.event)
+		if !w.Equal(m.except) {
+			ctx.Send(w, m.event)
+		}
 	}
 }
 
@@ -133,6 +140,12 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 	if !ok {
 		return // the connection detached while its command was in flight
 	}
+	if m.cmd.Type == protocol.TypeTyping && !m.admitted {
+		if !c.allowTyping(u.hub.now(), u.hub.typingEvery) {
+			return
+		}
+		m.admitted = true
+	}
 	if c.pending > 0 {
 		c.queued = append(c.queued, m)
 		return
@@ -152,7 +165,7 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
 		return
 	}
-	if cmd.Type == protocol.TypeSend && !c.identity.Admin {
+	if (cmd.Type == protocol.TypeSend || cmd.Type == protocol.TypeEdit || cmd.Type == protocol.TypeRegenerate) && !c.identity.Admin {
 		if wait, ok := u.hub.allowMessage(u.userID); !ok {
 			u.hub.metrics.rateLimited.Inc()
 			ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
@@ -255,8 +268,28 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 		return
 	case protocol.TypeTakeover:
 		u.watch(ctx, sid, m.conn) // whoever holds a session sees it
+	case protocol.TypeTyping:
+		// An admin's typing reaches a session only from a connection that
+		// watches it (or from the owner's own).
+		if !u.mayType(sid, m.conn) {
+			ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
+			return
+		}
 	}
 	u.toSession(ctx, sid, false, &sessionCommand{conn: m.conn, identity: m.identity, cmd: m.cmd, replyTo: m.replyTo, connID: m.connID})
+}
+
+// mayType reports whether conn, an admin's, may send typing notices to the
+// session: it watches it, or it is one of the owner's own.
+func (u *userActor) mayType(sessionID string, conn *actor.PID) bool {
+	if conn == nil {
+		return false
+	}
+	if _, own := u.conns[connIDOf(conn)]; own {
+		return true
+	}
+	_, watching := u.watchers[sessionID][conn.Id]
+	return watching
 }
 
 func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID) {

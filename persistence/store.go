@@ -68,6 +68,12 @@ type Session struct {
 	// successful UpdateSession advances it by one, in the store and in the
 	// caller's struct.
 	Version int64
+	// HeadID is the newest message of the branch the session last moved
+	// on: AppendMessage sets it to the message it appends (in the same
+	// fenced write), UpdateSession never writes it. Empty while the session
+	// has no message, and for a session stored before v1.1 (its head is
+	// then its message at LastSeq).
+	HeadID string
 }
 
 // Message is one stored message. Text is plaintext in memory and encrypted
@@ -88,6 +94,11 @@ type Message struct {
 	// decrypted (its key is no longer configured, or the record was
 	// tampered with); Text is then empty.
 	Unreadable bool
+	// ParentID is the message this one follows in its branch of the
+	// conversation, empty for a first message: the messages of a session
+	// form a tree (edits and regenerated replies are siblings). Seq stays
+	// the storage order of every message of every branch.
+	ParentID string
 }
 
 // Stats are stored totals for the admin dashboard.
@@ -142,8 +153,10 @@ type Store interface {
 
 	// AppendMessage stores m at m.Seq, which must be the session's LastSeq+1,
 	// under the unique {session_id, seq} index, and advances the session's
-	// last_seq, message_count and updated_at only if last_seq is still
-	// m.Seq-1; m's usage is added to the session's token totals. A lost race
+	// last_seq, message_count and updated_at, and sets its head_id to m.ID,
+	// only if last_seq is still m.Seq-1; m's usage is added to the session's
+	// token totals. m.ParentID is stored as given: the session actor, not the
+	// store, knows the tree. A lost race
 	// answers ErrConflict and leaves nothing behind. Repeating an append of
 	// the same m.ID after ErrUnavailable succeeds if the first one did.
 	AppendMessage(ctx context.Context, m *Message) error

@@ -3,9 +3,11 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -50,12 +52,53 @@ func Decode(frame []byte) (Command, error) {
 			return bad("after_seq must not be negative")
 		}
 	case TypePing:
+	case TypeRegenerate, TypeTyping, TypeDelete:
+		if c.SessionID == "" {
+			return bad(c.Type + " needs a session_id")
+		}
+	case TypeEdit:
+		if c.SessionID == "" || c.MessageID == "" {
+			return bad("edit needs a session_id and a message_id")
+		}
+		if strings.TrimSpace(c.Text) == "" {
+			return bad("edit needs a non-empty text")
+		}
+		if !utf8.ValidString(c.Text) {
+			return bad("text is not valid UTF-8")
+		}
+	case TypeRename:
+		if c.SessionID == "" {
+			return bad("rename needs a session_id")
+		}
+		if err := CheckTitle(c.Title); err != nil {
+			return bad(err.Error())
+		}
 	case "":
 		return bad("the frame has no type")
 	default:
 		return bad("unknown type " + strconv.Quote(truncate(c.Type, 32)))
 	}
 	return c, nil
+}
+
+// MaxTitleLen bounds a session title set by rename, in bytes.
+const MaxTitleLen = 200
+
+// CheckTitle says what is wrong with a title a user gives a session: it must
+// be valid UTF-8 with a non-space character, at most MaxTitleLen bytes, and
+// hold no control characters.
+func CheckTitle(t string) error {
+	switch {
+	case !utf8.ValidString(t):
+		return errors.New("title is not valid UTF-8")
+	case strings.TrimSpace(t) == "":
+		return errors.New("title must not be empty")
+	case len(t) > MaxTitleLen:
+		return fmt.Errorf("title is longer than %d bytes", MaxTitleLen)
+	case strings.IndexFunc(t, unicode.IsControl) >= 0:
+		return errors.New("title holds control characters")
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -27,7 +27,6 @@ func TestDecodeRejects(t *testing.T) {
 		{"send with only whitespace", `{"type":"send","id":"1","text":" \t\r\n\u00a0\u3000"}`, CodeBadRequest},
 		{"stop without session", `{"type":"stop"}`, CodeBadRequest},
 		{"end without session", `{"type":"end"}`, CodeBadRequest},
-		{"delete is not a wire command", `{"type":"delete","session_id":"s"}`, CodeBadRequest},
 		{"sync negative", `{"type":"sync","session_id":"s","after_seq":-1}`, CodeBadRequest},
 		{"id too long", `{"type":"ping","id":"` + strings.Repeat("x", 65) + `"}`, CodeBadRequest},
 	}

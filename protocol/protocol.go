@@ -26,6 +26,12 @@ const (
 	TypeUnwatch  = "unwatch"
 	TypeTakeover = "takeover"
 	TypeRelease  = "release"
+	// v1.1: a conversation as a tree, presence, rename and delete.
+	TypeRegenerate = "regenerate"
+	TypeEdit       = "edit"
+	TypeTyping     = "typing"
+	TypeRename     = "rename"
+	TypeDelete     = "delete"
 )
 
 // Event types sent by the server.
@@ -36,7 +42,11 @@ const (
 	TypeDelta   = "delta"
 	TypeError   = "error"
 	TypePong    = "pong"
-	// TypeTakeover and TypeRelease are also event types.
+	// TypeRenamed and TypeDeleted tell every device of the owner, and
+	// watching admins, that a session was renamed or deleted.
+	TypeRenamed = "renamed"
+	TypeDeleted = "deleted"
+	// TypeTakeover, TypeRelease and TypeTyping are also event types.
 )
 
 // MaxClientIDLen bounds the client's id of a send or ping.
@@ -50,6 +60,13 @@ type Command struct {
 	Text      string `json:"text,omitempty"`
 	Model     string `json:"model,omitempty"`
 	AfterSeq  int64  `json:"after_seq,omitempty"`
+	// ParentID (send) is the message to continue from; empty: the
+	// session's head.
+	ParentID string `json:"parent_id,omitempty"`
+	// MessageID names the message a regenerate or edit acts on.
+	MessageID string `json:"message_id,omitempty"`
+	// Title is a rename's new title.
+	Title string `json:"title,omitempty"`
 }
 
 // Message is the wire shape of a stored message (the `message` of a message
@@ -65,6 +82,9 @@ type Message struct {
 	// Unreadable marks a stored message whose text cannot be decrypted (its
 	// key is no longer configured); Text is then empty.
 	Unreadable bool `json:"unreadable,omitempty"`
+	// ParentID is the message this one follows in its branch; "" for a
+	// first message.
+	ParentID string `json:"parent_id"`
 }
 
 // ModelInfo is one entry of hello's model list.
@@ -261,6 +281,7 @@ type Session struct {
 	TokensOut     int64     `json:"tokens_out"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	HeadID        string    `json:"head_id"`
 }
 
 // MessageOf is the wire shape of a stored message.
@@ -268,6 +289,7 @@ func MessageOf(m persistence.Message) Message {
 	return Message{
 		ID: m.ID, Seq: m.Seq, Role: string(m.Role), Author: m.Author, Text: m.Text,
 		Status: string(m.Status), CreatedAt: m.CreatedAt.UTC(), Unreadable: m.Unreadable,
+		ParentID: m.ParentID,
 	}
 }
 
@@ -277,5 +299,45 @@ func SessionOf(s persistence.Session) Session {
 		ID: s.ID, UserID: s.UserID, Title: s.Title, Model: s.Model, Status: s.Status, Mode: s.Mode,
 		AdminName: s.AdminName, HelpRequested: s.HelpRequested, MessageCount: s.MessageCount,
 		TokensIn: s.TokensIn, TokensOut: s.TokensOut, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
+		HeadID: s.HeadID,
 	}
+}
+
+// Typing roles: who is typing, or (assistant) that the model works on a reply.
+const (
+	TypingUser      = "user"
+	TypingAdmin     = "admin"
+	TypingAssistant = "assistant"
+)
+
+// NewTyping says that author (role TypingUser or TypingAdmin) is typing in
+// the session, or, with role TypingAssistant, that the model author has
+// started the reply messageID, which answers parentID, and its first text is
+// on the way. It is never stored.
+func NewTyping(sessionID, role, author, messageID, parentID string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		Role      string `json:"role"`
+		Author    string `json:"author"`
+		MessageID string `json:"message_id,omitempty"`
+		ParentID  string `json:"parent_id,omitempty"`
+	}{TypeTyping, sessionID, role, author, messageID, parentID})
+}
+
+// NewRenamed says the session's title is now title.
+func NewRenamed(sessionID, title string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		Title     string `json:"title"`
+	}{TypeRenamed, sessionID, title})
+}
+
+// NewDeleted says the session and everything in it are gone.
+func NewDeleted(sessionID string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+	}{TypeDeleted, sessionID})
 }

@@ -52,27 +52,6 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"session": protocol.SessionOf(*sess)})
 }
 
-// handleDeleteSession deletes one of the caller's own sessions for real:
-// 204, and not_found for it everywhere afterwards.
-func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.authenticate(w, r, s.log.With(slog.String("request_id", requestID(r))))
-	if !ok {
-		return
-	}
-	sess, err := s.cfg.Store.GetSession(r.Context(), r.PathValue("id"))
-	if err == nil && sess.UserID != id.UserID {
-		err = persistence.ErrNotFound
-	}
-	if err != nil {
-		s.storeFailure(w, r, "get session", err)
-		return
-	}
-	if _, ok := s.call(w, r, id, sess, protocol.Command{Type: protocol.TypeDelete}); !ok {
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // handleMyExport streams the caller's own data.
 func (s *Server) handleMyExport(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.authenticate(w, r, s.log.With(slog.String("request_id", requestID(r))))

@@ -165,6 +165,8 @@ func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("GET "+p+"/api/sessions", s.handleSessions)
 	api.HandleFunc("GET "+p+"/api/sessions/{id}/messages", s.handleMessages)
+	api.HandleFunc("PATCH "+p+"/api/sessions/{id}", s.handleRenameSession)
+	api.HandleFunc("DELETE "+p+"/api/sessions/{id}", s.handleDeleteSession)
 	api.HandleFunc("POST "+p+"/api/sessions/{id}/share", s.handleShare)
 	api.HandleFunc("DELETE "+p+"/api/sessions/{id}/share", s.handleShare)
 	api.HandleFunc("GET "+p+"/api/shared/{share_id}", s.limitByAddr(s.shareLimit, "shared", s.handleShared))
@@ -175,7 +177,6 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("POST "+p+"/api/admin/sessions/{id}/messages", s.handleAdminMessage)
 	api.HandleFunc("GET "+p+"/api/admin/stats", s.handleAdminStats)
 	api.HandleFunc("POST "+p+"/api/sessions/{id}/end", s.handleEnd)
-	api.HandleFunc("DELETE "+p+"/api/sessions/{id}", s.handleDeleteSession)
 	api.HandleFunc("GET "+p+"/api/me/export", s.handleMyExport)
 	api.HandleFunc("GET "+p+"/api/admin/users/{user_id}/export", s.handleAdminExport)
 	api.HandleFunc("DELETE "+p+"/api/admin/users/{user_id}", s.handleAdminErase)
@@ -189,7 +190,7 @@ func (s *Server) Handler() http.Handler {
 		// a configured allowlist.
 		apiHandler = cors.New(cors.Options{
 			AllowedOrigins: s.cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 			AllowedHeaders: []string{"Authorization", "Content-Type"},
 			MaxAge:         600,
 		}).Handler(api)

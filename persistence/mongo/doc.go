@@ -20,7 +20,7 @@
 // inserts the message under the unique {session_id, seq} index, which
 // settles a race between two writers of the same seq, then commits it with
 // one update of the session conditional on last_seq being seq-1: $set
-// last_seq to seq, $inc message_count and the token totals by the message's
+// last_seq to seq and head_id to the message's id, $inc message_count and the token totals by the message's
 // usage, $max updated_at. A message is committed once last_seq covers its
 // seq; readers see only committed messages (ListMessages stops at
 // last_seq). When the condition fails, one read of the session says why: a

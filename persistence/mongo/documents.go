@@ -29,6 +29,8 @@ type sessionDoc struct {
 	// Version fences header updates. Documents written by v1.0 have none,
 	// which reads as 0 here and means version 1 (see storedVersion).
 	Version int64 `bson:"version"`
+	// HeadID is set by every append (advance); absent before v1.1.
+	HeadID string `bson:"head_id,omitempty"`
 }
 
 // storedVersion is the version a document read back stands for: one
@@ -49,6 +51,10 @@ type messageDoc struct {
 	CreatedAt time.Time `bson:"created_at"`
 	TokensIn  int64     `bson:"tokens_in"`
 	TokensOut int64     `bson:"tokens_out"`
+	// ParentID is nil in a document written before v1.1, when every
+	// message followed the one before it (see parentsOfLegacy); "" is a
+	// first message.
+	ParentID *string `bson:"parent_id,omitempty"`
 }
 
 // ms truncates t to what a BSON datetime holds, in UTC.
@@ -75,6 +81,7 @@ func (s *Store) sessionToDoc(x *persistence.Session) sessionDoc {
 		CreatedAt:     ms(x.CreatedAt),
 		UpdatedAt:     ms(x.UpdatedAt),
 		Version:       x.Version,
+		HeadID:        x.HeadID,
 	}
 }
 
@@ -101,6 +108,7 @@ func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.S
 		CreatedAt:     d.CreatedAt.UTC(),
 		UpdatedAt:     d.UpdatedAt.UTC(),
 		Version:       storedVersion(d.Version),
+		HeadID:        d.HeadID,
 	}
 }
 
@@ -119,6 +127,7 @@ func (s *Store) messageToDoc(m *persistence.Message) messageDoc {
 		CreatedAt: ms(m.CreatedAt),
 		TokensIn:  m.TokensIn,
 		TokensOut: m.TokensOut,
+		ParentID:  &m.ParentID,
 	}
 }
 
@@ -140,5 +149,15 @@ func (s *Store) messageFromDoc(ctx context.Context, d *messageDoc) persistence.M
 		TokensIn:   d.TokensIn,
 		TokensOut:  d.TokensOut,
 		Unreadable: err != nil,
+		ParentID:   parentOf(d),
 	}
+}
+
+// parentOf is d's parent id; a document from before v1.1 has none stored,
+// and its parent is found by parentsOfLegacy.
+func parentOf(d *messageDoc) string {
+	if d.ParentID == nil {
+		return ""
+	}
+	return *d.ParentID
 }

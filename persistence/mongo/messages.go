@@ -151,7 +151,7 @@ func (s *Store) advance(ctx context.Context, d *messageDoc) (bool, error) {
 	res, err := s.sessions.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: d.SessionID}, {Key: "last_seq", Value: d.Seq - 1}},
 		bson.D{
-			{Key: "$set", Value: bson.M{"last_seq": d.Seq}},
+			{Key: "$set", Value: bson.M{"last_seq": d.Seq, "head_id": d.ID}},
 			{Key: "$inc", Value: bson.M{"message_count": int64(1), "tokens_in": d.TokensIn, "tokens_out": d.TokensOut}},
 			{Key: "$max", Value: bson.M{"updated_at": d.CreatedAt}},
 		})
@@ -243,5 +243,33 @@ func (s *Store) ListMessages(ctx context.Context, sessionID string, afterSeq int
 	for i := range docs {
 		out[i] = s.messageFromDoc(ctx, &docs[i])
 	}
+	if err := s.parentsOfLegacy(ctx, docs, out); err != nil {
+		return nil, wrap(err, "list messages of session %s: parents of messages from before v1.1", sessionID)
+	}
 	return out, nil
+}
+
+// parentsOfLegacy fills in the parent of each message in out whose document
+// (docs, in seq order, one session's) was written before v1.1 and so holds
+// none: then there were no branches, and a message's parent is the message
+// at the seq before it. Only when the first such message opens the page does
+// that cost a read.
+func (s *Store) parentsOfLegacy(ctx context.Context, docs []messageDoc, out []persistence.Message) error {
+	for i := range docs {
+		if docs[i].ParentID != nil || docs[i].Seq <= 1 {
+			continue
+		}
+		if i > 0 && docs[i-1].Seq == docs[i].Seq-1 {
+			out[i].ParentID = docs[i-1].ID
+			continue
+		}
+		var prev messageDoc
+		err := s.messages.FindOne(ctx, bson.M{"session_id": docs[i].SessionID, "seq": docs[i].Seq - 1},
+			options.FindOne().SetProjection(bson.M{"_id": 1})).Decode(&prev)
+		if err != nil && !errors.Is(err, mongodriver.ErrNoDocuments) {
+			return err
+		}
+		out[i].ParentID = prev.ID
+	}
+	return nil
 }

@@ -34,7 +34,7 @@
 //
 // Each write request is one transaction step on the single writer
 // connection, so the fences of the contract are exact: AppendMessage
-// inserts the message and advances last_seq (only from seq-1),
+// inserts the message and advances last_seq (only from seq-1), head_id,
 // message_count, updated_at and the token totals together or not at all;
 // UpdateSession applies only at the caller's Version. Nothing is ever left
 // half-written.

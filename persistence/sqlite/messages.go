@@ -28,7 +28,7 @@ func (s *Store) scanMessage(ctx context.Context, row scanner) (persistence.Messa
 		created      int64
 	)
 	err := row.Scan(&m.ID, &m.SessionID, &m.Seq, &role, &m.Author, &m.AuthorID, &keyID, &ct, &status,
-		&created, &m.TokensIn, &m.TokensOut)
+		&created, &m.TokensIn, &m.TokensOut, &m.ParentID)
 	if err != nil {
 		return m, err
 	}
@@ -46,13 +46,13 @@ func (s *Store) scanMessage(ctx context.Context, row scanner) (persistence.Messa
 func (s *Store) messageArgs(m *persistence.Message) []any {
 	keyID, ct := s.keys.Seal([]byte(m.Text), persistence.MessageAD(m.SessionID, m.Seq))
 	return []any{m.ID, m.SessionID, m.Seq, string(m.Role), m.Author, m.AuthorID, keyID, ct,
-		string(m.Status), ms(m.CreatedAt).UnixMilli(), m.TokensIn, m.TokensOut}
+		string(m.Status), ms(m.CreatedAt).UnixMilli(), m.TokensIn, m.TokensOut, m.ParentID}
 }
 
 // AppendMessage stores m at m.Seq and advances the session to it, in one
 // transaction: the message row, last_seq (only from m.Seq-1),
-// message_count, updated_at (forward to m.CreatedAt) and the token totals
-// (plus m's usage) commit together or not at all. An empty m.ID is set to
+// message_count, updated_at (forward to m.CreatedAt), head_id (m.ID) and the
+// token totals (plus m's usage) commit together or not at all. An empty m.ID is set to
 // a fresh random id, and a zero CreatedAt to now; CreatedAt is truncated to
 // milliseconds in m.
 //
@@ -83,7 +83,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 		// The fence first: in the common case it holds, and the insert
 		// follows; if the insert fails, the savepoint takes the advance
 		// back with it.
-		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout)
+		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout, id)
 		if err != nil {
 			return wrap(err, "%s: advance last_seq", what)
 		}

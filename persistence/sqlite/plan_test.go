@@ -57,7 +57,7 @@ var statements = []stmtCase{
 	{"qMessageByID", qMessageByID, []any{"m1"}, nil, false},
 	{"qInsertMessage", qInsertMessage, messageRow(), nil, false},
 	{"qUpsertMessage", qUpsertMessage, messageRow(), nil, false},
-	{"qAdvanceSession", qAdvanceSession, []any{"s1", 2, int64(1), 1, 1}, nil, false},
+	{"qAdvanceSession", qAdvanceSession, []any{"s1", 2, int64(1), 1, 1, "m2"}, nil, false},
 	{"qMessageUsage", qMessageUsage, []any{"s1", 1}, nil, false},
 	{"qUpdateMessage", qUpdateMessage, []any{1, "k", []byte{1}, "complete", 1, 1}, nil, false},
 	{"qAddSessionTokens", qAddSessionTokens, []any{"s1", 1, 1}, nil, false},
@@ -77,11 +77,11 @@ var statements = []stmtCase{
 var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint", "qPassiveCheckpoint", "qVacuum"}
 
 func sessionRow() []any {
-	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1}
+	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1, ""}
 }
 
 func messageRow() []any {
-	return []any{"m1", "s1", 1, "user", "Ann", "u1", "k", []byte{1}, "complete", int64(1), 0, 0}
+	return []any{"m1", "s1", 1, "user", "Ann", "u1", "k", []byte{1}, "complete", int64(1), 0, 0, ""}
 }
 
 // adminCases are every shape of ListAllSessions query, with arguments.

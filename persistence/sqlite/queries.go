@@ -13,10 +13,10 @@ import (
 
 // sessionCols are the columns scanSession reads, in its order.
 const sessionCols = `id, user_id, title_key_id, title_ct, model, status, mode, admin_id, admin_name,
-	help_requested, message_count, last_seq, tokens_in, tokens_out, share_id, created_at, updated_at, version`
+	help_requested, message_count, last_seq, tokens_in, tokens_out, share_id, created_at, updated_at, version, head_id`
 
 // messageCols are the columns scanMessage reads, in its order.
-const messageCols = `id, session_id, seq, role, author, author_id, key_id, ct, status, created_at, tokens_in, tokens_out`
+const messageCols = `id, session_id, seq, role, author, author_id, key_id, ct, status, created_at, tokens_in, tokens_out, parent_id`
 
 // Reads, on the reader pool.
 const (
@@ -77,7 +77,7 @@ const (
 	qRelease    = `RELEASE request`
 
 	qInsertSession = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)`
 
 	// PutSession: every field as given, over whatever has the id.
 	qUpsertSession = qInsertSession + ` ON CONFLICT (id) DO UPDATE SET
@@ -87,7 +87,7 @@ const (
 		help_requested = excluded.help_requested, message_count = excluded.message_count,
 		last_seq = excluded.last_seq, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out,
 		share_id = excluded.share_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
-		version = excluded.version`
+		version = excluded.version, head_id = excluded.head_id`
 
 	// The header fence: only from the version the caller read.
 	qUpdateSession = `UPDATE sessions SET
@@ -106,19 +106,20 @@ const (
 	qMessageByID = `SELECT session_id, seq FROM messages WHERE id = ?1`
 
 	qInsertMessage = `INSERT INTO messages (` + messageCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`
 
 	// PutMessages: every field as given, over whatever has the id.
 	qUpsertMessage = qInsertMessage + ` ON CONFLICT (id) DO UPDATE SET
 		session_id = excluded.session_id, seq = excluded.seq, role = excluded.role,
 		author = excluded.author, author_id = excluded.author_id, key_id = excluded.key_id,
 		ct = excluded.ct, status = excluded.status, created_at = excluded.created_at,
-		tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out`
+		tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, parent_id = excluded.parent_id`
 
-	// The append fence: last_seq moves only from seq-1.
+	// The append fence: last_seq moves only from seq-1; the head moves to
+	// the message appended.
 	qAdvanceSession = `UPDATE sessions SET
 		last_seq = ?2, message_count = message_count + 1, updated_at = max(updated_at, ?3),
-		tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5
+		tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5, head_id = ?6
 		WHERE id = ?1 AND last_seq = ?2 - 1`
 
 	qMessageUsage = `SELECT rowid, id, tokens_in, tokens_out FROM messages WHERE session_id = ?1 AND seq = ?2`

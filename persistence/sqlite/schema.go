@@ -45,7 +45,8 @@ var schemaV1 = []string{
 		share_id       TEXT    NOT NULL,
 		created_at     INTEGER NOT NULL,
 		updated_at     INTEGER NOT NULL,
-		version        INTEGER NOT NULL
+		version        INTEGER NOT NULL,
+		head_id        TEXT    NOT NULL DEFAULT ''
 	) STRICT, WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS messages (
 		id         TEXT    NOT NULL,
@@ -59,7 +60,8 @@ var schemaV1 = []string{
 		status     TEXT    NOT NULL,
 		created_at INTEGER NOT NULL,
 		tokens_in  INTEGER NOT NULL,
-		tokens_out INTEGER NOT NULL
+		tokens_out INTEGER NOT NULL,
+		parent_id  TEXT    NOT NULL DEFAULT ''
 	) STRICT`,
 	`CREATE TABLE IF NOT EXISTS totals (
 		id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),

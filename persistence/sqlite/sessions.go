@@ -37,7 +37,7 @@ func (s *Store) scanSession(ctx context.Context, row scanner) (persistence.Sessi
 	)
 	err := row.Scan(&x.ID, &x.UserID, &titleKey, &titleCT, &x.Model, &x.Status, &x.Mode, &x.AdminID,
 		&x.AdminName, &help, &x.MessageCount, &x.LastSeq, &x.TokensIn, &x.TokensOut, &x.ShareID,
-		&created, &updated, &x.Version)
+		&created, &updated, &x.Version, &x.HeadID)
 	if err != nil {
 		return x, err
 	}
@@ -56,7 +56,7 @@ func (s *Store) sessionArgs(x *persistence.Session) []any {
 	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
 	return []any{x.ID, x.UserID, keyID, ct, x.Model, x.Status, x.Mode, x.AdminID, x.AdminName,
 		x.HelpRequested, x.MessageCount, x.LastSeq, x.TokensIn, x.TokensOut, x.ShareID,
-		ms(x.CreatedAt).UnixMilli(), ms(x.UpdatedAt).UnixMilli(), x.Version}
+		ms(x.CreatedAt).UnixMilli(), ms(x.UpdatedAt).UnixMilli(), x.Version, x.HeadID}
 }
 
 // CreateSession inserts x. A zero CreatedAt is now and a zero UpdatedAt is

@@ -58,6 +58,7 @@ func Run(t *testing.T, f Factory) {
 		{"maintenance", maintenanceCases},
 		{"erase", eraseCases},
 		{"audit", auditCases},
+		{"tree", treeCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()

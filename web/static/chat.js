@@ -1,7 +1,7 @@
 // The chat page: sign in with a token, list and open conversations, send
 // messages and watch replies stream over one WebSocket that resumes with
 // sync after any drop or reload.
-import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED, switchToSignIn, switchToApp } from "./common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TypingIndicator, typingNotifier, TOKEN_REFUSED, switchToSignIn, switchToApp } from "./common.js";
 
 const TOKEN_KEY = "chatbox.token";
 const SESSION_KEY = "chatbox.session";
@@ -24,7 +24,25 @@ let nextCursor = "";
 const log = new MessageLog($("log"), {
   authorFor: () => modelName(sessions.get(current)?.model || $("model").value),
   emptyText: "Start a conversation: write a message below.",
+  // An edit is a new version of the message beside the old one; a
+  // regenerated reply likewise. Both are answered like a send.
+  onEdit: (m, text) => command({ type: "edit", id: newId(), session_id: current, message_id: m.id, text }),
+  onRegenerate: (m) => command({ type: "regenerate", id: newId(), session_id: current, message_id: m.id }),
+  canRegenerate: () => sessions.get(current)?.mode !== "human",
 });
+const typing = new TypingIndicator($("typing"));
+const notifyTyping = typingNotifier(() => { if (current) conn?.send({ type: "typing", session_id: current }); });
+
+// command sends a command of the open conversation, saying so when the
+// connection is down; false when it was not sent.
+function command(cmd) {
+  if (!current || !conn?.send(cmd)) {
+    setStatus("Not connected; nothing was sent. Reconnecting…", "warn");
+    return false;
+  }
+  setStatus("");
+  return true;
+}
 
 function modelName(id) {
   const m = me?.models?.find((x) => x.id === id);
@@ -155,6 +173,9 @@ function openSession(id) {
   current = id;
   sessionStorage.setItem(SESSION_KEY, id);
   log.clear();
+  typing.hide();
+  hideRename();
+  hideDelete();
   gapRepaired.clear();
   hideShare();
   renderSessions();
@@ -167,6 +188,9 @@ function newChat() {
   current = "";
   sessionStorage.removeItem(SESSION_KEY);
   log.clear();
+  typing.hide();
+  hideRename();
+  hideDelete();
   hideShare();
   renderSessions();
   showSession();
@@ -187,6 +211,7 @@ function showSession() {
   else if (s?.help_requested) showBanner("a human has been asked to join", "help");
   else if (!(s && s.id === releasedId)) hideBanner();
   updateControls();
+  log.layout(); // Regenerate only while the bot answers
 }
 
 // The banner says who answers: a person who took over, a pending help
@@ -222,6 +247,8 @@ function updateControls() {
   const ended = s?.status === "ended";
   $("help").disabled ||= ended;
   $("end").disabled = !(open && current) || ended;
+  $("rename").disabled = !current;
+  $("delete").disabled = !current;
   $("text").disabled = ended;
   $("send").disabled = !open || ended;
 }
@@ -257,6 +284,7 @@ function onEvent(ev) {
     break;
   case "message":
     if (ev.session_id === current) {
+      typing.hide();
       log.upsert(ev.message);
       if (ev.message.role === "admin") touchSession(ev.session_id, { mode: "human", admin_name: ev.message.author });
       else touchSession(ev.session_id);
@@ -274,6 +302,23 @@ function onEvent(ev) {
     }
     updateControls();
     break;
+  case "typing":
+    if (ev.session_id !== current) break;
+    if (ev.role === "assistant") log.expect(ev.message_id, ev.parent_id);
+    typing.show(ev);
+    break;
+  case "renamed":
+    touchSession(ev.session_id, { title: ev.title });
+    if (ev.session_id === current) showSession();
+    break;
+  case "deleted":
+    sessions.delete(ev.session_id);
+    renderSessions();
+    if (ev.session_id === current) {
+      newChat();
+      setStatus("The conversation was deleted.");
+    }
+    break;
   case "takeover":
     touchSession(ev.session_id, { mode: "human", admin_name: ev.admin_name, help_requested: false });
     if (ev.session_id === current) showSession();
@@ -288,14 +333,6 @@ function onEvent(ev) {
   case "ended":
     touchSession(ev.session_id, { status: "ended", help_requested: false });
     if (ev.session_id === current) showSession();
-    break;
-  case "deleted":
-    sessions.delete(ev.session_id);
-    renderSessions();
-    if (ev.session_id === current) {
-      newChat();
-      setStatus("That conversation was deleted.", "warn");
-    }
     break;
   case "error":
     if (ev.code === "not_found" && ev.session_id && ev.session_id === current) {
@@ -317,8 +354,12 @@ $("composer").addEventListener("submit", (e) => {
   if (!text.trim()) return;
   const id = newId();
   const cmd = { type: "send", id, text, model: $("model").value || undefined };
-  if (current) cmd.session_id = current;
-  else pendingNew = id;
+  if (current) {
+    cmd.session_id = current;
+    // Continue the branch on screen, whichever version it shows.
+    const parent = log.leafId();
+    if (parent) cmd.parent_id = parent;
+  } else pendingNew = id;
   if (!conn?.send(cmd)) {
     setStatus("Not connected; your message was not sent. Reconnecting…", "warn");
     return;
@@ -329,6 +370,7 @@ $("composer").addEventListener("submit", (e) => {
 });
 
 const fitComposer = autoGrow($("text"));
+$("text").addEventListener("input", () => { if ($("text").value.trim()) notifyTyping(); });
 $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
@@ -414,6 +456,70 @@ $("revoke").addEventListener("click", async () => {
     $("share").focus();
   } catch (e) {
     setStatus(`Could not revoke the link: ${e.message}`, "error");
+  }
+});
+
+// Rename and delete
+
+function hideRename() {
+  $("rename-form").hidden = true;
+  $("title").hidden = false;
+  $("rename").hidden = false;
+}
+
+$("rename").addEventListener("click", () => {
+  $("rename-input").value = sessions.get(current)?.title || "";
+  $("title").hidden = true;
+  $("rename").hidden = true;
+  $("rename-form").hidden = false;
+  $("rename-input").select();
+  $("rename-input").focus();
+});
+
+$("rename-cancel").addEventListener("click", () => { hideRename(); $("rename").focus(); });
+$("rename-input").addEventListener("keydown", (e) => { if (e.key === "Escape") { hideRename(); $("rename").focus(); } });
+
+$("rename-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const id = current;
+  const title = $("rename-input").value.trim();
+  if (!title) return;
+  try {
+    const data = await api(base, token, "PATCH", `api/sessions/${encodeURIComponent(id)}`, { title });
+    touchSession(id, { title: data.session?.title || title });
+    hideRename();
+    if (id === current) showSession();
+    $("rename").focus();
+  } catch (err) {
+    setStatus(`Could not rename the conversation: ${err.message}`, "error");
+  }
+});
+
+function hideDelete() {
+  $("delete-panel").hidden = true;
+  $("delete").setAttribute("aria-expanded", "false");
+}
+
+$("delete").addEventListener("click", () => {
+  if (!$("delete-panel").hidden) return hideDelete();
+  $("delete-panel").hidden = false;
+  $("delete").setAttribute("aria-expanded", "true");
+  $("delete-cancel").focus();
+});
+
+$("delete-cancel").addEventListener("click", () => { hideDelete(); $("delete").focus(); });
+
+$("delete-confirm").addEventListener("click", async () => {
+  const id = current;
+  try {
+    await api(base, token, "DELETE", `api/sessions/${encodeURIComponent(id)}`);
+    hideDelete();
+    sessions.delete(id);
+    renderSessions();
+    if (id === current) newChat();
+    setStatus("The conversation was deleted.");
+  } catch (err) {
+    setStatus(`Could not delete the conversation: ${err.message}`, "error");
   }
 });
 

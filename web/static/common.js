@@ -1,7 +1,9 @@
 // Shared by the chat page, the admin dashboard and the shared view.
 //
-// Every piece of user text reaches the page through textContent (el() and
-// MessageLog below); nothing is ever parsed as HTML. Tokens live only in
+// Every piece of user text reaches the page through textContent (el()),
+// except message text, which MessageLog.paint renders as Markdown through
+// markdown.js and its sanitizer; nothing else is ever parsed as HTML.
+// Tokens live only in
 // sessionStorage (per tab, gone when the tab closes): never localStorage,
 // never cookies, never the URL once the page has read them.
 
@@ -215,6 +217,8 @@ export function autoGrow(area, max = 200) {
   return fit;
 }
 
+import { renderMarkdown } from "./markdown.js";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const utf8Len = (s) => encoder.encode(s).length;
@@ -235,16 +239,30 @@ const STATUS_LABELS = { stopped: "stopped", failed: "failed", interrupted: "inte
 // MessageLog renders one conversation into container: bubbles kept in seq
 // order, whole messages upserted by id, and streamed replies built from
 // deltas by UTF-8 byte offset so repeated or replayed deltas change nothing.
+//
+// A conversation is a tree (every message names its parent_id): the log
+// shows one branch, from the root down, and hides the others. At each
+// message with siblings (other versions: an edit, a regenerated reply) a
+// "‹ N / M ›" switcher moves between them and shows that version's branch
+// below it. Without a choice the branch that holds the newest message is
+// shown, and any new message moves the view onto its branch. With onEdit
+// and onRegenerate set, the user's messages get an Edit button (an inline
+// editor) and the assistant's a Regenerate button.
 export class MessageLog {
-  constructor(container, { authorFor, emptyText } = {}) {
+  constructor(container, { authorFor, emptyText, onEdit, onRegenerate, canRegenerate } = {}) {
     this.container = container;
     this.authorFor = authorFor || (() => "Assistant");
     this.emptyText = emptyText || "";
+    this.onEdit = onEdit || null;
+    this.onRegenerate = onRegenerate || null;
+    this.canRegenerate = canRegenerate || (() => true); // false while a person answers
     this.clear();
   }
 
   clear() {
-    this.entries = new Map(); // message id → {id, seq, role, author, text, bytes, status, el}
+    this.entries = new Map(); // message id → {id, seq, role, author, text, bytes, status, parent, el}
+    this.choice = new Map(); // parent id → the child shown
+    this.expected = new Map(); // reply id → its parent, announced before its first delta
     this.lastSeq = 0; // highest seq of a whole message seen
     this.streamingId = "";
     this.container.replaceChildren();
@@ -259,18 +277,30 @@ export class MessageLog {
 
   get streaming() { return this.streamingId !== ""; }
 
+  // expect notes the parent of a reply that is about to stream (the typing
+  // event of the assistant says it), for its deltas, which do not.
+  expect(messageId, parentId) {
+    if (messageId) this.expected.set(messageId, parentId || "");
+  }
+
   // upsert applies a whole message (a message event, a sync replay, or a
   // stored message from the HTTP API).
   upsert(m) {
     // The server never sends the checkpoint of a reply still in flight, so
     // any whole message, "interrupted" included, is the reply's last word.
     let e = this.entries.get(m.id);
-    if (!e) e = this.create(m.id, m.seq, m.role, m.author);
+    const parent = m.parent_id ?? this.leafId();
+    if (!e) e = this.create(m.id, m.seq, m.role, m.author, parent);
     Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete", unreadable: !!m.unreadable });
     e.bytes = utf8Len(e.text);
+    if (e.parent !== parent) {
+      e.parent = parent;
+      this.follow(e);
+    }
     if (this.streamingId === m.id) this.streamingId = "";
     this.lastSeq = Math.max(this.lastSeq, m.seq);
     this.paint(e, m.created_at);
+    this.layout();
     return e;
   }
 
@@ -279,7 +309,11 @@ export class MessageLog {
   delta(ev) {
     let e = this.entries.get(ev.message_id);
     if (e && e.status !== "streaming" && e.status !== "interrupted") return true; // already final
-    if (!e) e = this.create(ev.message_id, ev.seq, "assistant", this.authorFor(ev));
+    if (!e) {
+      const parent = this.expected.has(ev.message_id) ? this.expected.get(ev.message_id) : this.leafId();
+      e = this.create(ev.message_id, ev.seq, "assistant", this.authorFor(ev), parent);
+      this.layout();
+    }
     if (ev.offset > e.bytes) return false;
     if (ev.offset === e.bytes) {
       e.text += ev.text;
@@ -293,21 +327,144 @@ export class MessageLog {
     return true;
   }
 
-  create(id, seq, role, author) {
+  create(id, seq, role, author, parent) {
     this.container.querySelector(".log-empty")?.remove();
     const node = el("article", { className: "msg", dataset: { id, seq: String(seq) } },
       el("header", { className: "msg-meta" },
         el("span", { className: "msg-author" }),
         el("span", { className: "msg-status" }),
         el("time", { className: "msg-time" })),
-      el("div", { className: "msg-text" }));
-    const e = { id, seq, role, author: author || "", text: "", bytes: 0, status: "streaming", el: node };
+      el("div", { className: "msg-text" }),
+      el("footer", { className: "msg-actions" }));
+    const e = { id, seq, role, author: author || "", text: "", bytes: 0, status: "streaming", parent: parent || "", el: node };
     this.entries.set(id, e);
     const atBottom = this.atBottom();
     const after = [...this.container.children].find((c) => Number(c.dataset.seq) > seq);
     this.container.insertBefore(node, after || null);
+    this.follow(e);
     if (atBottom) this.scrollDown();
     return e;
+  }
+
+  // follow moves the view onto e's branch: every ancestor of e is the
+  // version shown at its level.
+  follow(e) {
+    for (let n = e, hops = 0; n && hops < 10000; n = this.entries.get(n.parent), hops++) {
+      this.choice.set(n.parent, n.id);
+      if (!n.parent) break;
+    }
+  }
+
+  // tree indexes the messages once: the versions under each parent,
+  // oldest first, and the newest seq in each message's branch (a message
+  // is always stored after its parent, so one pass from the newest down
+  // adds every branch up).
+  tree() {
+    const kids = new Map();
+    const newest = new Map();
+    const bySeq = [...this.entries.values()].sort((a, b) => a.seq - b.seq);
+    for (const e of bySeq) {
+      if (!kids.has(e.parent)) kids.set(e.parent, []);
+      kids.get(e.parent).push(e);
+    }
+    for (let i = bySeq.length - 1; i >= 0; i--) {
+      const e = bySeq[i];
+      const n = Math.max(newest.get(e.id) || 0, e.seq);
+      newest.set(e.id, n);
+      newest.set(e.parent, Math.max(newest.get(e.parent) || 0, n));
+    }
+    return { kids, newest };
+  }
+
+  // path is the branch shown: from the root down, at each level the chosen
+  // version, or the one whose branch holds the newest message.
+  path(t = this.tree()) {
+    const out = [];
+    const seen = new Set();
+    for (let parent = ""; ;) {
+      const kids = t.kids.get(parent) || [];
+      if (kids.length === 0) break;
+      let next = this.entries.get(this.choice.get(parent));
+      if (!next || next.parent !== parent) next = kids.reduce((a, b) => (t.newest.get(b.id) > t.newest.get(a.id) ? b : a));
+      if (seen.has(next.id)) break;
+      seen.add(next.id);
+      out.push(next);
+      parent = next.id;
+    }
+    return out;
+  }
+
+  // leafId is the last message of the branch shown: where a new message
+  // continues the conversation.
+  leafId() {
+    const p = this.path();
+    return p.length ? p[p.length - 1].id : "";
+  }
+
+  // layout shows the messages of the branch shown and hides the others,
+  // and gives each shown message its version switcher and buttons.
+  layout() {
+    const atBottom = this.atBottom();
+    const t = this.tree();
+    const shown = new Set(this.path(t).map((e) => e.id));
+    for (const e of this.entries.values()) {
+      e.el.hidden = !shown.has(e.id);
+      if (!e.el.hidden) this.actions(e, t.kids.get(e.parent) || [e]);
+    }
+    if (atBottom) this.scrollDown();
+  }
+
+  // actions gives e its switcher among versions (its siblings, e included)
+  // and its buttons.
+  actions(e, versions) {
+    const bar = e.el.querySelector(".msg-actions");
+    if (bar.querySelector(".msg-editor")) return; // an edit in progress keeps its editor
+    const items = [];
+    if (versions.length > 1) {
+      const i = versions.findIndex((v) => v.id === e.id);
+      const go = (d) => () => {
+        const v = versions[i + d];
+        if (!v) return;
+        this.choice.set(e.parent, v.id);
+        this.layout();
+        this.entries.get(v.id)?.el.querySelector(".versions button:not([disabled])")?.focus();
+      };
+      items.push(el("span", { className: "versions" },
+        el("button", { type: "button", className: "ghost small", disabled: i === 0, attrs: { "aria-label": "Previous version" }, onclick: go(-1) }, "‹"),
+        el("span", { className: "version-count" }, `${i + 1} / ${versions.length}`),
+        el("button", { type: "button", className: "ghost small", disabled: i === versions.length - 1, attrs: { "aria-label": "Next version" }, onclick: go(1) }, "›")));
+    }
+    const busy = this.streaming;
+    if (this.onEdit && e.role === "user") {
+      items.push(el("button", { type: "button", className: "ghost small", disabled: busy, onclick: () => this.edit(e) }, "Edit"));
+    }
+    if (this.onRegenerate && e.role === "assistant" && e.status !== "streaming" && this.canRegenerate()) {
+      items.push(el("button", { type: "button", className: "ghost small", disabled: busy, onclick: () => this.onRegenerate(e) }, "Regenerate"));
+    }
+    bar.replaceChildren(...items);
+  }
+
+  // edit opens an inline editor on the user's message e; Save (or Enter)
+  // hands the new text to onEdit, Cancel (or Escape) closes it.
+  edit(e) {
+    const bar = e.el.querySelector(".msg-actions");
+    const area = el("textarea", { className: "msg-edit", rows: 3, value: e.text, attrs: { "aria-label": "Edit message" } });
+    const close = () => { e.el.classList.remove("msg--editing"); bar.replaceChildren(); this.layout(); };
+    const save = () => {
+      const text = area.value;
+      if (!text.trim()) return;
+      if (this.onEdit(e, text) !== false) close();
+    };
+    area.addEventListener("keydown", (k) => {
+      if (k.key === "Enter" && !k.shiftKey && !k.isComposing) { k.preventDefault(); save(); }
+      if (k.key === "Escape") { k.preventDefault(); close(); }
+    });
+    e.el.classList.add("msg--editing");
+    bar.replaceChildren(el("div", { className: "msg-editor" }, area,
+      el("div", { className: "msg-editor-actions" },
+        el("button", { type: "button", className: "ghost small", onclick: close }, "Cancel"),
+        el("button", { type: "button", className: "primary small", onclick: save }, "Save"))));
+    area.focus();
   }
 
   paint(e, createdAt) {
@@ -323,9 +480,13 @@ export class MessageLog {
       t.dateTime = createdAt;
       t.textContent = shortTime(createdAt);
     }
-    n.querySelector(".msg-text").textContent = e.unreadable
-      ? "[this message cannot be read: its encryption key is no longer configured]"
-      : e.text;
+    const body = n.querySelector(".msg-text");
+    if (e.unreadable) {
+      body.textContent = "[this message cannot be read: its encryption key is no longer configured]";
+      delete body.dataset.source;
+    } else {
+      renderMarkdown(body, e.text);
+    }
     if (atBottom) this.scrollDown();
   }
 
@@ -335,6 +496,43 @@ export class MessageLog {
   }
 
   scrollDown() { this.container.scrollTop = this.container.scrollHeight; }
+}
+
+// TypingIndicator shows who is typing, or that the model is thinking, in
+// its element (which carries data-typing), until the next message of the
+// session or 6 s after the last notice (CONTRACT §7).
+export class TypingIndicator {
+  constructor(node) {
+    this.node = node;
+    this.timer = 0;
+    this.hide();
+  }
+
+  show(ev) {
+    const who = ev.author || (ev.role === "assistant" ? "The assistant" : "Someone");
+    this.node.textContent = ev.role === "assistant" ? `${who} is thinking…` : `${who} is typing…`;
+    this.node.hidden = false;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.hide(), 6000);
+  }
+
+  hide() {
+    clearTimeout(this.timer);
+    this.node.hidden = true;
+    this.node.textContent = "";
+  }
+}
+
+// Typing throttles the typing notices a composer sends: at most one a
+// second, as the server relays no more.
+export function typingNotifier(send) {
+  let last = 0;
+  return () => {
+    const now = Date.now();
+    if (now - last < 1000) return;
+    last = now;
+    send();
+  };
 }
 
 function roleName(role) {

@@ -1,7 +1,7 @@
 // The admin dashboard: live figures, every session with filters and
 // cursor paging, live help alerts, and one open session followed over the
 // WebSocket (watch) that an admin can take over, answer and release.
-import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TOKEN_REFUSED, switchToSignIn, switchToApp } from "../common.js";
+import { appBase, takeToken, el, api, newId, shortTime, autoGrow, Connection, MessageLog, TypingIndicator, typingNotifier, TOKEN_REFUSED, switchToSignIn, switchToApp } from "../common.js";
 
 const TOKEN_KEY = "chatbox.admin.token";
 const PAGE_SIZE = 25;
@@ -25,10 +25,15 @@ let nextCursor = "";
 let open = null; // {id, session, holder, mine}
 let pendingTakeover = ""; // session id of a takeover sent and not yet answered
 
+// The conversation as a tree, read-only: versions can be browsed, not
+// edited or regenerated.
 const log = new MessageLog($("d-log"), {
   authorFor: () => modelName(open?.session?.model),
   emptyText: "No messages yet.",
 });
+const typing = new TypingIndicator($("d-typing"));
+const notifyTyping = typingNotifier(() => { if (open) conn?.send({ type: "typing", session_id: open.id }); });
+$("reply-text").addEventListener("input", () => { if ($("reply-text").value.trim()) notifyTyping(); });
 
 function modelName(id) {
   const m = me?.models?.find((x) => x.id === id);
@@ -51,6 +56,7 @@ function showSignIn(error = "") {
   // Nothing seen with the previous token stays on screen.
   open = null;
   log.clear();
+  typing.hide();
   rows.clear();
   cursors = [""];
   nextCursor = "";
@@ -337,6 +343,7 @@ async function openSession(id) {
   open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false, refused: false };
   pendingTakeover = "";
   log.clear();
+  typing.hide();
   $("detail-empty").hidden = true;
   $("detail-body").hidden = false;
   $("reply-text").value = "";
@@ -379,6 +386,7 @@ function closeSession() {
   conn?.send({ type: "unwatch", session_id: id });
   open = null;
   log.clear();
+  typing.hide();
   $("detail-body").hidden = true;
   $("detail-empty").hidden = false;
   for (const tr of $("rows").children) fillRow(tr, rows.get(tr.dataset.id));
@@ -492,8 +500,21 @@ function onEvent(ev) {
     patchRow(ev.session_id, { updated_at: ev.message.created_at || new Date().toISOString() });
     if (open?.id === ev.session_id) {
       const isNew = !log.entries.has(ev.message.id);
+      typing.hide();
       log.upsert(ev.message);
       if (isNew && rows.has(ev.session_id)) patchRow(ev.session_id, { message_count: (rows.get(ev.session_id).message_count || 0) + 1 });
+    }
+    break;
+  case "typing":
+    if (open?.id !== ev.session_id) break;
+    if (ev.role === "assistant") log.expect(ev.message_id, ev.parent_id);
+    typing.show(ev);
+    break;
+  case "renamed":
+    patchRow(ev.session_id, { title: ev.title });
+    if (open?.id === ev.session_id) {
+      open.session.title = ev.title;
+      renderDetailHead();
     }
     break;
   case "delta":
