@@ -1,11 +1,14 @@
 package persistence
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 )
 
@@ -124,4 +127,16 @@ func TitleAD(sessionID string) []byte {
 	b := make([]byte, 0, len("title\x00")+len(sessionID))
 	b = append(b, "title\x00"...)
 	return append(b, sessionID...)
+}
+
+// LogUnreadable logs a record whose ciphertext could not be opened, for a
+// store that returns it with empty text: a warning when its key is not
+// configured, an error when it does not authenticate. attrs name the
+// record, never its contents.
+func LogUnreadable(ctx context.Context, log *slog.Logger, err error, msg string, attrs ...any) {
+	level, reason := slog.LevelWarn, "key_missing"
+	if !errors.Is(err, ErrKeyMissing) {
+		level, reason = slog.LevelError, "corrupt"
+	}
+	log.Log(ctx, level, msg, append(attrs, "reason", reason)...)
 }

@@ -72,7 +72,7 @@ func (s *Store) ListAudit(ctx context.Context, p persistence.Page) ([]persistenc
 	}
 	filter := bson.D{}
 	if p.Cursor != "" {
-		c, err := decodeCursor(p.Cursor, sortAuditAt, orderDesc)
+		c, err := persistence.DecodeCursor(p.Cursor, sortAuditAt, persistence.OrderDesc)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", what, err)
 		}
@@ -97,7 +97,7 @@ func (s *Store) ListAudit(ctx context.Context, p persistence.Page) ([]persistenc
 	if len(docs) > limit {
 		docs = docs[:limit]
 		last := &docs[limit-1]
-		next = encodeCursor(cursor{Sort: sortAuditAt, Order: orderDesc, Key: last.At.UnixMilli(), ID: last.ID})
+		next = persistence.EncodeCursor(persistence.Cursor{Sort: sortAuditAt, Order: persistence.OrderDesc, Key: last.At.UnixMilli(), ID: last.ID})
 	}
 	out := make([]persistence.AuditEntry, len(docs))
 	for i, d := range docs {

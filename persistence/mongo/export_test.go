@@ -21,5 +21,5 @@ func (s *Store) SessionDocument(x *persistence.Session) any { return s.sessionTo
 // UpdatedAtCursor is the cursor a newest-first session list returns after
 // the session with id, updated at.
 func UpdatedAtCursor(at time.Time, id string) string {
-	return encodeCursor(cursor{Sort: sortUpdatedAt, Order: orderDesc, Key: at.UnixMilli(), ID: id})
+	return persistence.EncodeCursor(persistence.Cursor{Sort: persistence.SortUpdatedAt, Order: persistence.OrderDesc, Key: at.UnixMilli(), ID: id})
 }

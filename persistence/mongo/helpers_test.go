@@ -2,13 +2,14 @@ package mongo_test
 
 import (
 	"context"
-	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/mongo"

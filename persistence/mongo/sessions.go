@@ -145,7 +145,7 @@ func versionFilter(id string, v int64) bson.D {
 
 // ListSessions returns userID's sessions, most recently updated first.
 func (s *Store) ListSessions(ctx context.Context, userID string, p persistence.Page) ([]persistence.Session, string, error) {
-	list, next, err := s.listSessions(ctx, bson.D{{Key: "user_id", Value: userID}}, sortUpdatedAt, orderDesc, p)
+	list, next, err := s.listSessions(ctx, bson.D{{Key: "user_id", Value: userID}}, persistence.SortUpdatedAt, persistence.OrderDesc, p)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sessions of user %s: %w", userID, err)
 	}
@@ -157,15 +157,15 @@ func (s *Store) ListSessions(ctx context.Context, userID string, p persistence.P
 func (s *Store) ListAllSessions(ctx context.Context, f persistence.AdminFilter, p persistence.Page) ([]persistence.Session, string, error) {
 	field, dir := f.Sort, f.Order
 	if field == "" {
-		field = sortUpdatedAt
+		field = persistence.SortUpdatedAt
 	}
 	if dir == "" {
-		dir = orderDesc
+		dir = persistence.OrderDesc
 	}
 	if _, ok := sortFields[field]; !ok {
 		return nil, "", fmt.Errorf("list all sessions: unknown sort %q", f.Sort)
 	}
-	if dir != orderAsc && dir != orderDesc {
+	if dir != persistence.OrderAsc && dir != persistence.OrderDesc {
 		return nil, "", fmt.Errorf("list all sessions: unknown order %q", f.Order)
 	}
 
@@ -220,13 +220,13 @@ func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir stri
 	limit = min(limit, maxSessionLimit)
 
 	if p.Cursor != "" {
-		c, err := decodeCursor(p.Cursor, field, dir)
+		c, err := persistence.DecodeCursor(p.Cursor, field, dir)
 		if err != nil {
 			return nil, "", err
 		}
 		after := sortFields[field].value(c.Key)
 		op := "$lt"
-		if dir == orderAsc {
+		if dir == persistence.OrderAsc {
 			op = "$gt"
 		}
 		filter = append(filter[:len(filter):len(filter)], bson.E{Key: "$or", Value: bson.A{
@@ -235,7 +235,7 @@ func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir stri
 		}})
 	}
 	order := -1
-	if dir == orderAsc {
+	if dir == persistence.OrderAsc {
 		order = 1
 	}
 	opts := options.Find().
@@ -257,7 +257,7 @@ func (s *Store) listSessions(ctx context.Context, filter bson.D, field, dir stri
 	if len(docs) > limit {
 		docs = docs[:limit]
 		last := &docs[limit-1]
-		next = encodeCursor(cursor{Sort: field, Order: dir, Key: sortFields[field].key(last), ID: last.ID})
+		next = persistence.EncodeCursor(persistence.Cursor{Sort: field, Order: dir, Key: sortFields[field].key(last), ID: last.ID})
 	}
 	out := make([]persistence.Session, len(docs))
 	for i := range docs {

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"github.com/chatbox/chatbox/lifecycle/leaktest"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/chatbox/chatbox/lifecycle/leaktest"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/sqlite"

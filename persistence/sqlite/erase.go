@@ -63,7 +63,7 @@ func (s *Store) ListAudit(ctx context.Context, p persistence.Page) ([]persistenc
 	if p.Cursor == "" {
 		rows, err = s.rdb.QueryContext(ctx, qListAuditFirst, limit+1)
 	} else {
-		c, cerr := decodeCursor(p.Cursor, sortAuditAt, orderDesc)
+		c, cerr := persistence.DecodeCursor(p.Cursor, sortAuditAt, persistence.OrderDesc)
 		if cerr != nil {
 			return nil, "", fmt.Errorf("%s: %w", what, cerr)
 		}
@@ -94,7 +94,7 @@ func (s *Store) ListAudit(ctx context.Context, p persistence.Page) ([]persistenc
 	next := ""
 	if more {
 		last := &out[len(out)-1]
-		next = encodeCursor(cursor{Sort: sortAuditAt, Order: orderDesc, Key: last.At.UnixMilli(), ID: last.ID})
+		next = persistence.EncodeCursor(persistence.Cursor{Sort: sortAuditAt, Order: persistence.OrderDesc, Key: last.At.UnixMilli(), ID: last.ID})
 	}
 	return out, next, nil
 }

@@ -87,8 +87,8 @@ func messageRow() []any {
 // adminCases are every shape of ListAllSessions query, with arguments.
 func adminCases() []stmtCase {
 	var out []stmtCase
-	for _, sort := range []string{sortUpdatedAt, sortCreatedAt, sortMessageCount} {
-		for _, order := range []string{orderDesc, orderAsc} {
+	for _, sort := range []string{persistence.SortUpdatedAt, persistence.SortCreatedAt, persistence.SortMessageCount} {
+		for _, order := range []string{persistence.OrderDesc, persistence.OrderAsc} {
 			for bits := range 1 << 7 {
 				sh := adminShape{sort: sort, order: order,
 					user: bits&1 != 0, status: bits&2 != 0, help: bits&4 != 0, taken: bits&8 != 0,
@@ -108,7 +108,7 @@ func adminCases() []stmtCase {
 				}
 				args = append(args, 51)
 				out = append(out, stmtCase{name: adminName(sh), query: adminQuery(sh), args: args,
-					sorts: sh.user && sh.sort != sortUpdatedAt})
+					sorts: sh.user && sh.sort != persistence.SortUpdatedAt})
 			}
 		}
 	}

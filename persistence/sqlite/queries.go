@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/chatbox/chatbox/persistence"
 )
 
 // Every statement the store runs is here (ListAllSessions' are built by
@@ -260,7 +262,7 @@ type adminShape struct {
 }
 
 // sortSuffix names each sort in the names of its indexes.
-var sortSuffix = map[string]string{sortUpdatedAt: "updated", sortCreatedAt: "created", sortMessageCount: "count"}
+var sortSuffix = map[string]string{persistence.SortUpdatedAt: "updated", persistence.SortCreatedAt: "created", persistence.SortMessageCount: "count"}
 
 // adminIndex is the index a ListAllSessions query of shape sh walks, named
 // in the query (INDEXED BY) rather than left to the planner, which without
@@ -274,7 +276,7 @@ var sortSuffix = map[string]string{sortUpdatedAt: "updated", sortCreatedAt: "cre
 // Else the sort's own index is walked in order, a created_at range included
 // (under the created_at sort it is a range of that index).
 func adminIndex(sh adminShape) string {
-	timeSort := sh.sort != sortMessageCount
+	timeSort := sh.sort != persistence.SortMessageCount
 	switch {
 	case sh.user:
 		return "sessions_user_updated"
@@ -313,7 +315,7 @@ func adminQuery(sh adminShape) string {
 		where = append(where, "created_at <= "+param())
 	}
 	dir, cmp := "DESC", "<"
-	if sh.order == orderAsc {
+	if sh.order == persistence.OrderAsc {
 		dir, cmp = "ASC", ">"
 	}
 	if sh.after {

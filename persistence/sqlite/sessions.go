@@ -229,7 +229,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string, p persistence.P
 	if p.Cursor == "" {
 		rows, err = s.r.listSessionsFirst.QueryContext(ctx, userID, limit+1)
 	} else {
-		c, cerr := decodeCursor(p.Cursor, sortUpdatedAt, orderDesc)
+		c, cerr := persistence.DecodeCursor(p.Cursor, persistence.SortUpdatedAt, persistence.OrderDesc)
 		if cerr != nil {
 			return nil, "", fmt.Errorf("%s: %w", what, cerr)
 		}
@@ -238,7 +238,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string, p persistence.P
 	if err != nil {
 		return nil, "", wrap(err, "%s", what)
 	}
-	list, next, err := s.readPage(ctx, rows, limit, sortUpdatedAt, orderDesc)
+	list, next, err := s.readPage(ctx, rows, limit, persistence.SortUpdatedAt, persistence.OrderDesc)
 	if err != nil {
 		return nil, "", wrap(err, "%s", what)
 	}
@@ -261,15 +261,15 @@ func (s *Store) ListAllSessions(ctx context.Context, f persistence.AdminFilter, 
 	}
 	sh := adminShape{sort: f.Sort, order: f.Order}
 	if sh.sort == "" {
-		sh.sort = sortUpdatedAt
+		sh.sort = persistence.SortUpdatedAt
 	}
 	if sh.order == "" {
-		sh.order = orderDesc
+		sh.order = persistence.OrderDesc
 	}
 	if _, ok := sortKeys[sh.sort]; !ok {
 		return nil, "", fmt.Errorf("%s: unknown sort %q", what, f.Sort)
 	}
-	if sh.order != orderAsc && sh.order != orderDesc {
+	if sh.order != persistence.OrderAsc && sh.order != persistence.OrderDesc {
 		return nil, "", fmt.Errorf("%s: unknown order %q", what, f.Order)
 	}
 
@@ -304,7 +304,7 @@ func (s *Store) ListAllSessions(ctx context.Context, f persistence.AdminFilter, 
 		args = append(args, ms(f.To).UnixMilli())
 	}
 	if p.Cursor != "" {
-		c, err := decodeCursor(p.Cursor, sh.sort, sh.order)
+		c, err := persistence.DecodeCursor(p.Cursor, sh.sort, sh.order)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", what, err)
 		}
@@ -382,7 +382,7 @@ func (s *Store) readPage(ctx context.Context, rows *sql.Rows, limit int, sort, o
 	next := ""
 	if more {
 		last := &out[len(out)-1]
-		next = encodeCursor(cursor{Sort: sort, Order: order, Key: sortKeys[sort](last), ID: last.ID})
+		next = persistence.EncodeCursor(persistence.Cursor{Sort: sort, Order: order, Key: sortKeys[sort](last), ID: last.ID})
 	}
 	return out, next, nil
 }

@@ -321,11 +321,7 @@ func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) 
 // caller returns the record with empty text; attrs name the record, never
 // its contents.
 func (s *Store) unreadable(ctx context.Context, err error, msg string, attrs ...any) {
-	level, reason := slog.LevelWarn, "key_missing"
-	if !errors.Is(err, persistence.ErrKeyMissing) {
-		level, reason = slog.LevelError, "corrupt"
-	}
-	s.log.Log(ctx, level, msg, append(attrs, "reason", reason)...)
+	persistence.LogUnreadable(ctx, s.log, err, msg, attrs...)
 }
 
 // wrap says what was being done and classifies err for callers, who test
