@@ -112,13 +112,9 @@ func openCopySide(ctx context.Context, base *config.Config, spec string, log *sl
 // openLegacyStore reads a v1.0 data_dir: FerretDB in-process on its files,
 // through the MongoDB store. It is only ever a source of `chatbox copy`.
 func openLegacyStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (persistence.Store, func(), error) {
-	cur, prev, err := cfg.EncryptionKeys()
+	keys, err := keyring(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	keys, err := persistence.NewKeyring(cur, prev...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("storage.encryption_key: %w", err)
 	}
 	srv, err := embedded.Start(ctx, storeDir(cfg), log)
 	if err != nil {

@@ -279,13 +279,9 @@ func printDevLinks(w io.Writer, cfg *config.Config, base string) {
 // schema and indexes are in place when it returns. The embedded store's
 // group commits are measured in set when it is not nil.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, set *metrics.Set) (persistence.Store, func(), error) {
-	cur, prev, err := cfg.EncryptionKeys()
+	keys, err := keyring(cfg)
 	if err != nil {
 		return nil, nil, err
-	}
-	keys, err := persistence.NewKeyring(cur, prev...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("storage.encryption_key: %w", err)
 	}
 	if cfg.Storage.MongoURI == "" {
 		st, err := sqlite.Open(ctx, sqlite.Options{
@@ -309,6 +305,19 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, set *m
 		return nil, nil, err
 	}
 	return st, func() { st.Close(context.Background()) }, nil
+}
+
+// keyring is storage.encryption_key with storage.previous_encryption_keys.
+func keyring(cfg *config.Config) (*persistence.Keyring, error) {
+	cur, prev, err := cfg.EncryptionKeys()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := persistence.NewKeyring(cur, prev...)
+	if err != nil {
+		return nil, fmt.Errorf("storage.encryption_key: %w", err)
+	}
+	return keys, nil
 }
 
 // storeDir is where the embedded store keeps its database: data_dir/db,
