@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -28,6 +29,11 @@ type checkpointer struct {
 	stop chan struct{} // closed by close
 	done chan struct{} // closed when the goroutine has returned
 
+	// mu is held while a checkpoint runs, this goroutine's or the Store's
+	// own TRUNCATE one (Checkpoint): SQLite runs one checkpoint at a time
+	// and answers a second one busy.
+	mu sync.Mutex
+
 	// copied is 1 while the last checkpoint had copied the whole WAL, for
 	// tests; walFrames the WAL's size in frames at that checkpoint.
 	copied, walFrames atomic.Int64
@@ -51,7 +57,9 @@ func (c *checkpointer) run() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), checkpointEvery)
 		var busy, logFrames, done int
+		c.mu.Lock()
 		err := c.db.QueryRowContext(ctx, qPassiveCheckpoint).Scan(&busy, &logFrames, &done)
+		c.mu.Unlock()
 		cancel()
 		if err != nil {
 			c.log.Warn("checkpoint the WAL", "err", err)

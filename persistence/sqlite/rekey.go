@@ -236,6 +236,10 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	defer cancel()
 	return s.w.submit(&writeReq{ctx: ctx, what: what, done: make(chan error, 1),
 		solo: func(ctx context.Context, c *sql.Conn) error {
+			// Not while the checkpointer runs one: SQLite lets one
+			// checkpoint at a time and answers the other busy.
+			s.ckp.mu.Lock()
+			defer s.ckp.mu.Unlock()
 			var busy, logFrames, done int
 			if err := c.QueryRowContext(ctx, qCheckpoint).Scan(&busy, &logFrames, &done); err != nil {
 				return wrap(err, "%s", what)
