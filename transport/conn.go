@@ -122,22 +122,60 @@ func (c *wsConn) closeWith(code uint16, reason, why string) {
 		code, reason = uint16(ws.StatusNormalClosure), ""
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
-	c.shutLocked()
+	err := ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	if err == nil {
+		c.lingerLocked()
+	} else {
+		c.shutLocked()
+	}
 	c.mu.Unlock()
 	c.onClosed(why)
+}
+
+// lingerClose bounds how long a closed connection's socket keeps reading
+// what the peer still sends, before it is closed for good.
+const lingerClose = time.Second
+
+// lingerLocked closes the connection after its close frame was written:
+// it sends FIN and discards what the peer still has in flight (the rest of
+// an oversized message, its own close frame) for up to lingerClose on a
+// goroutine of the server, then closes the socket. Closing at once with
+// unread bytes in the receive buffer makes the kernel send a reset, and a
+// reset can destroy the close frame before the peer reads it: the peer
+// would never learn the code (1009, 1002, ...). c.mu is held and the
+// connection was open.
+func (c *wsConn) lingerLocked() {
+	tc, ok := c.conn.(*net.TCPConn)
+	if !ok || c.owner == nil {
+		c.shutLocked()
+		return
+	}
+	c.detachLocked()
+	if tc.CloseWrite() != nil || !c.owner.Go(func() {
+		tc.SetReadDeadline(time.Now().Add(lingerClose))
+		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+		tc.Close()
+	}) {
+		tc.Close()
+	}
 }
 
 // shutLocked marks the connection closed, stops its keepalive, and closes
 // the socket; c.mu is held and the connection was open.
 func (c *wsConn) shutLocked() {
+	c.detachLocked()
+	c.conn.Close()
+}
+
+// detachLocked marks the connection closed, stops its keepalive and takes
+// it out of the poller (before its descriptor can be reused by another
+// socket); c.mu is held.
+func (c *wsConn) detachLocked() {
 	c.closed = true
 	if c.pinger != nil {
 		c.pinger.Stop()
 	}
-	// Leave the poller before the descriptor can be reused by another socket.
 	c.poll.remove(c)
-	c.conn.Close()
 }
 
 // start queues the reads: bytes already buffered are read at once, then
@@ -233,6 +271,11 @@ func (c *wsConn) readMessage() (why string, stop bool) {
 		c.hc.Reject("", protocol.Errf(protocol.CodeBadRequest, "only text frames are accepted"))
 		return "", false
 	}
+	if c.isClosed() {
+		// Read while the connection was closing (its socket lingers for
+		// the peer's last bytes): not a command any more.
+		return "closed", true
+	}
 	cmd, err := protocol.Decode(payload)
 	if err != nil {
 		c.hc.Reject(cmd.ID, err)
@@ -240,6 +283,13 @@ func (c *wsConn) readMessage() (why string, stop bool) {
 	}
 	c.hc.Command(cmd)
 	return "", false
+}
+
+// isClosed reports whether the connection has been closed.
+func (c *wsConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // end closes the connection after a read ended it, with the matching code.

@@ -34,9 +34,3 @@ func (p goroutinePoller) add(c *wsConn) error {
 func (goroutinePoller) rearm(*wsConn) error { return nil }
 func (goroutinePoller) remove(*wsConn)      {}
 func (goroutinePoller) close()              {}
-
-func (c *wsConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
