@@ -9,6 +9,7 @@
 //	go run ./bench -scenario ttft -rate 500 -requests 5000
 //	go run ./bench -scenario churn -duration 20s
 //	go run ./bench -scenario burst -users 300 -tokens 50
+//	go run ./bench -scenario soak -conns 5000 -duration 10m
 package main
 
 import (
@@ -62,7 +63,7 @@ type config struct {
 
 func (c *config) given(name string) bool { return c.set[name] }
 
-const scenarios = "idle, fanout, ttft, churn, burst, quick"
+const scenarios = "idle, fanout, ttft, churn, burst, soak, quick"
 
 func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error) {
 	c := &config{}
@@ -81,18 +82,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.Sync, "sync", "", "self-start: the embedded store's storage.sync (normal or full; default: the server's own default)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
 	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox or baseline (baseline alone calibrates the machine and the harness)")
-	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold")
+	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold; soak: connections, one user each (default 5000)")
 	fs.IntVar(&c.PerProcess, "conns-per-process", 0, "idle: connections per client process; more are spread over worker processes (default: open-file limit - 500)")
 	fs.IntVar(&c.Users, "users", 0, "fanout: users (default 250); ttft: connections, one user each (default 50); churn: distinct users (default 1000); burst: users sending at once (default 300)")
 	fs.IntVar(&c.Devices, "devices", 4, "fanout: connections (devices) per user")
-	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50)")
-	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout: the fake provider's pause before each token")
-	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop)")
+	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50; soak: default 20)")
+	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout, soak: the fake provider's pause before each token")
+	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop); soak: sends per second, all connections together (default 20)")
 	fs.IntVar(&c.Requests, "requests", 1000, "ttft: requests per phase (direct, then through Chatbox)")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "parallel dialers: idle/fanout connect (default 64), churn loops (default 32)")
-	fs.DurationVar(&c.Duration, "duration", 0, "idle: hold after connecting (default 5s); fanout: measured window (default 20s); churn: length (default 20s)")
+	fs.DurationVar(&c.Duration, "duration", 0, "idle: hold after connecting (default 5s); fanout: measured window (default 20s); churn: length (default 20s); soak: length (default 10m)")
 	fs.DurationVar(&c.Warmup, "warmup", 3*time.Second, "fanout: streaming before the measured window")
-	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "hard limit for the whole run; children are killed when it passes")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "hard limit for the whole run; children are killed when it passes (soak: default its duration + 10m)")
 	fs.StringVar(&c.Out, "out", "", "JSON result path (default bench/results/SCENARIO-DATE.json)")
 	fs.StringVar(&c.ProfileDir, "profile", "", "save profiles here: server CPU + allocations of the fanout window, server heap of idle, server CPU of ttft and churn, and the harness's own CPU in fanout")
 	fs.BoolVar(&c.Verbose, "v", false, "print progress and the server's log path")
@@ -126,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 		return c, in, nil
 	}
 	switch c.Scenario {
-	case "idle", "fanout", "ttft", "churn", "burst", "quick":
+	case "idle", "fanout", "ttft", "churn", "burst", "soak", "quick":
 	case "":
 		fs.Usage()
 		return nil, nil, errors.New("-scenario is required")
@@ -142,11 +143,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	if c.Target != "" && c.given("store") {
 		return nil, nil, errors.New("-store chooses the store of a self-started Chatbox; a -target has its own")
 	}
-	if c.Only == "baseline" && (c.Scenario == "ttft" || c.Scenario == "burst") {
+	if c.Only == "baseline" && (c.Scenario == "ttft" || c.Scenario == "burst" || c.Scenario == "soak") {
 		return nil, nil, fmt.Errorf("-only baseline: %s measures Chatbox's store and provider path; there is no baseline run", c.Scenario)
 	}
 	if c.Rate <= 0 || c.Requests <= 0 || c.Conns <= 0 || c.Devices <= 0 || c.Tokens <= 0 {
 		return nil, nil, errors.New("-rate, -requests, -conns, -devices and -tokens must be positive")
+	}
+	if c.Scenario == "soak" && !c.given("timeout") {
+		// The soak outlasts the usual limit: connecting and draining too.
+		d := soakDefaultDuration
+		if c.given("duration") {
+			d = c.Duration
+		}
+		c.Timeout = d + 10*time.Minute
 	}
 	return c, in, nil
 }
@@ -317,7 +326,7 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		e.note("before the run other processes used %.0f%% of a core (load average %s): the machine was shared", c.Others, strings.Join(strings.Fields(string(load))[:3], " "))
 	}
 	rep := newReport(cfg, e, nofile)
-	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Scenario != "burst" && cfg.Only != "chatbox"
+	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Scenario != "burst" && cfg.Scenario != "soak" && cfg.Only != "chatbox"
 	perProc := cfg.PerProcess
 	if perProc <= 0 {
 		perProc = max(int(nofile)-500, 100)
@@ -397,10 +406,25 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		rep.Burst = &r
 		e.waitQuiet(ctx, e.chatbox)
 	}
+	soak := func(o soakOptions) {
+		if e.chatbox == nil {
+			return
+		}
+		r := runSoak(ctx, e, e.chatbox, o)
+		rep.Soak = &r
+	}
 
 	switch cfg.Scenario {
 	case "burst":
 		burst(burstOptions{Users: def("users", cfg.Users, 300), Tokens: def("tokens", cfg.Tokens, 50), TokenDelay: cfg.TokenDelay, Parallel: def("concurrency", cfg.Concurrency, 64)})
+	case "soak":
+		d := defDur(soakDefaultDuration)
+		rate := 20.0
+		if cfg.given("rate") {
+			rate = cfg.Rate
+		}
+		soak(soakOptions{Conns: def("conns", cfg.Conns, def("users", cfg.Users, 5000)), Rate: rate, Tokens: def("tokens", cfg.Tokens, 20),
+			TokenDelay: cfg.TokenDelay, Duration: d, Interval: soakInterval(d), Parallel: def("concurrency", cfg.Concurrency, 64)})
 	case "idle":
 		idle(idleOptions{Conns: cfg.Conns, Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
 	case "fanout":

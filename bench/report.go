@@ -24,6 +24,7 @@ type Report struct {
 	Fanout          []fanoutResult     `json:"fanout,omitempty"`
 	TTFT            *ttftResult        `json:"ttft,omitempty"`
 	Burst           *burstResult       `json:"burst,omitempty"`
+	Soak            *soakResult        `json:"soak,omitempty"`
 	Churn           []churnResult      `json:"churn,omitempty"`
 	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
 	Targets         []Check            `json:"targets,omitempty"`
@@ -125,6 +126,9 @@ func (r *Report) finish(e *env, took time.Duration) {
 	}
 	if r.Burst != nil {
 		busy("burst chatbox", r.Burst.CPU)
+	}
+	if r.Soak != nil {
+		busy("soak chatbox", r.Soak.CPU)
 	}
 	r.Ratios = map[string]float64{}
 	ratio := func(name string, a, b *float64) {
@@ -270,6 +274,14 @@ func writeReport(cfg *config, r *Report) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
+	if r.Soak != nil && len(r.Soak.Samples) > 0 {
+		// The plot beside the result, named in it.
+		plot := strings.TrimSuffix(path, ".json") + ".png"
+		if err := writeSoakPlot(plot, r.Soak); err != nil {
+			return "", fmt.Errorf("soak plot: %w", err)
+		}
+		r.Soak.Plot = filepath.Base(plot)
+	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", err
@@ -358,6 +370,19 @@ func markdown(r *Report) string {
 		fmt.Fprintf(&sb, "| second send → ack | %.1f | %.1f | %.1f |\n\n", b.SecondAck.P50, b.SecondAck.P99, b.SecondAck.Max)
 		fmt.Fprintf(&sb, "%d of %d exchanges completed in %.1f s; error events: %v; store commits %s, writes per commit %s; server CPU %s%%.\n\n",
 			b.Completed, b.Connected, b.Seconds, b.ErrorEvents, fp(b.Commits, ""), fp(b.WritesPerCommit, ""), fp(b.ServerCPUPercent, ""))
+	}
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(&sb, "### soak — %d connections (%d connected), %.0f sends/s, %d-token replies, %.0f s, a sample every %.1f s\n\n", s.Conns, s.Connected, s.Rate, s.TokensPerReply, s.Seconds, s.IntervalSeconds)
+		sb.WriteString("| figure | second-quarter mean | last-quarter mean | change | tolerance | flat |\n|---|---:|---:|---:|---:|---|\n")
+		for _, v := range s.Verdicts {
+			tol := fmt.Sprintf("%.0f %%", v.Tolerance)
+			if v.Slack > 0 {
+				tol += fmt.Sprintf(" or %g", v.Slack)
+			}
+			fmt.Fprintf(&sb, "| %s | %.2f | %.2f | %+.1f %% | %s | %s |\n", v.Figure, v.SecondQuarter, v.LastQuarter, v.ChangePercent, tol, map[bool]string{true: "yes", false: "**no**"}[v.Flat])
+		}
+		fmt.Fprintf(&sb, "\n%d sends, %d acked, %d replies completed; lag p50 / p99 / p99.9 %.2f / %.2f / %.2f ms; error events %v, unexpected disconnects %d, offset gaps %d; server CPU %.1f %%, other processes %.1f %%. Plot: %s.\n\n",
+			s.Sends, s.Acks, s.Replies, s.Lag.P50, s.Lag.P99, s.Lag.P999, s.ErrorEvents, s.Disconnects, s.Gaps, s.CPU.Server, s.CPU.Others, s.Plot)
 	}
 	if len(r.Churn) > 0 {
 		c, _ := pick(r.Churn, "chatbox")

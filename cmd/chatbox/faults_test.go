@@ -27,6 +27,8 @@ import (
 // dbProxy forwards TCP connections to a database and can be cut (every
 // proxied connection closed, new ones closed as soon as accepted) and
 // restored, on the same address: a database that goes away and comes back.
+// It can also hold each request for a while (setDelay): a slow network or
+// an overloaded database.
 type dbProxy struct {
 	ln     net.Listener
 	target string
@@ -35,6 +37,7 @@ type dbProxy struct {
 	down     bool                  // guarded by mu
 	conns    map[net.Conn]struct{} // guarded by mu
 	commands map[string]int        // guarded by mu: database commands seen, by name
+	delay    time.Duration         // guarded by mu: how long each request is held
 	wg       sync.WaitGroup
 }
 
@@ -115,12 +118,19 @@ func (p *dbProxy) forwardCommands(dst io.Writer, src io.Reader) (int64, error) {
 		if _, err := io.ReadFull(src, msg[16:]); err != nil {
 			return n, err
 		}
+		p.mu.Lock()
 		if opMsg := 2013; int(binary.LittleEndian.Uint32(msg[12:16])) == opMsg {
 			if name := opMsgCommand(msg[20:]); name != "" {
-				p.mu.Lock()
 				p.commands[name]++
-				p.mu.Unlock()
 			}
+		}
+		delay := p.delay
+		p.mu.Unlock()
+		if delay > 0 {
+			// The injected latency itself: each request reaches the
+			// database this much later, so every round trip takes longer
+			// (the driver sends one request at a time per connection).
+			time.Sleep(delay)
 		}
 		w, err := dst.Write(msg)
 		n += int64(w)
@@ -154,6 +164,14 @@ func (p *dbProxy) counts() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return maps.Clone(p.commands)
+}
+
+// setDelay holds every request from now on for d before forwarding it; 0
+// forwards at once again.
+func (p *dbProxy) setDelay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
 }
 
 // cut closes every proxied connection and refuses new ones until restore.
