@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/chatbox/chatbox/persistence"
@@ -54,5 +55,38 @@ func TestARefusedSendCreatesNoSession(t *testing.T) {
 				t.Fatalf("%d sessions stored after the refusal, %d before: %+v", len(after), len(before), after)
 			}
 		})
+	}
+}
+
+// A new session whose first message cannot be stored is taken back: the
+// send is refused with storage_unavailable and nothing of it stays
+// (before, an empty session titled with the refused text was left).
+func TestAFirstMessageThatCannotBeStoredLeavesNoSession(t *testing.T) {
+	store := newFaultStore(t)
+	store.hooks(nil, func(*persistence.Message) error {
+		return fmt.Errorf("append: %w", persistence.ErrUnavailable)
+	}, nil)
+	h, _ := newTestHub(t, &stepModel{}, func(c *Config) { c.Store = store })
+	d := connect(t, h, alice)
+	d.do(protocol.Command{Type: protocol.TypeSend, ID: "refused", Text: "refused text"})
+	e := d.next(func(e map[string]any) bool { return e["type"] == "error" && e["id"] == "refused" })
+	if e["code"] != protocol.CodeStorageUnavailable {
+		t.Fatalf("refused with %v, want storage_unavailable", e)
+	}
+	if w := store.written(); w["create_session"] != 1 {
+		t.Fatalf("writes %v: the session was never created, so this test shows nothing", w)
+	}
+	list, _, err := store.ListSessions(context.Background(), alice.UserID, persistence.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 0 {
+		t.Fatalf("sessions stored after the refusal: %+v", list)
+	}
+	// The store is back: the next send starts a conversation as usual.
+	store.hooks(nil, nil, nil)
+	d.do(protocol.Command{Type: protocol.TypeSend, ID: "again", Text: "second try"})
+	if a := d.next(typ("ack")); a["id"] != "again" {
+		t.Fatalf("after the store came back: %v", a)
 	}
 }

@@ -327,6 +327,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
 		}
 	}
+	created := false // this send stored the session: a refusal takes it back
 	if s.spec.fresh {
 		storeCtx, cancel := s.hub.storeContext()
 		defer cancel()
@@ -341,6 +342,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 			return storeError(err)
 		}
 		s.spec.fresh = false
+		created = true
 	}
 
 	// While the store is healthy the provider call starts before the user
@@ -351,6 +353,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 	overlap := generate != nil && !s.hub.storeDown.Load()
 	if overlap {
 		if err := generate(); err != nil {
+			s.uncreate(ctx, created)
 			return err
 		}
 	}
@@ -360,6 +363,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 		if generate != nil && !overlap {
 			s.hub.releaseReply(s.spec.ownerID) // mayGenerate counted it
 		}
+		s.uncreate(ctx, created)
 		return err
 	}
 	var refused *protocol.Error
@@ -382,6 +386,23 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 	s.broadcast(ctx, protocol.NewMessage(s.spec.id, protocol.MessageOf(msg)))
 	s.thinking(ctx)
 	return refused
+}
+
+// uncreate deletes the session this send created when the send is refused
+// after all (its first message could not be stored): a refused send
+// creates nothing (CONTRACT §14). The client got no session id, so this
+// actor is done. If the delete fails too, the empty session stays, logged.
+func (s *sessionActor) uncreate(ctx actor.Context, created bool) {
+	if !created {
+		return
+	}
+	storeCtx, cancel := s.hub.storeContext()
+	defer cancel()
+	if err := s.hub.cfg.Store.DeleteSession(storeCtx, s.spec.id); err != nil {
+		s.log().Warn("delete the session of a refused first message", slog.Any("err", err))
+	}
+	s.session, s.tree, s.loadErr = nil, nil, persistence.ErrNotFound
+	s.askToStop(ctx)
 }
 
 // saveSession writes the session header, restoring prev in memory if the
