@@ -55,7 +55,11 @@ func genCommand(t *rapid.T) Command {
 		c.SessionID = rapid.StringMatching(`[a-z0-9]{1,32}`).Draw(t, "session")
 	}
 	if typ == TypeSend {
-		c.Text = rapid.StringN(1, 200, -1).Draw(t, "text")
+		// Any text with a non-space character: whitespace alone is refused
+		// (CONTRACT §14), which TestDecodeRejects covers.
+		c.Text = rapid.StringN(0, 100, -1).Draw(t, "text before") + rapid.StringMatching(`\PZ`).Filter(func(s string) bool {
+			return strings.TrimSpace(s) != ""
+		}).Draw(t, "visible") + rapid.StringN(0, 100, -1).Draw(t, "text after")
 		c.Model = rapid.StringMatching(`[a-z]{0,8}`).Draw(t, "model")
 	}
 	if typ == TypeSync {
