@@ -55,3 +55,6 @@ func (s *Session) WaitingSince(now time.Time) time.Duration {
 	}
 	return max(0, now.Sub(s.HelpRequestedAt))
 }
+
+// AuditNote is the audit action of an admin's internal note.
+const AuditNote = "note"

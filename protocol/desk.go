@@ -23,7 +23,19 @@ const (
 	// TypeRated tells the owner's devices and watchers that the session
 	// was rated.
 	TypeRated = "rated"
+	// TypeQueue tells every online admin that a session left the queue
+	// (taken over or ended); TypeHelp says one joined it.
+	TypeQueue = "queue"
 )
+
+// NewQueueLeft says the session no longer waits for a human.
+func NewQueueLeft(sessionID string) *Event {
+	return other(sessionID, struct {
+		Type      string `json:"type"`
+		SessionID string `json:"session_id"`
+		Waiting   bool   `json:"waiting"`
+	}{TypeQueue, sessionID, false})
+}
 
 // MaxCommentLen bounds a rating's comment, in bytes.
 const MaxCommentLen = 2000
