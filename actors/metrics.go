@@ -31,7 +31,7 @@ type hubMetrics struct {
 	byRole        map[persistence.Role]*metrics.Counter
 	// helpWait is the time from a help request to its takeover.
 	helpWait *metrics.PrometheusHistogram
-	set           *metrics.Set // per-model series are created on first use
+	set      *metrics.Set // per-model series are created on first use
 }
 
 func newHubMetrics(s *metrics.Set) hubMetrics {
