@@ -37,6 +37,8 @@ func (d *directory) Receive(ctx actor.Context) {
 			}
 		case *setShare:
 			r.replyTo = ctx.Sender()
+		case *watchersOf:
+			r.replyTo = ctx.Sender()
 		}
 		d.route(ctx, m.userID, m.msg)
 	case *childIdle:

@@ -33,6 +33,9 @@
 // by id with their parents, resolves send, edit and regenerate to a place
 // in it (branch.go), and sends the model only the path from the new message
 // to the root. Presence (typing) is relayed, never stored (rename.go).
+// The help desk (desk.go) adds internal notes, which the tree never holds
+// and only watching admins receive, the owner's rating, the time of a help
+// request, and who watches each session, kept by the user actor.
 //
 // Actors stop when idle (no connection, no reply in flight) after a
 // handshake with their parent that counts routed messages, so a command in

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -41,9 +42,12 @@ func (s *sessionActor) end(ctx actor.Context, who Identity) *protocol.Error {
 	}
 	prev := *s.session
 	s.session.Status = persistence.SessionEnded
-	s.session.HelpRequested = false // no one is waiting for a human any more
+	s.session.HelpRequested, s.session.HelpRequestedAt = false, time.Time{} // no one is waiting for a human any more
 	if err := s.saveSession(prev); err != nil {
 		return err
+	}
+	if prev.HelpRequested {
+		s.leftQueue(ctx)
 	}
 	s.broadcast(ctx, protocol.NewEnded(s.spec.id))
 	s.record(who, persistence.AuditEnd, s.spec.id)

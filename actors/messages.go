@@ -142,6 +142,9 @@ type deliver struct {
 	event  *protocol.Event
 	to     *actor.PID
 	except *actor.PID // a broadcast that skips this connection (its sender)
+	// adminsOnly: a broadcast to the watching admins, never to the
+	// owner's connections (an internal note).
+	adminsOnly bool
 }
 
 // genChunk and genDone carry a generation's output from its goroutine back

@@ -29,7 +29,9 @@ type hubMetrics struct {
 	auditFailures *metrics.Counter
 	erasures      *metrics.Counter
 	byRole        map[persistence.Role]*metrics.Counter
-	set           *metrics.Set // per-model series are created on first use
+	// helpWait is the time from a help request to its takeover.
+	helpWait *metrics.PrometheusHistogram
+	set      *metrics.Set // per-model series are created on first use
 }
 
 func newHubMetrics(s *metrics.Set) hubMetrics {
@@ -52,13 +54,18 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 		auditFailures: s.NewCounter("chatbox_audit_write_failures_total"),
 		erasures:      s.NewCounter("chatbox_user_erasures_total"),
 		byRole:        map[persistence.Role]*metrics.Counter{},
+		helpWait:      s.NewPrometheusHistogramExt("chatbox_help_wait_seconds", helpWaitBuckets),
 		set:           s,
 	}
-	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem} {
+	for _, r := range []persistence.Role{persistence.RoleUser, persistence.RoleAssistant, persistence.RoleAdmin, persistence.RoleSystem, persistence.RoleNote} {
 		m.byRole[r] = s.NewCounter(fmt.Sprintf(`chatbox_messages_total{role=%q}`, r))
 	}
 	return m
 }
+
+// helpWaitBuckets are the upper bounds, in seconds, of the help wait
+// histogram: from seconds to an hour, as people wait.
+var helpWaitBuckets = []float64{5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600}
 
 func (m hubMetrics) messages(r persistence.Role) *metrics.Counter { return m.byRole[r] }
 

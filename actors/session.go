@@ -169,9 +169,12 @@ func (s *sessionActor) advanced(m persistence.Message) {
 		return // a reload failed meanwhile; the next actor loads what is stored
 	}
 	s.session.LastSeq = m.Seq
+	s.session.UpdatedAt = s.hub.now()
+	if m.Role == persistence.RoleNote {
+		return // not part of the conversation (desk.go)
+	}
 	s.session.HeadID = m.ID
 	s.session.MessageCount++
-	s.session.UpdatedAt = s.hub.now()
 	s.tree.add(m)
 }
 
@@ -271,6 +274,10 @@ func (s *sessionActor) run(ctx actor.Context, c *sessionCommand, res *CallResult
 		return s.rename(ctx, c.cmd.Title)
 	case protocol.TypeDelete:
 		return s.remove(ctx, c.identity)
+	case protocol.TypeNote:
+		return s.note(ctx, c, res)
+	case protocol.TypeRate:
+		return s.rate(ctx, c)
 	}
 	return nil
 }
@@ -463,6 +470,7 @@ func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *protocol.Erro
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()
 	after := c.cmd.AfterSeq
+	notes := s.actingAdmin(c.identity) // the owner's devices never see a note
 	for {
 		msgs, err := s.hub.cfg.Store.ListMessages(storeCtx, s.spec.id, after, syncPage)
 		if err != nil {
@@ -473,6 +481,9 @@ func (s *sessionActor) sync(ctx actor.Context, c *sessionCommand) *protocol.Erro
 			after = m.Seq
 			if s.gen != nil && m.Seq == s.gen.seq {
 				continue // the checkpoint of the reply in flight; sent as a delta below
+			}
+			if m.Role == persistence.RoleNote && !notes {
+				continue
 			}
 			s.reply(ctx, c.conn, protocol.NewMessage(s.spec.id, protocol.MessageOf(m)))
 		}

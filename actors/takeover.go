@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -26,7 +27,7 @@ func (s *sessionActor) help(ctx actor.Context) *protocol.Error {
 		return nil
 	}
 	prev := *s.session
-	s.session.HelpRequested = true
+	s.session.HelpRequested, s.session.HelpRequestedAt = true, s.hub.now()
 	if err := s.saveSession(prev); err != nil {
 		return err
 	}
@@ -52,9 +53,12 @@ func (s *sessionActor) takeover(ctx actor.Context, admin Identity) *protocol.Err
 	prev := *s.session
 	s.session.Mode = persistence.ModeHuman
 	s.session.AdminID, s.session.AdminName = admin.UserID, admin.Name
-	s.session.HelpRequested = false // a human is here now
+	s.session.HelpRequested, s.session.HelpRequestedAt = false, time.Time{} // a human is here now
 	if err := s.saveSession(prev); err != nil {
 		return err
+	}
+	if prev.HelpRequested {
+		s.answered(ctx, prev.WaitingSince(s.hub.now()))
 	}
 	s.audit(ctx, admin, admin.Name+" joined the conversation")
 	s.record(admin, persistence.AuditTakeover, s.spec.id)

@@ -44,6 +44,9 @@ func (t *convTree) complete() bool { return t.lowest <= 1 }
 
 // add takes in a stored message (again, for a reply whose text grew).
 func (t *convTree) add(m persistence.Message) {
+	if m.Role == persistence.RoleNote {
+		return // a note is not part of the conversation
+	}
 	if n, ok := t.nodes[m.ID]; ok {
 		n.text = m.Text
 		return
@@ -73,7 +76,7 @@ func (t *convTree) prune() {
 // without pruning: the caller wants them now.
 func (t *convTree) addOlder(msgs []persistence.Message) {
 	for _, m := range msgs {
-		if _, ok := t.nodes[m.ID]; !ok {
+		if _, ok := t.nodes[m.ID]; !ok && m.Role != persistence.RoleNote {
 			t.nodes[m.ID] = &convNode{id: m.ID, parent: m.ParentID, seq: m.Seq, role: m.Role, text: m.Text}
 		}
 	}

@@ -33,6 +33,9 @@ type userActor struct {
 	sessions children
 	watchers map[string]map[string]*actor.PID // session id → admin conn pid id → pid
 	owners   map[string]string                // session id → owner, as looked up for this user's admin commands
+	// watcherIDs is who is behind each watching admin connection (pid id),
+	// for presence (desk.go).
+	watcherIDs map[string]Identity
 }
 
 func newUserActor(hub *Hub, userID string) *userActor {
@@ -65,7 +68,7 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *childIdle:
 		u.sessions.stopIfIdle(ctx, m)
 	case *actor.Terminated:
-		u.terminated(m.Who)
+		u.terminated(ctx, m.Who)
 	case *actor.ReceiveTimeout:
 		if len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0 {
 			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
@@ -79,7 +82,7 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 		return
 	}
 	for _, c := range u.conns {
-		if !c.pid.Equal(m.except) {
+		if !c.pid.Equal(m.except) && !m.adminsOnly {
 			ctx.Send(c.pid, m.event)
 		}
 	}
@@ -90,18 +93,23 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 	}
 }
 
-func (u *userActor) terminated(who *actor.PID) {
+func (u *userActor) terminated(ctx actor.Context, who *actor.PID) {
 	for id, c := range u.conns {
 		if c.pid.Equal(who) {
 			delete(u.conns, id)
 		}
 	}
 	for sid, ws := range u.watchers {
+		if _, ok := ws[who.Id]; !ok {
+			continue
+		}
 		delete(ws, who.Id)
 		if len(ws) == 0 {
 			delete(u.watchers, sid)
 		}
+		u.presence(ctx, sid)
 	}
+	delete(u.watcherIDs, who.Id)
 	u.sessions.removePID(who)
 }
 
@@ -132,6 +140,8 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		u.closeForErasure(ctx)
 	case *forgetUser:
 		u.forget(m.userID)
+	case *watchersOf:
+		ctx.Send(m.replyTo, u.watcherList(m.sessionID))
 	}
 }
 
@@ -257,17 +267,21 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 	switch m.cmd.Type {
 	case protocol.TypeWatch, protocol.TypeUnwatch:
 		if m.cmd.Type == protocol.TypeWatch {
-			u.watch(ctx, sid, m.conn)
+			u.watch(ctx, sid, m.conn, m.identity)
 		} else if ws := u.watchers[sid]; ws != nil && m.conn != nil {
-			delete(ws, m.conn.Id)
-			if len(ws) == 0 {
-				delete(u.watchers, sid)
+			if _, ok := ws[m.conn.Id]; ok {
+				delete(ws, m.conn.Id)
+				if len(ws) == 0 {
+					delete(u.watchers, sid)
+				}
+				u.forgetWatcher(m.conn)
+				u.presence(ctx, sid)
 			}
 		}
 		ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
 		return
 	case protocol.TypeTakeover:
-		u.watch(ctx, sid, m.conn) // whoever holds a session sees it
+		u.watch(ctx, sid, m.conn, m.identity) // whoever holds a session sees it
 	case protocol.TypeTyping:
 		// An admin's typing reaches a session only from a connection that
 		// watches it (or from the owner's own).
@@ -292,7 +306,7 @@ func (u *userActor) mayType(sessionID string, conn *actor.PID) bool {
 	return watching
 }
 
-func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID) {
+func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID, who Identity) {
 	if conn == nil {
 		return
 	}
@@ -310,6 +324,8 @@ func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID) 
 	if _, ok := ws[conn.Id]; !ok {
 		ws[conn.Id] = conn
 		ctx.Watch(conn)
+		u.addWatcher(conn, who)
+		u.presence(ctx, sessionID)
 	}
 }
 

@@ -24,6 +24,7 @@ type Config struct {
 	LLM     LLM     `toml:"llm"`
 	Limits  Limits  `toml:"limits"`
 	Notify  Notify  `toml:"notify"`
+	Desk    Desk    `toml:"desk"`
 	// Tuning is not read from the file or the environment; see [Tuning].
 	Tuning Tuning `toml:"-"`
 }
@@ -167,4 +168,18 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	d.Duration = v
 	return nil
+}
+
+// Desk is the help desk's configuration.
+type Desk struct {
+	// Replies are the canned replies an admin can insert from the
+	// dashboard's composer; default none.
+	Replies []Reply `toml:"replies"`
+}
+
+// Reply is one canned reply ([[desk.replies]]).
+type Reply struct {
+	ID    string `toml:"id" json:"id"`       // unique
+	Title string `toml:"title" json:"title"` // what the picker lists and searches
+	Text  string `toml:"text" json:"text"`   // what it inserts
 }

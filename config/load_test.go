@@ -505,3 +505,32 @@ func TestEnvOriginListProperty(t *testing.T) {
 		}
 	})
 }
+
+func TestDeskReplies(t *testing.T) {
+	c := mustLoad(t, writeConfig(t, `
+[[desk.replies]]
+id = "hi"
+title = "Greeting"
+text = "Hello!"
+
+[[desk.replies]]
+id = "bye"
+title = "Farewell"
+text = "Goodbye."
+`), nil)
+	want := []Reply{{"hi", "Greeting", "Hello!"}, {"bye", "Farewell", "Goodbye."}}
+	if !slices.Equal(c.Desk.Replies, want) {
+		t.Errorf("replies = %+v, want %+v", c.Desk.Replies, want)
+	}
+	for _, tc := range []struct{ text, key string }{
+		{"[[desk.replies]]\nid = \"a\"\ntitle = \"A\"\ntext = \"x\"\n[[desk.replies]]\nid = \"a\"\ntitle = \"B\"\ntext = \"y\"\n", "desk.replies[1].id"},
+		{"[[desk.replies]]\nid = \"a\"\ntext = \"x\"\n", "desk.replies[0].title"},
+		{"[[desk.replies]]\nid = \"a\"\ntitle = \"A\"\n", "desk.replies[0].text"},
+		{"[[desk.replies]]\nid = \"a\"\ntitle = \"A\"\ntext = \"x\"\nbody = \"y\"\n", "body"},
+	} {
+		_, err := Load(writeConfig(t, tc.text), func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("config %q: err = %v, want it to name %s", tc.text, err, tc.key)
+		}
+	}
+}

@@ -33,6 +33,7 @@ func (c *Config) Validate() error {
 	c.LLM.validate(&p)
 	c.Limits.validate(&p)
 	c.Notify.validate(&p)
+	c.Desk.validate(&p)
 	return p.err()
 }
 
@@ -254,5 +255,25 @@ func (l *LLM) validate(p *problems) {
 	}
 	if l.ContextBudget <= 0 {
 		p.add("llm.context_budget", "must be a positive number of characters, got %d", l.ContextBudget)
+	}
+}
+
+func (d *Desk) validate(p *problems) {
+	ids := make(map[string]bool, len(d.Replies))
+	for i, r := range d.Replies {
+		key := fmt.Sprintf("desk.replies[%d]", i)
+		switch {
+		case strings.TrimSpace(r.ID) == "":
+			p.add(key+".id", "must not be empty")
+		case ids[r.ID]:
+			p.add(key+".id", "duplicate %q", r.ID)
+		}
+		ids[r.ID] = true
+		if strings.TrimSpace(r.Title) == "" {
+			p.add(key+".title", "must not be empty")
+		}
+		if strings.TrimSpace(r.Text) == "" {
+			p.add(key+".text", "must not be empty")
+		}
 	}
 }

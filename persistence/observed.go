@@ -80,6 +80,12 @@ func (o *observed) ListAllSessions(ctx context.Context, f AdminFilter, p Page) (
 	return s, next, o.done("list_all_sessions", start, err)
 }
 
+func (o *observed) ListQueue(ctx context.Context, limit int) ([]Session, error) {
+	start := time.Now()
+	s, err := o.s.ListQueue(ctx, limit)
+	return s, o.done("list_queue", start, err)
+}
+
 func (o *observed) Stats(ctx context.Context) (Stats, error) {
 	start := time.Now()
 	s, err := o.s.Stats(ctx)

@@ -74,6 +74,14 @@ type Session struct {
 	// has no message, and for a session stored before v1.1 (its head is
 	// then its message at LastSeq).
 	HeadID string
+	// HelpRequestedAt is when the pending help request was made; zero
+	// while none is (a takeover or an end clears both).
+	HelpRequestedAt time.Time
+	// Rating is the owner's satisfaction score, MinRating to MaxRating, or
+	// 0 for none; RatingComment is their optional words, encrypted at rest
+	// like the title. UpdateSession writes both.
+	Rating        int
+	RatingComment string
 }
 
 // Message is one stored message. Text is plaintext in memory and encrypted
@@ -109,6 +117,9 @@ type Stats struct {
 	TokensOut     int64
 	HelpRequested int64
 	TakenOver     int64
+	// Ratings counts the rated sessions; RatingSum adds up their scores.
+	Ratings   int64
+	RatingSum int64
 }
 
 // Page asks for one page of a list. Cursor is the opaque NextCursor of the
@@ -140,7 +151,8 @@ type Store interface {
 	// GetSessionByShareID finds the session a live share link points at.
 	GetSessionByShareID(ctx context.Context, shareID string) (*Session, error)
 	// UpdateSession writes the mutable header fields (title, model, status,
-	// mode, admin, help flag, share id; updated_at only forward) of an
+	// mode, admin, help flag and time, rating, share id; updated_at only
+	// forward) of an
 	// existing session, if the stored Version still equals s.Version; then
 	// both advance by one. Another writer having got there first answers
 	// ErrConflict and writes nothing; the caller must reload. It never
@@ -177,6 +189,7 @@ type Store interface {
 
 	Auditor
 	Eraser
+	Queue
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

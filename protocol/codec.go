@@ -73,6 +73,10 @@ func Decode(frame []byte) (Command, error) {
 		if err := CheckTitle(c.Title); err != nil {
 			return bad(err.Error())
 		}
+	case TypeNote, TypeRate:
+		if err := checkDesk(&c); err != nil {
+			return bad(err.Error())
+		}
 	case "":
 		return bad("the frame has no type")
 	default:

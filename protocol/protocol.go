@@ -67,6 +67,9 @@ type Command struct {
 	MessageID string `json:"message_id,omitempty"`
 	// Title is a rename's new title.
 	Title string `json:"title,omitempty"`
+	// Score and Comment are a rate's (1 to 5, and optional words).
+	Score   int    `json:"score,omitempty"`
+	Comment string `json:"comment,omitempty"`
 }
 
 // Message is the wire shape of a stored message (the `message` of a message
@@ -282,6 +285,10 @@ type Session struct {
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 	HeadID        string    `json:"head_id"`
+	// HelpRequestedAt is when the pending help request was made; absent
+	// while none is. Rating is the owner's, absent until they rate.
+	HelpRequestedAt *time.Time `json:"help_requested_at,omitempty"`
+	Rating          *Rating    `json:"rating,omitempty"`
 }
 
 // MessageOf is the wire shape of a stored message.
@@ -295,12 +302,14 @@ func MessageOf(m persistence.Message) Message {
 
 // SessionOf is the wire shape of a stored session.
 func SessionOf(s persistence.Session) Session {
-	return Session{
+	w := Session{
 		ID: s.ID, UserID: s.UserID, Title: s.Title, Model: s.Model, Status: s.Status, Mode: s.Mode,
 		AdminName: s.AdminName, HelpRequested: s.HelpRequested, MessageCount: s.MessageCount,
 		TokensIn: s.TokensIn, TokensOut: s.TokensOut, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(),
 		HeadID: s.HeadID,
 	}
+	deskOf(&w, s)
+	return w
 }
 
 // Typing roles: who is typing, or (assistant) that the model works on a reply.

@@ -157,7 +157,8 @@ func (s *Server) writeSessionWithMessages(w http.ResponseWriter, r *http.Request
 	for i, m := range msgs {
 		out[i] = protocol.MessageOf(m)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"session": protocol.SessionOf(*sess), "messages": out, "next_cursor": next})
+	writeJSON(w, http.StatusOK, map[string]any{"session": protocol.SessionOf(*sess), "messages": out, "next_cursor": next,
+		"watchers": s.watchers(r, sess.UserID, sess.ID)})
 }
 
 // call runs a session command through the actors on behalf of id and
@@ -255,6 +256,7 @@ func (s *Server) handleAdminStats(w http.ResponseWriter, r *http.Request) {
 			"sessions": stored.Sessions, "messages": stored.Messages, "tokens_in": stored.TokensIn,
 			"tokens_out": stored.TokensOut, "help_requested": stored.HelpRequested, "taken_over": stored.TakenOver,
 		},
+		"csat": csat(stored.Ratings, stored.RatingSum),
 		"response_times": map[string]float64{
 			"ttft_p50_ms": ms(live.TTFTP50), "ttft_p99_ms": ms(live.TTFTP99),
 			"reply_p50_ms": ms(live.ReplyP50), "reply_p99_ms": ms(live.ReplyP99),
@@ -319,6 +321,7 @@ func (s *Server) handleShared(w http.ResponseWriter, r *http.Request) {
 		msgs = msgs[:maxDetailMessages]
 		next = strconv.FormatInt(msgs[len(msgs)-1].Seq, 10)
 	}
+	msgs = persistence.WithoutNotes(msgs) // internal notes are the desk's, never shared
 	out := make([]protocol.Message, len(msgs))
 	for i, m := range msgs {
 		out[i] = protocol.MessageOf(m)

@@ -172,6 +172,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 		msgs = msgs[:limit]
 		next = strconv.FormatInt(msgs[len(msgs)-1].Seq, 10)
 	}
+	// The page is cut by seq before the notes leave it, so the cursor
+	// stays right; the owner never sees an internal note.
+	msgs = persistence.WithoutNotes(msgs)
 	out := make([]protocol.Message, len(msgs))
 	for i, m := range msgs {
 		out[i] = protocol.MessageOf(m)

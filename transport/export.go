@@ -87,6 +87,10 @@ func exportSession(ctx context.Context, bw *bufio.Writer, st persistence.Store, 
 			return fmt.Errorf("export session %s: list messages: %w", s.ID, err)
 		}
 		for _, m := range msgs {
+			after = m.Seq
+			if m.Role == persistence.RoleNote {
+				continue // internal notes are the desk's, not the user's data
+			}
 			if n > 0 {
 				bw.WriteByte(',')
 			}
@@ -96,7 +100,6 @@ func exportSession(ctx context.Context, bw *bufio.Writer, st persistence.Store, 
 			if err := enc.Encode(protocol.MessageOf(m)); err != nil {
 				return fmt.Errorf("export session %s: %w", s.ID, err)
 			}
-			after = m.Seq
 		}
 		if len(msgs) < exportMessagePage {
 			break

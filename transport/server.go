@@ -76,6 +76,8 @@ type Config struct {
 	Logger   *slog.Logger      // nil discards
 	// MetricSet receives the transport's metrics; nil: a private set.
 	MetricSet *metrics.Set
+	// Replies are the help desk's canned replies; nil: none.
+	Replies []CannedReply
 }
 
 // Server is the HTTP and WebSocket server. New builds it; Listen binds and
@@ -181,6 +183,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET "+p+"/api/admin/users/{user_id}/export", s.handleAdminExport)
 	api.HandleFunc("DELETE "+p+"/api/admin/users/{user_id}", s.handleAdminErase)
 	api.HandleFunc("GET "+p+"/api/admin/audit", s.handleAdminAudit)
+	s.deskRoutes(api, p)
 	api.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.Err(protocol.CodeNotFound))
 	})

@@ -207,6 +207,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes: cfg.Server.MaxHeaderBytes, ShareRequestsPerMinute: cfg.Server.ShareRequestsPerMinute,
 		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log, MetricSet: set,
 	}
+	for _, r := range cfg.Desk.Replies {
+		tcfg.Replies = append(tcfg.Replies, transport.CannedReply{ID: r.ID, Title: r.Title, Text: r.Text})
+	}
 	stopMetrics := func() {}
 	if cfg.Server.MetricsListen == "" {
 		tcfg.Metrics = metricsHandler(set)

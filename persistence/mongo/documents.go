@@ -31,6 +31,12 @@ type sessionDoc struct {
 	Version int64 `bson:"version"`
 	// HeadID is set by every append (advance); absent before v1.1.
 	HeadID string `bson:"head_id,omitempty"`
+	// The help desk's fields (v1.1): absent in older documents, which
+	// read as no request and no rating.
+	HelpRequestedAt time.Time `bson:"help_requested_at,omitempty"`
+	Rating          int       `bson:"rating,omitempty"`
+	RatingKeyID     string    `bson:"rating_key_id,omitempty"`
+	RatingCT        []byte    `bson:"rating_ct,omitempty"`
 }
 
 // storedVersion is the version a document read back stands for: one
@@ -62,7 +68,7 @@ func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }
 
 func (s *Store) sessionToDoc(x *persistence.Session) sessionDoc {
 	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
-	return sessionDoc{
+	d := sessionDoc{
 		ID:            x.ID,
 		UserID:        x.UserID,
 		TitleKeyID:    keyID,
@@ -83,6 +89,21 @@ func (s *Store) sessionToDoc(x *persistence.Session) sessionDoc {
 		Version:       x.Version,
 		HeadID:        x.HeadID,
 	}
+	s.setDesk(&d, x)
+	return d
+}
+
+// setDesk fills the help desk's fields of d from x: the request's time,
+// the rating and its comment, sealed only when there is one.
+func (s *Store) setDesk(d *sessionDoc, x *persistence.Session) {
+	d.HelpRequestedAt = time.Time{}
+	if !x.HelpRequestedAt.IsZero() {
+		d.HelpRequestedAt = ms(x.HelpRequestedAt)
+	}
+	d.Rating, d.RatingKeyID, d.RatingCT = x.Rating, "", nil
+	if x.RatingComment != "" {
+		d.RatingKeyID, d.RatingCT = s.keys.Seal([]byte(x.RatingComment), persistence.RatingAD(x.ID))
+	}
 }
 
 func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.Session {
@@ -90,7 +111,7 @@ func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.S
 	if err != nil {
 		s.unreadable(ctx, err, "session title unreadable", "session_id", d.ID, "key_id", d.TitleKeyID)
 	}
-	return persistence.Session{
+	x := persistence.Session{
 		ID:            d.ID,
 		UserID:        d.UserID,
 		Title:         string(title),
@@ -109,7 +130,19 @@ func (s *Store) sessionFromDoc(ctx context.Context, d *sessionDoc) persistence.S
 		UpdatedAt:     d.UpdatedAt.UTC(),
 		Version:       storedVersion(d.Version),
 		HeadID:        d.HeadID,
+		Rating:        d.Rating,
 	}
+	if !d.HelpRequestedAt.IsZero() {
+		x.HelpRequestedAt = d.HelpRequestedAt.UTC()
+	}
+	if d.RatingKeyID != "" {
+		comment, err := s.keys.Open(d.RatingKeyID, d.RatingCT, persistence.RatingAD(d.ID))
+		if err != nil {
+			s.unreadable(ctx, err, "rating comment unreadable", "session_id", d.ID, "key_id", d.RatingKeyID)
+		}
+		x.RatingComment = string(comment)
+	}
+	return x
 }
 
 func (s *Store) messageToDoc(m *persistence.Message) messageDoc {

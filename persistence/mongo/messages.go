@@ -144,15 +144,23 @@ func (s *Store) seqTaken(ctx context.Context, m *persistence.Message) error {
 // advance is the fence: it commits the stored message d by moving its
 // session's last_seq from d.Seq-1 to d.Seq, counting it, adding its usage
 // to the token totals and moving updated_at forward to its time, all in
-// one update that matches only while last_seq is d.Seq-1. So a message is
+// one update that matches only while last_seq is d.Seq-1 (a note moves
+// neither the head nor the count). So a message is
 // counted once, however many writers try to commit it. It reports whether
 // the update matched.
 func (s *Store) advance(ctx context.Context, d *messageDoc) (bool, error) {
+	set := bson.M{"last_seq": d.Seq, "head_id": d.ID}
+	inc := bson.M{"message_count": int64(1), "tokens_in": d.TokensIn, "tokens_out": d.TokensOut}
+	if d.Role == string(persistence.RoleNote) {
+		// A note is not part of the conversation: no head, no count.
+		delete(set, "head_id")
+		delete(inc, "message_count")
+	}
 	res, err := s.sessions.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: d.SessionID}, {Key: "last_seq", Value: d.Seq - 1}},
 		bson.D{
-			{Key: "$set", Value: bson.M{"last_seq": d.Seq, "head_id": d.ID}},
-			{Key: "$inc", Value: bson.M{"message_count": int64(1), "tokens_in": d.TokensIn, "tokens_out": d.TokensOut}},
+			{Key: "$set", Value: set},
+			{Key: "$inc", Value: inc},
 			{Key: "$max", Value: bson.M{"updated_at": d.CreatedAt}},
 		})
 	if err != nil {

@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -94,17 +95,23 @@ func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error
 		updated = time.Now()
 	}
 	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
+	var desk sessionDoc
+	s.setDesk(&desk, x)
 	update := bson.M{
 		"$set": bson.M{
-			"title_key_id":   keyID,
-			"title_ct":       ct,
-			"model":          x.Model,
-			"status":         x.Status,
-			"mode":           x.Mode,
-			"admin_id":       x.AdminID,
-			"admin_name":     x.AdminName,
-			"help_requested": x.HelpRequested,
-			"share_id":       x.ShareID,
+			"help_requested_at": desk.HelpRequestedAt,
+			"rating":            desk.Rating,
+			"rating_key_id":     desk.RatingKeyID,
+			"rating_ct":         desk.RatingCT,
+			"title_key_id":      keyID,
+			"title_ct":          ct,
+			"model":             x.Model,
+			"status":            x.Status,
+			"mode":              x.Mode,
+			"admin_id":          x.AdminID,
+			"admin_name":        x.AdminName,
+			"help_requested":    x.HelpRequested,
+			"share_id":          x.ShareID,
 			// $set rather than $inc: the filter pins the version, and a
 			// document without one (v1.0) must land at 2, not 1.
 			"version": x.Version + 1,
@@ -287,4 +294,27 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return wrap(err, "forget session %s in the audit trail", id)
 	}
 	return nil
+}
+
+// ListQueue returns the sessions waiting for a human, oldest request
+// first (then _id), from the {help_requested, help_requested_at, _id} index.
+func (s *Store) ListQueue(ctx context.Context, limit int) ([]persistence.Session, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	opts := options.Find().
+		SetSort(bson.D{{Key: "help_requested_at", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(int64(min(cmp.Or(max(limit, 0), defaultSessionLimit), maxSessionLimit)))
+	cur, err := s.sessions.Find(ctx, bson.M{"help_requested": true}, opts)
+	if err != nil {
+		return nil, wrap(err, "list the queue")
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap(err, "list the queue")
+	}
+	out := make([]persistence.Session, len(docs))
+	for i := range docs {
+		out[i] = s.sessionFromDoc(ctx, &docs[i])
+	}
+	return out, nil
 }

@@ -33,6 +33,12 @@ func (s *Store) Stats(ctx context.Context) (persistence.Stats, error) {
 	if st.TakenOver, err = s.sessions.CountDocuments(ctx, bson.M{"mode": persistence.ModeHuman}); err != nil {
 		return st, wrap(err, "count taken-over sessions")
 	}
+	if st.Ratings, err = s.sessions.CountDocuments(ctx, bson.M{"rating": bson.M{"$gt": 0}}); err != nil {
+		return st, wrap(err, "count rated sessions")
+	}
+	if st.RatingSum, err = s.sum(ctx, "rating"); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 

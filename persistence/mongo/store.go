@@ -167,6 +167,8 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		// ListAllSessions taken_over=true|false (mode human or not), newest
 		// activity first.
 		{s.sessions, mongodriver.IndexModel{Keys: bson.D{{Key: "mode", Value: 1}, {Key: "updated_at", Value: -1}}}},
+		// ListQueue: help_requested == true, oldest request first.
+		{s.sessions, mongodriver.IndexModel{Keys: bson.D{{Key: "help_requested", Value: 1}, {Key: "help_requested_at", Value: 1}, {Key: "_id", Value: 1}}}},
 		// GetSessionByShareID: the read-only view behind a share link.
 		{s.sessions, mongodriver.IndexModel{Keys: bson.D{{Key: "share_id", Value: 1}}}},
 		// ListAudit: newest first, with the keyset cursor on (at, _id).

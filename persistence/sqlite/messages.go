@@ -52,7 +52,8 @@ func (s *Store) messageArgs(m *persistence.Message) []any {
 // AppendMessage stores m at m.Seq and advances the session to it, in one
 // transaction: the message row, last_seq (only from m.Seq-1),
 // message_count, updated_at (forward to m.CreatedAt), head_id (m.ID) and the
-// token totals (plus m's usage) commit together or not at all. An empty m.ID is set to
+// token totals (a note, persistence.RoleNote, moves neither head_id nor
+// message_count) (plus m's usage) commit together or not at all. An empty m.ID is set to
 // a fresh random id, and a zero CreatedAt to now; CreatedAt is truncated to
 // milliseconds in m.
 //
@@ -75,6 +76,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	args := s.messageArgs(m)
 	id, sid, seq := m.ID, m.SessionID, m.Seq
 	created, tin, tout := m.CreatedAt.UnixMilli(), m.TokensIn, m.TokensOut
+	counted := m.Role != persistence.RoleNote // a note moves neither head nor count
 
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -83,7 +85,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 		// The fence first: in the common case it holds, and the insert
 		// follows; if the insert fails, the savepoint takes the advance
 		// back with it.
-		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout, id)
+		res, err := t.exec(t.st.advanceSession, sid, seq, created, tin, tout, id, counted)
 		if err != nil {
 			return wrap(err, "%s: advance last_seq", what)
 		}

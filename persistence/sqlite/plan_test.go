@@ -39,6 +39,7 @@ var statements = []stmtCase{
 	{"qListSessionsFirst", qListSessionsFirst, []any{"u1", 51}, nil, false},
 	{"qListSessionsAfter", qListSessionsAfter, []any{"u1", 51, int64(1), "s1"}, nil, false},
 	{"qStats", qStats, nil, nil, false},
+	{"qListQueue", qListQueue, []any{51}, nil, false},
 	{"qRekeyMessagesBelow", qRekeyMessagesBelow, []any{"k", "", "", 500}, nil, false},
 	{"qRekeyMessagesAbove", qRekeyMessagesAbove, []any{"k", "", "", 500}, nil, false},
 	{"qRekeyTitlesBelow", qRekeyTitlesBelow, []any{"k", "", "", 500}, nil, false},
@@ -49,7 +50,7 @@ var statements = []stmtCase{
 	{"qIndexColumns", qIndexColumns, []any{"sessions_updated"}, []string{"pragma_index_info"}, true},
 	{"qInsertSession", qInsertSession, sessionRow(), nil, false},
 	{"qUpsertSession", qUpsertSession, sessionRow(), nil, false},
-	{"qUpdateSession", qUpdateSession, []any{"s1", 1, "k", []byte{1}, "m", "active", "bot", "", "", false, "", int64(1)}, nil, false},
+	{"qUpdateSession", qUpdateSession, []any{"s1", 1, "k", []byte{1}, "m", "active", "bot", "", "", false, "", int64(1), int64(0), 0, "", []byte{}}, nil, false},
 	{"qSessionVersion", qSessionVersion, []any{"s1"}, nil, false},
 	{"qDeleteMessages", qDeleteMessages, []any{"s1"}, nil, false},
 	{"qDeleteSession", qDeleteSession, []any{"s1"}, nil, false},
@@ -57,7 +58,7 @@ var statements = []stmtCase{
 	{"qMessageByID", qMessageByID, []any{"m1"}, nil, false},
 	{"qInsertMessage", qInsertMessage, messageRow(), nil, false},
 	{"qUpsertMessage", qUpsertMessage, messageRow(), nil, false},
-	{"qAdvanceSession", qAdvanceSession, []any{"s1", 2, int64(1), 1, 1, "m2"}, nil, false},
+	{"qAdvanceSession", qAdvanceSession, []any{"s1", 2, int64(1), 1, 1, "m2", true}, nil, false},
 	{"qMessageUsage", qMessageUsage, []any{"s1", 1}, nil, false},
 	{"qUpdateMessage", qUpdateMessage, []any{1, "k", []byte{1}, "complete", 1, 1}, nil, false},
 	{"qAddSessionTokens", qAddSessionTokens, []any{"s1", 1, 1}, nil, false},
@@ -77,7 +78,7 @@ var statements = []stmtCase{
 var noPlan = []string{"qBegin", "qCommit", "qRollback", "qSavepoint", "qRollbackTo", "qRelease", "qCheckpoint", "qPassiveCheckpoint", "qVacuum"}
 
 func sessionRow() []any {
-	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1, ""}
+	return []any{"s1", "u1", "k", []byte{1}, "m", "active", "bot", "", "", false, 0, 0, 0, 0, "", int64(1), int64(1), 1, "", int64(0), 0, "", []byte{}}
 }
 
 func messageRow() []any {

@@ -15,7 +15,8 @@ import (
 
 // sessionCols are the columns scanSession reads, in its order.
 const sessionCols = `id, user_id, title_key_id, title_ct, model, status, mode, admin_id, admin_name,
-	help_requested, message_count, last_seq, tokens_in, tokens_out, share_id, created_at, updated_at, version, head_id`
+	help_requested, message_count, last_seq, tokens_in, tokens_out, share_id, created_at, updated_at, version, head_id,
+	help_requested_at, rating, rating_key_id, rating_ct`
 
 // messageCols are the columns scanMessage reads, in its order.
 const messageCols = `id, session_id, seq, role, author, author_id, key_id, ct, status, created_at, tokens_in, tokens_out, parent_id`
@@ -46,7 +47,10 @@ const (
 		WHERE user_id = ?1 AND (updated_at, id) < (?3, ?4)
 		ORDER BY updated_at DESC, id DESC LIMIT ?2`
 
-	qStats = `SELECT sessions, messages, tokens_in, tokens_out, help_requested, taken_over FROM totals WHERE id = 1`
+	qStats = `SELECT sessions, messages, tokens_in, tokens_out, help_requested, taken_over, ratings, rating_sum FROM totals WHERE id = 1`
+
+	qListQueue = `SELECT ` + sessionCols + ` FROM sessions INDEXED BY sessions_queue
+		WHERE help_requested = 1 ORDER BY help_requested_at, id LIMIT ?1`
 
 	// Rekey reads the records not under the current key (?1) in two
 	// keyset-paginated ranges, below it and above it, each from an index.
@@ -79,7 +83,7 @@ const (
 	qRelease    = `RELEASE request`
 
 	qInsertSession = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)`
 
 	// PutSession: every field as given, over whatever has the id.
 	qUpsertSession = qInsertSession + ` ON CONFLICT (id) DO UPDATE SET
@@ -89,13 +93,16 @@ const (
 		help_requested = excluded.help_requested, message_count = excluded.message_count,
 		last_seq = excluded.last_seq, tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out,
 		share_id = excluded.share_id, created_at = excluded.created_at, updated_at = excluded.updated_at,
-		version = excluded.version, head_id = excluded.head_id`
+		version = excluded.version, head_id = excluded.head_id,
+		help_requested_at = excluded.help_requested_at, rating = excluded.rating,
+		rating_key_id = excluded.rating_key_id, rating_ct = excluded.rating_ct`
 
 	// The header fence: only from the version the caller read.
 	qUpdateSession = `UPDATE sessions SET
 		title_key_id = ?3, title_ct = ?4, model = ?5, status = ?6, mode = ?7,
 		admin_id = ?8, admin_name = ?9, help_requested = ?10, share_id = ?11,
-		updated_at = max(updated_at, ?12), version = version + 1
+		updated_at = max(updated_at, ?12), version = version + 1,
+		help_requested_at = ?13, rating = ?14, rating_key_id = ?15, rating_ct = ?16
 		WHERE id = ?1 AND version = ?2`
 
 	qSessionVersion = `SELECT version FROM sessions WHERE id = ?1`
@@ -118,10 +125,10 @@ const (
 		tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, parent_id = excluded.parent_id`
 
 	// The append fence: last_seq moves only from seq-1; the head moves to
-	// the message appended.
+	// the message appended, and it is counted, unless it is a note (?7 = 0).
 	qAdvanceSession = `UPDATE sessions SET
-		last_seq = ?2, message_count = message_count + 1, updated_at = max(updated_at, ?3),
-		tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5, head_id = ?6
+		last_seq = ?2, message_count = message_count + ?7, updated_at = max(updated_at, ?3),
+		tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5, head_id = iif(?7, ?6, head_id)
 		WHERE id = ?1 AND last_seq = ?2 - 1`
 
 	qMessageUsage = `SELECT rowid, id, tokens_in, tokens_out FROM messages WHERE session_id = ?1 AND seq = ?2`
@@ -172,7 +179,7 @@ const (
 // driver that caches, and saves database/sql's own preparing.)
 type readStmts struct {
 	ping, getSession, getSessionByShare, sessionExists, listMessages,
-	listSessionsFirst, listSessionsAfter, stats *sql.Stmt
+	listSessionsFirst, listSessionsAfter, stats, listQueue *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -180,13 +187,13 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.ping, qPing}, {&r.getSession, qGetSession}, {&r.getSessionByShare, qGetSessionByShare},
 		{&r.sessionExists, qSessionExists}, {&r.listMessages, qListMessages},
 		{&r.listSessionsFirst, qListSessionsFirst}, {&r.listSessionsAfter, qListSessionsAfter},
-		{&r.stats, qStats},
+		{&r.stats, qStats}, {&r.listQueue, qListQueue},
 	})
 }
 
 func (r *readStmts) close() {
 	closeAll(r.ping, r.getSession, r.getSessionByShare, r.sessionExists, r.listMessages,
-		r.listSessionsFirst, r.listSessionsAfter, r.stats)
+		r.listSessionsFirst, r.listSessionsAfter, r.stats, r.listQueue)
 }
 
 // writeStmts are the writes, prepared once on the writer's connection.

@@ -46,7 +46,11 @@ var schemaV1 = []string{
 		created_at     INTEGER NOT NULL,
 		updated_at     INTEGER NOT NULL,
 		version        INTEGER NOT NULL,
-		head_id        TEXT    NOT NULL DEFAULT ''
+		head_id        TEXT    NOT NULL DEFAULT '',
+		help_requested_at INTEGER NOT NULL DEFAULT 0,
+		rating         INTEGER NOT NULL DEFAULT 0,
+		rating_key_id  TEXT    NOT NULL DEFAULT '',
+		rating_ct      BLOB    NOT NULL DEFAULT x''
 	) STRICT, WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS messages (
 		id         TEXT    NOT NULL,
@@ -70,9 +74,11 @@ var schemaV1 = []string{
 		tokens_in      INTEGER NOT NULL,
 		tokens_out     INTEGER NOT NULL,
 		help_requested INTEGER NOT NULL,
-		taken_over     INTEGER NOT NULL
+		taken_over     INTEGER NOT NULL,
+		ratings        INTEGER NOT NULL DEFAULT 0,
+		rating_sum     INTEGER NOT NULL DEFAULT 0
 	) STRICT`,
-	`INSERT INTO totals VALUES (1, 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING`,
+	`INSERT INTO totals VALUES (1, 0, 0, 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING`,
 	// audit is the trail of admin actions and users' erasures of their own
 	// data (CONTRACT §8); an erased session's entries stay with session_id
 	// emptied.
@@ -93,7 +99,9 @@ var schemaV1 = []string{
 			tokens_in = tokens_in + NEW.tokens_in,
 			tokens_out = tokens_out + NEW.tokens_out,
 			help_requested = help_requested + NEW.help_requested,
-			taken_over = taken_over + NEW.taken_over
+			taken_over = taken_over + NEW.taken_over,
+			ratings = ratings + (NEW.rating > 0),
+			rating_sum = rating_sum + NEW.rating
 		WHERE id = 1;
 	END`,
 	`CREATE TRIGGER IF NOT EXISTS sessions_totals_delete AFTER DELETE ON sessions BEGIN
@@ -103,17 +111,21 @@ var schemaV1 = []string{
 			tokens_in = tokens_in - OLD.tokens_in,
 			tokens_out = tokens_out - OLD.tokens_out,
 			help_requested = help_requested - OLD.help_requested,
-			taken_over = taken_over - OLD.taken_over
+			taken_over = taken_over - OLD.taken_over,
+			ratings = ratings - (OLD.rating > 0),
+			rating_sum = rating_sum - OLD.rating
 		WHERE id = 1;
 	END`,
 	`CREATE TRIGGER IF NOT EXISTS sessions_totals_update
-	AFTER UPDATE OF message_count, tokens_in, tokens_out, help_requested, mode ON sessions BEGIN
+	AFTER UPDATE OF message_count, tokens_in, tokens_out, help_requested, mode, rating ON sessions BEGIN
 		UPDATE totals SET
 			messages = messages + NEW.message_count - OLD.message_count,
 			tokens_in = tokens_in + NEW.tokens_in - OLD.tokens_in,
 			tokens_out = tokens_out + NEW.tokens_out - OLD.tokens_out,
 			help_requested = help_requested + NEW.help_requested - OLD.help_requested,
-			taken_over = taken_over + NEW.taken_over - OLD.taken_over
+			taken_over = taken_over + NEW.taken_over - OLD.taken_over,
+			ratings = ratings + (NEW.rating > 0) - (OLD.rating > 0),
+			rating_sum = rating_sum + NEW.rating - OLD.rating
 		WHERE id = 1;
 	END`,
 }
@@ -147,6 +159,8 @@ var indexes = []string{
 	`CREATE INDEX IF NOT EXISTS sessions_help_created ON sessions (help_requested, created_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_taken_updated ON sessions (taken_over, updated_at, id)`,
 	`CREATE INDEX IF NOT EXISTS sessions_taken_created ON sessions (taken_over, created_at, id)`,
+	// ListQueue: the sessions waiting for a human, oldest request first.
+	`CREATE INDEX IF NOT EXISTS sessions_queue ON sessions (help_requested, help_requested_at, id)`,
 	// GetSessionByShareID; only live links are indexed.
 	`CREATE INDEX IF NOT EXISTS sessions_share ON sessions (share_id) WHERE share_id <> ''`,
 	// Rekey: titles not under the current key, in keyset order.

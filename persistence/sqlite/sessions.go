@@ -34,15 +34,28 @@ func (s *Store) scanSession(ctx context.Context, row scanner) (persistence.Sessi
 		titleCT          []byte
 		created, updated int64
 		help             bool
+		helpAt           int64
+		ratingKey        string
+		ratingCT         []byte
 	)
 	err := row.Scan(&x.ID, &x.UserID, &titleKey, &titleCT, &x.Model, &x.Status, &x.Mode, &x.AdminID,
 		&x.AdminName, &help, &x.MessageCount, &x.LastSeq, &x.TokensIn, &x.TokensOut, &x.ShareID,
-		&created, &updated, &x.Version, &x.HeadID)
+		&created, &updated, &x.Version, &x.HeadID, &helpAt, &x.Rating, &ratingKey, &ratingCT)
 	if err != nil {
 		return x, err
 	}
 	x.HelpRequested = help
 	x.CreatedAt, x.UpdatedAt = fromMillis(created), fromMillis(updated)
+	if helpAt != 0 {
+		x.HelpRequestedAt = fromMillis(helpAt)
+	}
+	if ratingKey != "" {
+		comment, err := s.keys.Open(ratingKey, ratingCT, persistence.RatingAD(x.ID))
+		if err != nil {
+			s.unreadable(ctx, err, "rating comment unreadable", "session_id", x.ID, "key_id", ratingKey)
+		}
+		x.RatingComment = string(comment)
+	}
 	title, err := s.keys.Open(titleKey, titleCT, persistence.TitleAD(x.ID))
 	if err != nil {
 		s.unreadable(ctx, err, "session title unreadable", "session_id", x.ID, "key_id", titleKey)
@@ -54,9 +67,24 @@ func (s *Store) scanSession(ctx context.Context, row scanner) (persistence.Sessi
 // sessionArgs are the values of sessionCols for x, its title sealed.
 func (s *Store) sessionArgs(x *persistence.Session) []any {
 	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
-	return []any{x.ID, x.UserID, keyID, ct, x.Model, x.Status, x.Mode, x.AdminID, x.AdminName,
+	return append([]any{x.ID, x.UserID, keyID, ct, x.Model, x.Status, x.Mode, x.AdminID, x.AdminName,
 		x.HelpRequested, x.MessageCount, x.LastSeq, x.TokensIn, x.TokensOut, x.ShareID,
-		ms(x.CreatedAt).UnixMilli(), ms(x.UpdatedAt).UnixMilli(), x.Version, x.HeadID}
+		ms(x.CreatedAt).UnixMilli(), ms(x.UpdatedAt).UnixMilli(), x.Version, x.HeadID}, s.deskArgs(x)...)
+}
+
+// deskArgs are the values of the help desk's columns for x: the help
+// request's time (0 for none), the rating and its comment, sealed only
+// when there is one.
+func (s *Store) deskArgs(x *persistence.Session) []any {
+	var helpAt int64
+	if !x.HelpRequestedAt.IsZero() {
+		helpAt = ms(x.HelpRequestedAt).UnixMilli()
+	}
+	keyID, ct := "", []byte{}
+	if x.RatingComment != "" {
+		keyID, ct = s.keys.Seal([]byte(x.RatingComment), persistence.RatingAD(x.ID))
+	}
+	return []any{helpAt, x.Rating, keyID, ct}
 }
 
 // CreateSession inserts x. A zero CreatedAt is now and a zero UpdatedAt is
@@ -147,8 +175,8 @@ func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error
 		updated = time.Now()
 	}
 	keyID, ct := s.keys.Seal([]byte(x.Title), persistence.TitleAD(x.ID))
-	args := []any{x.ID, x.Version, keyID, ct, x.Model, x.Status, x.Mode, x.AdminID, x.AdminName,
-		x.HelpRequested, x.ShareID, ms(updated).UnixMilli()}
+	args := append([]any{x.ID, x.Version, keyID, ct, x.Model, x.Status, x.Mode, x.AdminID, x.AdminName,
+		x.HelpRequested, x.ShareID, ms(updated).UnixMilli()}, s.deskArgs(x)...)
 
 	ctx, cancel := s.call(ctx)
 	defer cancel()
@@ -396,9 +424,37 @@ func (s *Store) Stats(ctx context.Context) (persistence.Stats, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	err := s.r.stats.QueryRowContext(ctx).Scan(&st.Sessions, &st.Messages, &st.TokensIn, &st.TokensOut,
-		&st.HelpRequested, &st.TakenOver)
+		&st.HelpRequested, &st.TakenOver, &st.Ratings, &st.RatingSum)
 	if err != nil {
 		return persistence.Stats{}, wrap(err, "stats")
 	}
 	return st, nil
+}
+
+// ListQueue returns the sessions waiting for a human, oldest request
+// first, from the sessions_queue index.
+func (s *Store) ListQueue(ctx context.Context, limit int) ([]persistence.Session, error) {
+	const what = "list the queue"
+	if err := s.open(what); err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	rows, err := s.r.listQueue.QueryContext(ctx, sessionLimit(limit))
+	if err != nil {
+		return nil, wrap(err, "%s", what)
+	}
+	defer rows.Close()
+	var out []persistence.Session
+	for rows.Next() {
+		x, err := s.scanSession(ctx, rows)
+		if err != nil {
+			return nil, wrap(err, "%s", what)
+		}
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "%s", what)
+	}
+	return out, nil
 }

@@ -32,6 +32,11 @@ const log = new MessageLog($("log"), {
 });
 const typing = new TypingIndicator($("typing"));
 const notifyTyping = typingNotifier(() => { if (current) conn?.send({ type: "typing", session_id: current }); });
+// The rating prompt's state (showRating, at the end).
+const rateAsked = new Set(); // sessions released while open here
+const rateDismissed = new Set();
+const rateSent = new Set();
+let rateScore = 0;
 
 // command sends a command of the open conversation, saying so when the
 // connection is down; false when it was not sent.
@@ -210,6 +215,7 @@ function showSession() {
   else if (s?.mode === "human") showBanner(`${s.admin_name || "A person from the team"} has joined the conversation`, "human");
   else if (s?.help_requested) showBanner("a human has been asked to join", "help");
   else if (!(s && s.id === releasedId)) hideBanner();
+  showRating();
   updateControls();
   log.layout(); // Regenerate only while the bot answers
 }
@@ -326,6 +332,7 @@ function onEvent(ev) {
   case "release":
     touchSession(ev.session_id, { mode: "bot", admin_name: "", help_requested: false });
     if (ev.session_id === current) {
+      rateAsked.add(current); // a person has helped: ask how it went
       showReleased(current);
       showSession();
     }
@@ -333,6 +340,13 @@ function onEvent(ev) {
   case "ended":
     touchSession(ev.session_id, { status: "ended", help_requested: false });
     if (ev.session_id === current) showSession();
+    break;
+  case "rated":
+    touchSession(ev.session_id, { rating: ev.rating });
+    if (ev.session_id === current) {
+      $("rate-thanks").hidden = !rateSent.has(current);
+      showSession();
+    }
     break;
   case "error":
     if (ev.code === "not_found" && ev.session_id && ev.session_id === current) {
@@ -525,3 +539,48 @@ $("delete-confirm").addEventListener("click", async () => {
 
 if (token) start();
 else showSignIn();
+
+// Satisfaction: after a person hands the conversation back, or once it has
+// ended, the page asks for a 1–5 rating with an optional comment (rate).
+// It asks once per conversation unless dismissed; a rated one is not asked.
+
+function showRating() {
+  const s = sessions.get(current);
+  const due = !!current && !s?.rating && !rateDismissed.has(current) &&
+    (s?.status === "ended" || rateAsked.has(current));
+  if (due && $("rate-panel").hidden) {
+    rateScore = 0;
+    $("rate-comment").value = "";
+    renderScores();
+  }
+  $("rate-panel").hidden = !due;
+  if (!rateSent.has(current)) $("rate-thanks").hidden = true;
+}
+
+function renderScores() {
+  for (const b of $("rate-panel").querySelectorAll("[data-score]")) {
+    b.setAttribute("aria-pressed", String(Number(b.dataset.score) === rateScore));
+  }
+  $("rate-send").disabled = rateScore === 0;
+}
+
+$("rate-panel").querySelector(".rate-scores").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-score]");
+  if (!b) return;
+  rateScore = Number(b.dataset.score);
+  renderScores();
+});
+
+$("rate-panel").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!current || rateScore === 0) return;
+  const cmd = { type: "rate", id: newId(), session_id: current, score: rateScore };
+  const comment = $("rate-comment").value.trim();
+  if (comment) cmd.comment = comment;
+  if (command(cmd)) rateSent.add(current);
+});
+
+$("rate-dismiss").addEventListener("click", () => {
+  rateDismissed.add(current);
+  showRating();
+});

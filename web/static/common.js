@@ -349,6 +349,7 @@ export class MessageLog {
   // follow moves the view onto e's branch: every ancestor of e is the
   // version shown at its level.
   follow(e) {
+    if (e.role === "note") return; // a note is beside the conversation, not a version of it
     for (let n = e, hops = 0; n && hops < 10000; n = this.entries.get(n.parent), hops++) {
       this.choice.set(n.parent, n.id);
       if (!n.parent) break;
@@ -364,11 +365,13 @@ export class MessageLog {
     const newest = new Map();
     const bySeq = [...this.entries.values()].sort((a, b) => a.seq - b.seq);
     for (const e of bySeq) {
+      if (e.role === "note") continue; // an admin's internal note: shown beside its parent (layout)
       if (!kids.has(e.parent)) kids.set(e.parent, []);
       kids.get(e.parent).push(e);
     }
     for (let i = bySeq.length - 1; i >= 0; i--) {
       const e = bySeq[i];
+      if (e.role === "note") continue;
       const n = Math.max(newest.get(e.id) || 0, e.seq);
       newest.set(e.id, n);
       newest.set(e.parent, Math.max(newest.get(e.parent) || 0, n));
@@ -408,6 +411,10 @@ export class MessageLog {
     const t = this.tree();
     const shown = new Set(this.path(t).map((e) => e.id));
     for (const e of this.entries.values()) {
+      if (e.role === "note") {
+        e.el.hidden = e.parent !== "" && !shown.has(e.parent);
+        continue;
+      }
       e.el.hidden = !shown.has(e.id);
       if (!e.el.hidden) this.actions(e, t.kids.get(e.parent) || [e]);
     }
@@ -473,7 +480,7 @@ export class MessageLog {
     n.className = `msg msg--${e.role}${e.status === "streaming" ? " msg--streaming" : ""}${STATUS_LABELS[e.status] ? ` msg--${e.status}` : ""}`;
     n.dataset.status = e.status;
     n.dataset.seq = String(e.seq);
-    n.querySelector(".msg-author").textContent = e.author || roleName(e.role);
+    n.querySelector(".msg-author").textContent = e.role === "note" ? `Internal note · ${e.author}` : (e.author || roleName(e.role));
     n.querySelector(".msg-status").textContent = STATUS_LABELS[e.status] || "";
     if (createdAt) {
       const t = n.querySelector(".msg-time");

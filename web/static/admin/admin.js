@@ -33,7 +33,8 @@ const log = new MessageLog($("d-log"), {
 });
 const typing = new TypingIndicator($("d-typing"));
 const notifyTyping = typingNotifier(() => { if (open) conn?.send({ type: "typing", session_id: open.id }); });
-$("reply-text").addEventListener("input", () => { if ($("reply-text").value.trim()) notifyTyping(); });
+// Writing an internal note is not typing to the user: no notice then.
+$("reply-text").addEventListener("input", () => { if ($("reply-text").value.trim() && !$("reply-note").checked) notifyTyping(); });
 
 function modelName(id) {
   const m = me?.models?.find((x) => x.id === id);
@@ -89,6 +90,7 @@ function start() {
 
 function refresh() {
   loadStats();
+  loadQueue();
   if (!auditCursor) loadAudit(true); // the first page follows new entries
   if (cursors.length === 1) loadRows(); // the first page follows new activity
 }
@@ -125,7 +127,7 @@ async function loadStats() {
 }
 
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-const GROUPS = [["live", "Live"], ["stored", "Stored"], ["response_times", "Response times"]];
+const GROUPS = [["live", "Live"], ["stored", "Stored"], ["response_times", "Response times"], ["csat", "Satisfaction"]];
 
 // numericFields flattens an object's numbers into [label, value] pairs.
 function numericFields(obj, prefix = "") {
@@ -340,7 +342,7 @@ function notify(text, detail, sessionId) {
 async function openSession(id) {
   if (open?.id === id) return;
   if (open) conn?.send({ type: "unwatch", session_id: open.id });
-  open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false, refused: false };
+  open = { id, session: rows.get(id) ? { ...rows.get(id) } : { id }, holder: "", mine: false, refused: false, watchers: [], typingAdmin: "" };
   pendingTakeover = "";
   log.clear();
   typing.hide();
@@ -362,6 +364,7 @@ async function loadDetail(id) {
     const data = await api(base, token, "GET", `api/admin/sessions/${encodeURIComponent(id)}`);
     if (open?.id !== id) return;
     open.session = { ...open.session, ...data.session };
+    open.watchers = data.watchers || open.watchers || [];
     for (const m of data.messages || []) {
       if (m.id !== log.streamingId) log.upsert(m);
     }
@@ -401,6 +404,7 @@ function renderDetailHead() {
   if (s.model) parts.push(`model ${modelName(s.model)}`);
   if (s.created_at) parts.push(`started ${shortTime(s.created_at)}`);
   if (s.help_requested) parts.push("help requested");
+  if (s.rating) parts.push(`rated ${s.rating.score} / 5${s.rating.comment ? ` “${s.rating.comment}”` : ""}`);
   $("d-meta").textContent = parts.join(" · ");
 }
 
@@ -428,9 +432,15 @@ function renderDetailState() {
   $("takeover").disabled = !live || open.mine || pendingTakeover === open.id || ended;
   $("release").disabled = !live || !open.mine;
   $("end").disabled = !live || ended;
-  $("reply-text").disabled = !open.mine || ended;
-  $("reply-send").disabled = !live || !open.mine || ended;
-  $("reply-text").placeholder = open.mine ? "Write a reply… (Enter to send, Shift+Enter for a new line)" : "Take over to reply";
+  // An internal note needs no takeover: any admin watching may write one.
+  const noting = $("reply-note").checked;
+  $("reply").classList.toggle("reply--note", noting);
+  $("reply-text").disabled = !(open.mine || noting) || (ended && !noting);
+  $("reply-send").disabled = !live || $("reply-text").disabled;
+  $("reply-send").textContent = noting ? "Add note" : "Send";
+  $("reply-text").placeholder = noting ? "Write an internal note; the user never sees it" :
+    open.mine ? "Write a reply… (Enter to send, Shift+Enter for a new line)" : "Take over to reply";
+  renderPresence();
 }
 
 $("close").addEventListener("click", closeSession);
@@ -458,8 +468,9 @@ $("end").addEventListener("click", () => {
 $("reply").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("reply-text").value;
-  if (!open?.mine || !text.trim()) return;
-  if (!conn?.send({ type: "send", id: newId(), session_id: open.id, text })) {
+  const noting = $("reply-note").checked;
+  if (!open || !(open.mine || noting) || !text.trim()) return;
+  if (!conn?.send({ type: noting ? "note" : "send", id: newId(), session_id: open.id, text })) {
     setStatus("Not connected; the reply was not sent.", "warn");
     return;
   }
@@ -495,6 +506,22 @@ function onEvent(ev) {
     break;
   case "help":
     onHelp(ev);
+    loadQueue(true);
+    break;
+  case "queue":
+    loadQueue();
+    break;
+  case "watchers":
+    if (open?.id === ev.session_id) {
+      open.watchers = ev.watchers || [];
+      renderPresence();
+    }
+    break;
+  case "rated":
+    if (open?.id === ev.session_id) {
+      open.session.rating = ev.rating;
+      renderDetailHead();
+    }
     break;
   case "message":
     patchRow(ev.session_id, { updated_at: ev.message.created_at || new Date().toISOString() });
@@ -508,6 +535,7 @@ function onEvent(ev) {
   case "typing":
     if (open?.id !== ev.session_id) break;
     if (ev.role === "assistant") log.expect(ev.message_id, ev.parent_id);
+    if (ev.role === "admin") otherTyping(ev.author);
     typing.show(ev);
     break;
   case "renamed":
@@ -635,6 +663,148 @@ $("u-erase").addEventListener("click", async () => {
     loadAudit(true);
   } catch (e) {
     failed(e, "Could not erase the user");
+  }
+});
+
+// The help desk
+
+// The queue: sessions waiting for a person, oldest request first, kept live
+// by the help and queue events (and the periodic refresh); the page's title
+// carries how many wait, and a new request chimes.
+let queue = [];
+let queueBusy = false;
+let queueTimer = 0;
+async function loadQueue(chime = false) {
+  if (queueBusy) return;
+  queueBusy = true;
+  try {
+    const data = await api(base, token, "GET", "api/admin/queue");
+    const before = new Set(queue.map((s) => s.id));
+    queue = data.sessions || [];
+    renderQueue();
+    if (chime && queue.some((s) => !before.has(s.id))) beep();
+  } catch (e) {
+    failed(e, "Could not load the queue");
+  } finally {
+    queueBusy = false;
+  }
+}
+
+function waited(s) {
+  const secs = Math.max(0, Math.round((Date.now() - Date.parse(s.help_requested_at)) / 1000)) || s.waiting_seconds || 0;
+  return secs < 60 ? `${secs}s` : secs < 3600 ? `${Math.floor(secs / 60)}m ${secs % 60}s` : `${Math.floor(secs / 3600)}h ${Math.floor(secs / 60) % 60}m`;
+}
+
+function renderQueue() {
+  $("queue-list").replaceChildren(...queue.map((s) => el("li", { className: "queue-item", dataset: { id: s.id } },
+    el("span", { className: "queue-title" }, s.title || "Untitled conversation", el("span", { className: "muted small" }, ` · ${s.user_id}`)),
+    el("span", { className: "queue-wait" }, `waiting ${waited(s)}`),
+    el("button", { type: "button", className: "small", onclick: () => openSession(s.id) }, "Open"),
+    el("button", { type: "button", className: "small primary", attrs: { "aria-label": `Take over ${s.title || s.id}` }, onclick: () => takeFromQueue(s.id) }, "Take over"))));
+  $("queue-empty").hidden = queue.length > 0;
+  $("queue-count").textContent = queue.length ? String(queue.length) : "";
+  document.title = queue.length ? `(${queue.length}) Chatbox admin` : "Chatbox admin";
+  clearTimeout(queueTimer);
+  if (queue.length) queueTimer = setTimeout(renderQueue, 1000); // the waiting times move
+}
+
+async function takeFromQueue(id) {
+  await openSession(id);
+  if (open?.id !== id || open.mine) return;
+  if (conn?.send({ type: "takeover", id: newId(), session_id: id })) {
+    pendingTakeover = id;
+    open.refused = false;
+    renderDetailState();
+  }
+}
+
+let audio = null;
+function beep() {
+  try {
+    audio ||= new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.05;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.15);
+  } catch {
+    // No sound where the browser refuses it; the title badge still counts.
+  }
+}
+
+// Presence: who else watches, and a warning when another admin answers
+// here or is typing a reply.
+let typingTimer = 0;
+function otherTyping(name) {
+  if (!open || name === me?.name) return;
+  open.typingAdmin = name;
+  renderPresence();
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { if (open) { open.typingAdmin = ""; renderPresence(); } }, 6000);
+}
+
+function renderPresence() {
+  if (!open) return;
+  const others = (open.watchers || []).filter((w) => w.admin_id !== me?.user_id);
+  $("d-watchers").textContent = others.length ? `Also watching: ${others.map((w) => w.name || w.admin_id).join(", ")}` : "";
+  let warning = "";
+  if (open.holder && !open.mine && open.session?.status !== "ended") warning = `${open.holder} is already answering this conversation.`;
+  else if (open.typingAdmin) warning = `${open.typingAdmin} is typing a reply in this conversation.`;
+  $("d-warning").textContent = warning;
+  $("d-warning").hidden = !warning;
+}
+
+$("reply-note").addEventListener("change", () => { renderDetailState(); $("reply-text").focus(); });
+
+// Canned replies: a searchable picker that inserts a reply's text at the
+// cursor of the composer.
+let replies = null;
+async function loadReplies() {
+  if (replies) return;
+  try {
+    replies = (await api(base, token, "GET", "api/admin/replies")).replies || [];
+  } catch (e) {
+    failed(e, "Could not load the canned replies");
+    replies = null;
+  }
+}
+
+function renderReplies() {
+  const q = $("replies-search").value.trim().toLowerCase();
+  const shown = (replies || []).filter((r) => !q || r.title.toLowerCase().includes(q) || r.text.toLowerCase().includes(q));
+  $("replies-list").replaceChildren(...shown.map((r) => el("li", {},
+    el("button", { type: "button", className: "ghost small", attrs: { title: r.text }, onclick: () => insertReply(r) }, r.title))));
+  $("replies-empty").hidden = shown.length > 0;
+}
+
+function insertReply(r) {
+  const area = $("reply-text");
+  const at = area.selectionStart ?? area.value.length;
+  area.value = area.value.slice(0, at) + r.text + area.value.slice(area.selectionEnd ?? at);
+  toggleReplies(false);
+  fitReply();
+  area.focus();
+}
+
+async function toggleReplies(show) {
+  $("replies-panel").hidden = !show;
+  $("replies-open").setAttribute("aria-expanded", String(show));
+  if (!show) return;
+  await loadReplies();
+  $("replies-search").value = "";
+  renderReplies();
+  $("replies-search").focus();
+}
+
+$("replies-open").addEventListener("click", () => toggleReplies($("replies-panel").hidden));
+$("replies-search").addEventListener("input", renderReplies);
+$("replies-search").addEventListener("keydown", (e) => {
+  if (e.key === "Escape") toggleReplies(false);
+  if (e.key === "Enter") {
+    e.preventDefault();
+    $("replies-list").querySelector("button")?.click();
   }
 });
 
