@@ -33,6 +33,7 @@ type userActor struct {
 	sessions children
 	watchers map[string]map[string]*actor.PID // session id → admin conn pid id → pid
 	owners   map[string]string                // session id → owner, as looked up for this user's admin commands
+	grain    bool                             // a cluster kind (cluster.go): it stops itself when idle
 }
 
 func newUserActor(hub *Hub, userID string) *userActor {
@@ -52,7 +53,7 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *deliver:
 		u.deliver(ctx, m)
 	case *relay:
-		ctx.Send(m.to, m.msg)
+		u.hub.send(ctx, m.to, m.msg)
 	case *callAnswer:
 		u.callDone(ctx, m.connID)
 	case *ownerFound:
@@ -68,6 +69,10 @@ func (u *userActor) Receive(ctx actor.Context) {
 		u.terminated(m.Who)
 	case *actor.ReceiveTimeout:
 		if len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0 {
+			if u.grain {
+				ctx.Poison(ctx.Self()) // the identity lookup activates it again on the next message
+				return
+			}
 			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
 		}
 	}
@@ -75,17 +80,17 @@ func (u *userActor) Receive(ctx actor.Context) {
 
 func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 	if m.to != nil {
-		ctx.Send(m.to, m.event)
+		u.hub.send(ctx, m.to, m.event)
 		return
 	}
 	for _, c := range u.conns {
 		if !c.pid.Equal(m.except) {
-			ctx.Send(c.pid, m.event)
+			u.hub.send(ctx, c.pid, m.event)
 		}
 	}
 	for _, w := range u.watchers[m.event.SessionID] {
 		if !w.Equal(m.except) {
-			ctx.Send(w, m.event)
+			u.hub.send(ctx, w, m.event)
 		}
 	}
 }
@@ -151,24 +156,24 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		return
 	}
 	if m.reject != nil {
-		ctx.Send(c.pid, m.reject)
+		u.hub.send(ctx, c.pid, m.reject)
 		return
 	}
 	cmd := m.cmd
 	if cmd.Type == protocol.TypePing {
-		ctx.Send(c.pid, protocol.NewPong(cmd.ID))
+		u.hub.send(ctx, c.pid, protocol.NewPong(cmd.ID))
 		return
 	}
 	isAdminOp := cmd.Type == protocol.TypeWatch || cmd.Type == protocol.TypeUnwatch ||
 		cmd.Type == protocol.TypeTakeover || cmd.Type == protocol.TypeRelease
 	if isAdminOp && !c.identity.Admin {
-		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
+		u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
 		return
 	}
 	if (cmd.Type == protocol.TypeSend || cmd.Type == protocol.TypeEdit || cmd.Type == protocol.TypeRegenerate) && !c.identity.Admin {
 		if wait, ok := u.hub.allowMessage(u.userID); !ok {
 			u.hub.metrics.rateLimited.Inc()
-			ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
+			u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
 				Code: protocol.CodeRateLimited, Message: "too many messages; try again shortly", RetryAfter: wait}))
 			return
 		}
@@ -219,7 +224,7 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 	}
 	cmd := m.cmd.cmd
 	if m.err != nil {
-		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, storeError(m.err)))
+		u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, storeError(m.err)))
 		u.callDone(ctx, m.cmd.connID)
 		return
 	}
@@ -230,6 +235,10 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 	cl := &call{identity: c.identity, conn: c.pid, connID: m.cmd.connID, cmd: cmd, replyTo: ctx.Self()}
 	if m.owner == u.userID {
 		u.runCall(ctx, cl)
+		return
+	}
+	if u.hub.clustered() {
+		u.callOwner(ctx, m.owner, cl)
 		return
 	}
 	ctx.Send(u.hub.directory, &forUser{userID: m.owner, msg: cl})
@@ -264,7 +273,7 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 				delete(u.watchers, sid)
 			}
 		}
-		ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
+		u.hub.send(ctx, m.replyTo, &callAnswer{connID: m.connID})
 		return
 	case protocol.TypeTakeover:
 		u.watch(ctx, sid, m.conn) // whoever holds a session sees it
@@ -272,7 +281,7 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 		// An admin's typing reaches a session only from a connection that
 		// watches it (or from the owner's own).
 		if !u.mayType(sid, m.conn) {
-			ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
+			u.hub.send(ctx, m.replyTo, &callAnswer{connID: m.connID})
 			return
 		}
 	}
