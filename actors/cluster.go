@@ -286,8 +286,14 @@ type attachResult struct {
 	err  error
 }
 
-// attachRetry is the pause between attempts while no member hosts the user.
-const attachRetry = 200 * time.Millisecond
+// attachRetry is the pause between attempts while no member hosts the user;
+// attachTimeout bounds one attempt. It is short because a dead node's pid
+// answers nothing: the attempt times out, the pid is forgotten, and the
+// next lookup places the actor on a live member.
+const (
+	attachRetry   = 200 * time.Millisecond
+	attachTimeout = time.Second
+)
 
 func (c *clusterConn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -373,7 +379,7 @@ func (c *clusterConn) attach(ctx actor.Context, delay time.Duration) {
 			h.root.Send(self, &attachResult{err: errors.New("no member hosts the user's actor")})
 			return
 		}
-		res, err := h.root.RequestFuture(pid, req, connectTimeout).Result()
+		res, err := h.root.RequestFuture(pid, req, attachTimeout).Result()
 		if err == nil {
 			if env, ok := res.(*wire.Envelope); !ok || env.GetAttached() == nil {
 				err = fmt.Errorf("attach: unexpected answer %T", res)
