@@ -38,6 +38,7 @@ type Node struct {
 	mu        sync.Mutex // guards the fields below
 	c         *pcluster.Cluster
 	discovery net.Listener // static: the membership endpoint
+	members   []string     // addresses of the latest topology, sorted
 	stopped   bool
 }
 
@@ -79,8 +80,26 @@ func (n *Node) Start(system *actor.ActorSystem, userProps *actor.Props) error {
 	kind := pcluster.NewKind(UserKind, userProps)
 	cfg := pcluster.Configure(n.cfg.Name, provider, disthash.New(), remote.Configure(host, port, opts...),
 		pcluster.WithKinds(kind), pcluster.WithRequestTimeout(5*time.Second))
+	// The topology as published on the event stream: protoactor's own
+	// MemberList.Members reads its set without a lock.
+	system.EventStream.Subscribe(func(ev any) {
+		t, ok := ev.(*pcluster.ClusterTopology)
+		if !ok {
+			return
+		}
+		addrs := make([]string, 0, len(t.Members))
+		for _, m := range t.Members {
+			addrs = append(addrs, m.Address())
+		}
+		slices.Sort(addrs)
+		n.mu.Lock()
+		n.members = addrs
+		n.mu.Unlock()
+	})
 	n.c = pcluster.New(system, cfg)
-	n.c.StartMember() // panics on a provider that cannot start; it returns once gossip runs
+	n.mu.Unlock() // the provider's health route reads n.c while the member starts
+	n.c.StartMember()
+	n.mu.Lock() // panics on a provider that cannot start; it returns once gossip runs
 	n.log.Info("joined the cluster", slog.String("name", n.cfg.Name), slog.String("address", system.Address()),
 		slog.String("provider", n.cfg.Provider))
 	return nil
@@ -143,16 +162,9 @@ func (n *Node) Forget(userID string) {
 
 // Members lists the addresses of the members this node sees, itself included.
 func (n *Node) Members() []string {
-	c := n.cluster()
-	if c == nil {
-		return nil
-	}
-	var out []string
-	for _, m := range c.MemberList.Members().Members() {
-		out = append(out, m.Address())
-	}
-	slices.Sort(out)
-	return out
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.members)
 }
 
 // Ready reports whether this node is a member of the topology it sees.
