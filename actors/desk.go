@@ -121,7 +121,7 @@ func (u *userActor) watcherList(sessionID string) []protocol.Watcher {
 func (u *userActor) presence(ctx actor.Context, sessionID string) {
 	ev := protocol.NewWatchers(sessionID, u.watcherList(sessionID))
 	for _, w := range u.watchers[sessionID] {
-		ctx.Send(w, ev)
+		u.hub.send(ctx, w, ev)
 	}
 }
 

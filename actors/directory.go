@@ -90,7 +90,16 @@ func (h *Hub) request(ctx context.Context, userID string, msg any) (any, error) 
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	res, err := h.root.RequestFuture(h.directory, &forUser{userID: userID, msg: msg}, timeout).Result()
+	var res any
+	var err error
+	if h.clustered() {
+		res, err = h.clusterRequest(ctx, userID, msg, timeout)
+		if perr, ok := errors.AsType[*protocol.Error](err); ok {
+			return nil, perr
+		}
+	} else {
+		res, err = h.root.RequestFuture(h.directory, &forUser{userID: userID, msg: msg}, timeout).Result()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoAnswer, err)
 	}

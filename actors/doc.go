@@ -37,6 +37,11 @@
 // and only watching admins receive, the owner's rating, the time of a help
 // request, and who watches each session, kept by the user actor.
 //
+// Cluster mode (cluster.go, with a Placement): the user actor is a
+// protoactor cluster kind keyed by user id, connection actors stay on the
+// socket's node under a local parent and attach to their user's actor
+// wherever it is placed, and whatever crosses nodes is a wire.Envelope.
+//
 // Actors stop when idle (no connection, no reply in flight) after a
 // handshake with their parent that counts routed messages, so a command in
 // flight to a stopping actor is never lost: the parent only stops a child

@@ -46,7 +46,10 @@ type Config struct {
 	Logger  *slog.Logger      // nil discards
 	Metrics *metrics.Set      // nil: a private set
 	Notify  Notifier          // optional
-	Limits  Limits            // zero values: no limit
+	// Placement, when set, makes this node one of a cluster (cluster.go);
+	// call Join after Start.
+	Placement Placement
+	Limits    Limits // zero values: no limit
 
 	SessionIdle     time.Duration // a session actor with nothing to do stops after this; required
 	UserIdle        time.Duration // a user actor with no connection or session stops after this; required
@@ -93,6 +96,11 @@ type Hub struct {
 	root      *actor.RootContext
 	directory *actor.PID
 	admins    *actor.PID
+	// Cluster mode (cluster.go): the parent of this node's connection
+	// actors, the user actors hosted here (pid id → pid), and their metrics.
+	conns    *actor.PID
+	grains   sync.Map
+	cmetrics *clusterMetrics
 
 	// baseCtx is the parent of every generation's context; cancelled last
 	// in Shutdown so no provider request outlives the hub.
@@ -140,14 +148,18 @@ func New(cfg Config) (*Hub, error) {
 
 // Start starts the actor system, the directory and the sweeper.
 func (h *Hub) Start() {
-	protoLog := slog.New(minLevel{h.cfg.Logger.Handler(), slog.LevelWarn}).With(slog.String("component", "protoactor"))
+	var protoHandler slog.Handler = minLevel{h.cfg.Logger.Handler(), slog.LevelWarn}
+	if h.clustered() {
+		protoHandler = newThrottled(protoHandler, 10*time.Second)
+	}
+	protoLog := slog.New(protoHandler).With(slog.String("component", "protoactor"))
 	h.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }))
 	h.root = h.system.Root
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
 	props := actor.PropsFromProducer(func() actor.Actor { return &directory{hub: h, users: newChildren()} },
 		actor.WithSupervisor(childSupervisor))
 	h.directory = h.root.Spawn(props)
-	h.admins = h.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &admins{conns: map[string]*actor.PID{}} }))
+	h.admins, _ = h.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &admins{hub: h, conns: map[string]*actor.PID{}} }), adminsName)
 	h.goroutines.Go(h.sweep)
 }
 
@@ -194,7 +206,11 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 	}
 	connID := newID()
 	reply := make(chan *attached, 1)
-	h.root.Send(h.directory, &attach{identity: identity, connID: connID, sink: sink, reply: reply})
+	to := h.directory
+	if h.clustered() {
+		to = h.conns
+	}
+	h.root.Send(to, &attach{identity: identity, connID: connID, sink: sink, reply: reply})
 	timeout := time.NewTimer(connectTimeout)
 	defer timeout.Stop()
 	var a *attached
@@ -280,7 +296,13 @@ func (h *Hub) Drain(ctx context.Context) error {
 
 // CloseConnections closes every socket with 1001 after the events already
 // produced for it are written. Shutdown afterwards stops the rest.
-func (h *Hub) CloseConnections() { h.root.Send(h.directory, &closeConns{}) }
+func (h *Hub) CloseConnections() {
+	if h.clustered() {
+		h.root.Send(h.conns, &closeConns{})
+		return
+	}
+	h.root.Send(h.directory, &closeConns{})
+}
 
 // Shutdown stops every actor (replies in flight are stored as interrupted
 // and every socket is closed with 1001, after the flushers started for the
@@ -293,6 +315,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			h.goroutines.Stop()
 			return
 		}
+		if h.clustered() {
+			h.shutdownErr = h.stopClusterActors()
+		}
 		for _, pid := range []*actor.PID{h.directory, h.admins} {
 			if werr := h.root.StopFuture(pid).Wait(); werr != nil {
 				h.shutdownErr = errors.Join(h.shutdownErr, fmt.Errorf("stop actors: %w", werr))
@@ -302,6 +327,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancelBase()
 		if werr := h.goroutines.Wait(ctx); werr != nil {
 			h.shutdownErr = errors.Join(h.shutdownErr, fmt.Errorf("wait for the hub's goroutines: %w", werr))
+		}
+		if h.clustered() {
+			h.cfg.Placement.Shutdown() // it shuts the actor system down
+			return
 		}
 		h.system.Shutdown()
 	})

@@ -221,7 +221,7 @@ func (s *sessionActor) answer(ctx actor.Context, c *sessionCommand, a *callAnswe
 	switch {
 	case c.replyTo == nil:
 	case c.conn == nil || c.replyTo.Equal(ctx.Parent()):
-		ctx.Send(c.replyTo, a)
+		s.hub.send(ctx, c.replyTo, a)
 	default:
 		ctx.Send(ctx.Parent(), &relay{to: c.replyTo, msg: a})
 	}

@@ -36,6 +36,7 @@ type userActor struct {
 	// watcherIDs is who is behind each watching admin connection (pid id),
 	// for presence (desk.go).
 	watcherIDs map[string]Identity
+	grain      bool // a cluster kind (cluster.go): it stops itself when idle
 }
 
 func newUserActor(hub *Hub, userID string) *userActor {
@@ -55,7 +56,7 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *deliver:
 		u.deliver(ctx, m)
 	case *relay:
-		ctx.Send(m.to, m.msg)
+		u.hub.send(ctx, m.to, m.msg)
 	case *callAnswer:
 		u.callDone(ctx, m.connID)
 	case *ownerFound:
@@ -71,6 +72,10 @@ func (u *userActor) Receive(ctx actor.Context) {
 		u.terminated(ctx, m.Who)
 	case *actor.ReceiveTimeout:
 		if len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0 {
+			if u.grain {
+				ctx.Poison(ctx.Self()) // the identity lookup activates it again on the next message
+				return
+			}
 			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
 		}
 	}
@@ -78,17 +83,17 @@ func (u *userActor) Receive(ctx actor.Context) {
 
 func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 	if m.to != nil {
-		ctx.Send(m.to, m.event)
+		u.hub.send(ctx, m.to, m.event)
 		return
 	}
 	for _, c := range u.conns {
 		if !c.pid.Equal(m.except) && !m.adminsOnly {
-			ctx.Send(c.pid, m.event)
+			u.hub.send(ctx, c.pid, m.event)
 		}
 	}
 	for _, w := range u.watchers[m.event.SessionID] {
 		if !w.Equal(m.except) {
-			ctx.Send(w, m.event)
+			u.hub.send(ctx, w, m.event)
 		}
 	}
 }
@@ -161,24 +166,24 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 		return
 	}
 	if m.reject != nil {
-		ctx.Send(c.pid, m.reject)
+		u.hub.send(ctx, c.pid, m.reject)
 		return
 	}
 	cmd := m.cmd
 	if cmd.Type == protocol.TypePing {
-		ctx.Send(c.pid, protocol.NewPong(cmd.ID))
+		u.hub.send(ctx, c.pid, protocol.NewPong(cmd.ID))
 		return
 	}
 	isAdminOp := cmd.Type == protocol.TypeWatch || cmd.Type == protocol.TypeUnwatch ||
 		cmd.Type == protocol.TypeTakeover || cmd.Type == protocol.TypeRelease
 	if isAdminOp && !c.identity.Admin {
-		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
+		u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, protocol.Err(protocol.CodeForbidden)))
 		return
 	}
 	if (cmd.Type == protocol.TypeSend || cmd.Type == protocol.TypeEdit || cmd.Type == protocol.TypeRegenerate) && !c.identity.Admin {
 		if wait, ok := u.hub.allowMessage(u.userID); !ok {
 			u.hub.metrics.rateLimited.Inc()
-			ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
+			u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, &protocol.Error{
 				Code: protocol.CodeRateLimited, Message: "too many messages; try again shortly", RetryAfter: wait}))
 			return
 		}
@@ -229,7 +234,7 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 	}
 	cmd := m.cmd.cmd
 	if m.err != nil {
-		ctx.Send(c.pid, protocol.NewError(cmd.ID, cmd.SessionID, storeError(m.err)))
+		u.hub.send(ctx, c.pid, protocol.NewError(cmd.ID, cmd.SessionID, storeError(m.err)))
 		u.callDone(ctx, m.cmd.connID)
 		return
 	}
@@ -240,6 +245,10 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 	cl := &call{identity: c.identity, conn: c.pid, connID: m.cmd.connID, cmd: cmd, replyTo: ctx.Self()}
 	if m.owner == u.userID {
 		u.runCall(ctx, cl)
+		return
+	}
+	if u.hub.clustered() {
+		u.callOwner(ctx, m.owner, cl)
 		return
 	}
 	ctx.Send(u.hub.directory, &forUser{userID: m.owner, msg: cl})
@@ -278,7 +287,7 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 				u.presence(ctx, sid)
 			}
 		}
-		ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
+		u.hub.send(ctx, m.replyTo, &callAnswer{connID: m.connID})
 		return
 	case protocol.TypeTakeover:
 		u.watch(ctx, sid, m.conn, m.identity) // whoever holds a session sees it
@@ -286,7 +295,7 @@ func (u *userActor) runCall(ctx actor.Context, m *call) {
 		// An admin's typing reaches a session only from a connection that
 		// watches it (or from the owner's own).
 		if !u.mayType(sid, m.conn) {
-			ctx.Send(m.replyTo, &callAnswer{connID: m.connID})
+			u.hub.send(ctx, m.replyTo, &callAnswer{connID: m.connID})
 			return
 		}
 	}

@@ -25,6 +25,7 @@ type Config struct {
 	Limits  Limits  `toml:"limits"`
 	Notify  Notify  `toml:"notify"`
 	Desk    Desk    `toml:"desk"`
+	Cluster Cluster `toml:"cluster"`
 	// Tuning is not read from the file or the environment; see [Tuning].
 	Tuning Tuning `toml:"-"`
 }
@@ -93,6 +94,31 @@ type Limits struct {
 type Notify struct {
 	WebhookURL string `toml:"webhook_url"` // POSTed JSON when a user asks for a human
 }
+
+// Cluster is the [cluster] section: several nodes as one protoactor-go
+// cluster (CONTRACT §12). Disabled, the node runs alone as before.
+type Cluster struct {
+	Enabled bool   `toml:"enabled"`
+	Name    string `toml:"name"`   // nodes with the same name form one cluster; default "chatbox"
+	Listen  string `toml:"listen"` // actor traffic between nodes; default 127.0.0.1:7000
+	// Advertise is the address other nodes dial; empty: Listen.
+	Advertise string `toml:"advertise"`
+	// Provider finds the members: "static" (a fixed list, protoactor's
+	// automanaged provider) or "kubernetes" (the pods of this deployment).
+	Provider string `toml:"provider"`
+	// DiscoveryListen is this node's membership endpoint (static only);
+	// default 127.0.0.1:7100.
+	DiscoveryListen string `toml:"discovery_listen"`
+	// Peers is every member's discovery_listen address, this one included
+	// (static only).
+	Peers []string `toml:"peers"`
+}
+
+// Cluster providers.
+const (
+	ClusterStatic     = "static"
+	ClusterKubernetes = "kubernetes"
+)
 
 // Auth is the [auth] section: how bearer tokens are verified. At most one
 // of JWTSecret (HS256) and JWTPublicKeyFile (RS256/ES256) is set.

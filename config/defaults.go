@@ -58,6 +58,12 @@ func scalarDefaults() *Config {
 			MaxRetries:        2,
 			ContextBudget:     24000,
 		},
+		Cluster: Cluster{
+			Name:            "chatbox",
+			Listen:          "127.0.0.1:7000",
+			Provider:        ClusterStatic,
+			DiscoveryListen: "127.0.0.1:7100",
+		},
 		Tuning: Tuning{
 			SessionIdle:     2 * time.Minute,
 			UserIdle:        time.Minute,

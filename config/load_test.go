@@ -240,8 +240,9 @@ func fullWant() *Config {
 			HTTPReadTimeout: Duration{15 * time.Second},
 			MaxHeaderBytes:  32768,
 		},
-		Limits: Limits{MessagesPerMinute: 5, MessageBurst: 2, ConnectionsPerUser: 3, RepliesInFlight: 1, DailyTokens: 100000},
-		Notify: Notify{WebhookURL: "https://hooks.example.com/chatbox"},
+		Limits:  Limits{MessagesPerMinute: 5, MessageBurst: 2, ConnectionsPerUser: 3, RepliesInFlight: 1, DailyTokens: 100000},
+		Notify:  Notify{WebhookURL: "https://hooks.example.com/chatbox"},
+		Cluster: Default().Cluster, // the file has no [cluster]
 		Auth: Auth{
 			JWTPublicKeyFile: "/etc/chatbox/jwt.pem",
 			Issuer:           "https://id.example.com",
@@ -440,6 +441,8 @@ func TestEnvNames(t *testing.T) {
 		"CHATBOX_LLM_FIRST_TOKEN_TIMEOUT", "CHATBOX_LLM_IDLE_TIMEOUT", "CHATBOX_LLM_MAX_RETRIES", "CHATBOX_LLM_CONTEXT_BUDGET",
 		"CHATBOX_LIMITS_MESSAGES_PER_MINUTE", "CHATBOX_LIMITS_MESSAGE_BURST", "CHATBOX_LIMITS_CONNECTIONS_PER_USER",
 		"CHATBOX_LIMITS_REPLIES_IN_FLIGHT", "CHATBOX_LIMITS_DAILY_TOKENS_PER_USER", "CHATBOX_NOTIFY_WEBHOOK_URL",
+		"CHATBOX_CLUSTER_ENABLED", "CHATBOX_CLUSTER_NAME", "CHATBOX_CLUSTER_LISTEN", "CHATBOX_CLUSTER_ADVERTISE",
+		"CHATBOX_CLUSTER_PROVIDER", "CHATBOX_CLUSTER_DISCOVERY_LISTEN", "CHATBOX_CLUSTER_PEERS",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("env names\n%q\nwant\n%q", got, want)

@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	c.Limits.validate(&p)
 	c.Notify.validate(&p)
 	c.Desk.validate(&p)
+	c.Cluster.validate(&p, c.Storage.MongoURI)
 	return p.err()
 }
 
@@ -275,5 +276,39 @@ func (d *Desk) validate(p *problems) {
 		if strings.TrimSpace(r.Text) == "" {
 			p.add(key+".text", "must not be empty")
 		}
+	}
+}
+
+func (c *Cluster) validate(p *problems, mongoURI string) {
+	if !c.Enabled {
+		return
+	}
+	if mongoURI == "" {
+		p.add("cluster.enabled", "the nodes of a cluster must share a MongoDB: set storage.mongo_uri (the embedded store belongs to one node)")
+	}
+	if c.Name == "" {
+		p.add("cluster.name", "must not be empty")
+	}
+	hostPort := func(key, v string) {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			p.add(key, "must be host:port, got %q", v)
+		}
+	}
+	hostPort("cluster.listen", c.Listen)
+	if c.Advertise != "" {
+		hostPort("cluster.advertise", c.Advertise)
+	}
+	switch c.Provider {
+	case ClusterStatic:
+		hostPort("cluster.discovery_listen", c.DiscoveryListen)
+		if len(c.Peers) == 0 {
+			p.add("cluster.peers", "must list every member's discovery_listen address, this one included")
+		}
+		for _, peer := range c.Peers {
+			hostPort("cluster.peers", peer)
+		}
+	case ClusterKubernetes:
+	default:
+		p.add("cluster.provider", "must be %q or %q, got %q", ClusterStatic, ClusterKubernetes, c.Provider)
 	}
 }

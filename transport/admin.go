@@ -250,8 +250,13 @@ func (s *Server) handleAdminStats(w http.ResponseWriter, r *http.Request) {
 	}
 	live := s.cfg.Hub.Stats()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	nodes := []string{} // a single node: none listed
+	if s.cfg.Cluster != nil {
+		nodes = s.cfg.Cluster.Members()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"live": live,
+		"nodes": nodes,
+		"live":  live,
 		"stored": map[string]int64{
 			"sessions": stored.Sessions, "messages": stored.Messages, "tokens_in": stored.TokensIn,
 			"tokens_out": stored.TokensOut, "help_requested": stored.HelpRequested, "taken_over": stored.TakenOver,

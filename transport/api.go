@@ -67,6 +67,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		checks["storage"] = "unavailable"
 		ready = false
 	}
+	if s.cfg.Cluster != nil {
+		checks["cluster"] = "ok"
+		if err := s.cfg.Cluster.Ready(); err != nil {
+			s.log.Warn("readiness: cluster", slog.String("request_id", requestID(r)), slog.Any("err", err))
+			checks["cluster"] = "not a member"
+			ready = false
+		}
+	}
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable

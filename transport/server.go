@@ -68,12 +68,15 @@ type Config struct {
 	// share route (429 past it); 0: no limit.
 	ShareRequestsPerMinute int
 
-	Verifier Verifier          // required
-	Hub      *actors.Hub       // required
-	Store    persistence.Store // required
-	Web      http.Handler      // the pages served at "/"; optional
-	Metrics  http.Handler      // served at /metrics when set
-	Logger   *slog.Logger      // nil discards
+	Verifier Verifier // required
+	// Cluster, when set, adds the cluster check to /readyz and the nodes
+	// to /api/admin/stats (cluster mode; *cluster.Node satisfies it).
+	Cluster ClusterStatus
+	Hub     *actors.Hub       // required
+	Store   persistence.Store // required
+	Web     http.Handler      // the pages served at "/"; optional
+	Metrics http.Handler      // served at /metrics when set
+	Logger  *slog.Logger      // nil discards
 	// MetricSet receives the transport's metrics; nil: a private set.
 	MetricSet *metrics.Set
 	// Replies are the help desk's canned replies; nil: none.
@@ -365,4 +368,10 @@ func withRequestID(next http.Handler) http.Handler {
 func requestID(r *http.Request) string {
 	id, _ := r.Context().Value(ctxKey{}).(string)
 	return id
+}
+
+// ClusterStatus is what the transport shows of this node's cluster.
+type ClusterStatus interface {
+	Ready() error      // nil while this node is a member
+	Members() []string // the members this node sees
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatbox/chatbox/actors"
 	"github.com/chatbox/chatbox/auth"
+	"github.com/chatbox/chatbox/cluster"
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/notify"
 	"github.com/chatbox/chatbox/persistence"
@@ -182,8 +183,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer hook.Close()
 		notifier = hook
 	}
+	var node *cluster.Node
+	if cfg.Cluster.Enabled {
+		if node, err = cluster.New(cfg.Cluster, log); err != nil {
+			return err
+		}
+	}
 	hub, err := actors.New(actors.Config{
-		Store: store, Models: catalog, Logger: log, Metrics: set, Notify: notifier,
+		Store: store, Models: catalog, Logger: log, Metrics: set, Notify: notifier, Placement: placement(node),
 		ContextBudget: cfg.LLM.ContextBudget, StoreTimeout: cfg.Storage.Timeout.Duration,
 		SessionIdle: cfg.Tuning.SessionIdle, UserIdle: cfg.Tuning.UserIdle, OutboxLimit: cfg.Tuning.OutboxLimit,
 		CheckpointEvery: cfg.Tuning.CheckpointEvery, HistoryWindow: cfg.Tuning.HistoryWindow,
@@ -197,6 +204,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	hub.Start()
+	if node != nil {
+		if err := hub.Join(); err != nil {
+			hub.Shutdown(context.Background())
+			return err
+		}
+	}
 
 	tcfg := transport.Config{
 		Listen: cfg.Server.Listen, PathPrefix: cfg.Server.PathPrefix, AllowedOrigins: cfg.Server.AllowedOrigins,
@@ -209,6 +222,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, r := range cfg.Desk.Replies {
 		tcfg.Replies = append(tcfg.Replies, transport.CannedReply{ID: r.ID, Title: r.Title, Text: r.Text})
+	}
+	if node != nil {
+		tcfg.Cluster = node
 	}
 	stopMetrics := func() {}
 	if cfg.Server.MetricsListen == "" {
@@ -327,3 +343,12 @@ func keyring(cfg *config.Config) (*persistence.Keyring, error) {
 // beside the dev-mode secrets. Chatbox v1.0 kept its FerretDB files in the
 // same folder, which is how the store recognises and refuses them.
 func storeDir(cfg *config.Config) string { return filepath.Join(cfg.Storage.DataDir, "db") }
+
+// placement is node as the hub's Placement, or none on a single node (a
+// nil *cluster.Node must not become a non-nil interface).
+func placement(node *cluster.Node) actors.Placement {
+	if node == nil {
+		return nil
+	}
+	return node
+}

@@ -1,0 +1,590 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/chatbox/chatbox/cluster/wire"
+	"github.com/chatbox/chatbox/protocol"
+)
+
+// Placement puts user actors on the nodes of a cluster (cluster mode,
+// CONTRACT §12); *cluster.Node satisfies it. With none, the hub's directory
+// holds every user on this node, as before.
+//
+// In cluster mode the user actor is the cluster kind (identity = user id),
+// placed by protoactor's identity lookup; its session actors stay its
+// children. A connection's actor (clusterConn) lives on the node that holds
+// the socket, attaches to its user's actor wherever that is, watches it and
+// attaches again when it stops or moves. Everything that crosses nodes is a
+// wire.Envelope; a local send of an event stays a pointer.
+type Placement interface {
+	// Start joins the cluster with system, whose user actors userProps makes.
+	Start(system *actor.ActorSystem, userProps *actor.Props) error
+	// Get is the pid of the user's actor, activating it; nil if none answers.
+	Get(userID string) *actor.PID
+	// Forget drops a cached pid that turned out dead.
+	Forget(userID string)
+	// Members lists the member addresses this node sees.
+	Members() []string
+	// Shutdown leaves the cluster; after the actors are stopped.
+	Shutdown()
+}
+
+// clusterMetrics are cluster mode's series (docs/metrics.md).
+type clusterMetrics struct {
+	remoteSends *metrics.Counter // envelopes sent to another node
+	activations *metrics.Counter // user actors activated on this node
+	failovers   *metrics.Counter // connections that attached again after their user's actor stopped or moved
+	dropped     *metrics.Counter // envelopes of a kind this node does not know
+}
+
+func newClusterMetrics(s *metrics.Set, p Placement) *clusterMetrics {
+	s.NewGauge("chatbox_cluster_members", func() float64 { return float64(len(p.Members())) })
+	return &clusterMetrics{
+		remoteSends: s.NewCounter("chatbox_cluster_remote_sends_total"),
+		activations: s.NewCounter("chatbox_cluster_activations_total"),
+		failovers:   s.NewCounter("chatbox_cluster_failovers_total"),
+		dropped:     s.NewCounter("chatbox_cluster_dropped_total"),
+	}
+}
+
+// adminsName is the admins actor's name on every node, so that any node can
+// address every other node's.
+const adminsName = "admins"
+
+// clustered reports whether the hub runs in cluster mode.
+func (h *Hub) clustered() bool { return h.cfg.Placement != nil }
+
+// Join makes this node a member of the cluster (after Start): user actors
+// are placed by the cluster from then on. It returns once this node is a
+// member.
+func (h *Hub) Join() (err error) {
+	if !h.clustered() {
+		return errors.New("join: no Placement configured")
+	}
+	defer func() {
+		// protoactor's cluster panics when its provider cannot start.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("join the cluster: %v", r)
+		}
+	}()
+	return h.startCluster()
+}
+
+// stopClusterActors closes this node's connections, then stops the user
+// actors hosted here.
+func (h *Hub) stopClusterActors() error {
+	var errs []error
+	if h.conns != nil {
+		if err := h.root.StopFuture(h.conns).Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("stop connections: %w", err))
+		}
+	}
+	if err := h.stopGrains(); err != nil {
+		errs = append(errs, fmt.Errorf("stop user actors: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// callOwner sends an admin's call to the session owner's actor, wherever
+// the cluster placed it; its answer comes back to this user actor.
+func (u *userActor) callOwner(ctx actor.Context, owner string, cl *call) {
+	self, h := ctx.Self(), u.hub
+	env := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Call{Call: &wire.Call{
+		Identity: identityToWire(cl.identity), Conn: pidToWire(cl.conn), ConnId: cl.connID,
+		Cmd: commandToWire(cl.cmd), ReplyTo: pidToWire(self)}}}
+	started := h.goroutines.Go(func() {
+		pid := h.cfg.Placement.Get(owner)
+		if pid == nil {
+			h.send(h.root, cl.conn, protocol.NewError(cl.cmd.ID, cl.cmd.SessionID, protocol.Err(protocol.CodeBusy)))
+			h.root.Send(self, &callAnswer{connID: cl.connID})
+			return
+		}
+		h.send(h.root, pid, env)
+	})
+	if !started {
+		u.callDone(ctx, cl.connID)
+	}
+}
+
+// startCluster spawns this node's connection parent and joins the cluster
+// with the user actor as its kind.
+func (h *Hub) startCluster() error {
+	h.cmetrics = newClusterMetrics(h.cfg.Metrics, h.cfg.Placement)
+	h.conns = h.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &connParent{hub: h} },
+		actor.WithSupervisor(childSupervisor)))
+	props := actor.PropsFromProducer(func() actor.Actor { return &userGrain{userActor: newUserActor(h, "")} },
+		actor.WithSupervisor(childSupervisor))
+	return h.cfg.Placement.Start(h.system, props)
+}
+
+// Nodes lists the cluster members this node sees; nil on a single node.
+func (h *Hub) Nodes() []string {
+	if !h.clustered() {
+		return nil
+	}
+	return h.cfg.Placement.Members()
+}
+
+// isRemote reports whether pid lives on another node.
+func (h *Hub) isRemote(pid *actor.PID) bool {
+	return pid != nil && pid.Address != h.system.Address()
+}
+
+// send sends msg to pid: as is when pid is on this node, as an envelope
+// otherwise. msg is a *protocol.Event, a *callAnswer or an envelope.
+func (h *Hub) send(sender actor.SenderContext, pid *actor.PID, msg any) {
+	if h.isRemote(pid) {
+		env := h.envelope(msg)
+		if env == nil {
+			h.log.Error("no wire form for a message to another node", slog.String("type", fmt.Sprintf("%T", msg)))
+			return
+		}
+		h.cmetrics.remoteSends.Inc()
+		sender.Send(pid, env)
+		return
+	}
+	sender.Send(pid, msg)
+}
+
+func (h *Hub) envelope(msg any) *wire.Envelope {
+	env := &wire.Envelope{Version: wire.Version}
+	switch m := msg.(type) {
+	case *wire.Envelope:
+		return m
+	case *protocol.Event:
+		env.Body = &wire.Envelope_Event{Event: eventToWire(m)}
+	case *callAnswer:
+		env.Body = &wire.Envelope_CallAnswer{CallAnswer: answerToWire(m)}
+	default:
+		return nil
+	}
+	return env
+}
+
+// dropUnknown logs an envelope this node cannot read (a newer node's kind).
+func (h *Hub) dropUnknown(env *wire.Envelope) {
+	h.cmetrics.dropped.Inc()
+	h.log.Warn("dropped a message of a kind this node does not know", slog.Uint64("wire_version", uint64(env.GetVersion())))
+}
+
+// userGrain is the user actor as a cluster kind: it reads envelopes from
+// other nodes into the user actor's own messages.
+type userGrain struct {
+	*userActor
+}
+
+func (g *userGrain) Receive(ctx actor.Context) {
+	h := g.hub
+	switch m := ctx.Message().(type) {
+	case *pcluster.ClusterInit:
+		g.userID = m.Identity.Identity
+		g.grain = true
+		h.metrics.users.Add(1)
+		h.cmetrics.activations.Inc()
+		h.grains.Store(ctx.Self().Id, ctx.Self())
+	case *actor.Stopped:
+		h.metrics.users.Add(-1)
+		h.grains.Delete(ctx.Self().Id)
+		g.userActor.Receive(ctx)
+	case *wire.Envelope:
+		g.envelope(ctx, m)
+	default:
+		g.userActor.Receive(ctx)
+	}
+}
+
+func (g *userGrain) envelope(ctx actor.Context, env *wire.Envelope) {
+	switch b := env.Body.(type) {
+	case *wire.Envelope_Attach:
+		a := b.Attach
+		pid := pidFromWire(a.Conn)
+		g.conns[a.ConnId] = &connEntry{pid: pid, identity: identityFromWire(a.Identity)}
+		ctx.Watch(pid)
+		if ctx.Sender() != nil {
+			ctx.Respond(&wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Attached{Attached: &wire.Attached{ConnId: a.ConnId}}})
+		}
+	case *wire.Envelope_Command:
+		c := b.Command
+		cmd := &command{connID: c.ConnId, conn: pidFromWire(c.Conn), cmd: commandFromWire(c.Cmd)}
+		if c.Reject != nil {
+			cmd.reject = eventFromWire(c.Reject)
+		}
+		g.command(ctx, cmd)
+	case *wire.Envelope_Detach:
+		if c, ok := g.conns[b.Detach.ConnId]; ok {
+			delete(g.conns, b.Detach.ConnId)
+			ctx.Unwatch(c.pid)
+		}
+	case *wire.Envelope_Call:
+		c := b.Call
+		cl := &call{identity: identityFromWire(c.Identity), conn: pidFromWire(c.Conn), connID: c.ConnId,
+			cmd: commandFromWire(c.Cmd), replyTo: pidFromWire(c.ReplyTo)}
+		if cl.replyTo == nil {
+			cl.replyTo = ctx.Sender() // an HTTP request's future
+		}
+		g.runCall(ctx, cl)
+	case *wire.Envelope_CallAnswer:
+		g.callDone(ctx, b.CallAnswer.ConnId)
+	default:
+		g.hub.dropUnknown(env)
+	}
+}
+
+// connParent is the parent of this node's connection actors in cluster
+// mode: it spawns them and closes them all at shutdown.
+type connParent struct {
+	hub *Hub
+}
+
+func (p *connParent) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *attach:
+		out := newOutbox(m.sink, p.hub.cfg.OutboxLimit)
+		c := &clusterConn{connActor: connActor{hub: p.hub, identity: m.identity, connID: m.connID, out: out}}
+		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c }), "conn-"+m.connID)
+		if err != nil {
+			p.hub.log.Error("spawn connection actor", slog.String("conn_id", m.connID), slog.Any("err", err))
+			m.reply <- &attached{}
+			return
+		}
+		// The transport sends the connection's commands and its detach to
+		// the connection's own actor, which forwards them to the user's.
+		m.reply <- &attached{user: pid, conn: pid}
+	case *closeConns:
+		for _, c := range ctx.Children() {
+			ctx.Poison(c)
+		}
+	}
+}
+
+// clusterConn is a connection's actor in cluster mode: the connActor's
+// outbound queue, plus its attachment to the user's actor. Commands wait in
+// queued while it is not attached, and go out in order once it is.
+type clusterConn struct {
+	connActor
+	user      *actor.PID // the user's actor it is attached to; nil while attaching
+	attaching bool
+	attempt   int
+	attached  bool // attached at least once: a later attachment is a failover
+	queued    []*wire.Envelope
+	detached  bool
+}
+
+// attachResult is the outcome of one attempt to attach.
+type attachResult struct {
+	user *actor.PID
+	err  error
+}
+
+// attachRetry is the pause between attempts while no member hosts the user;
+// attachTimeout bounds one attempt. It is short because a dead node's pid
+// answers nothing: the attempt times out, the pid is forgotten, and the
+// next lookup places the actor on a live member.
+const (
+	attachRetry   = 200 * time.Millisecond
+	attachTimeout = time.Second
+)
+
+func (c *clusterConn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.connActor.Receive(ctx)
+		c.attach(ctx, 0)
+	case *attachResult:
+		c.attachDone(ctx, m)
+	case *command:
+		env := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Command{Command: &wire.Command{
+			ConnId: c.connID, Conn: pidToWire(ctx.Self()), Cmd: commandToWire(m.cmd)}}}
+		if m.reject != nil {
+			env.GetCommand().Reject = eventToWire(m.reject)
+		}
+		c.toUser(ctx, env)
+	case *detach:
+		c.detach(ctx)
+		ctx.Stop(ctx.Self())
+	case *wire.Envelope:
+		if ev := m.GetEvent(); ev != nil {
+			c.push(ctx, eventFromWire(ev))
+		} else {
+			c.hub.dropUnknown(m)
+		}
+	case *actor.Terminated:
+		if c.user != nil && m.Who.Equal(c.user) {
+			// The user's actor stopped or moved (a topology change): attach
+			// to wherever it is now. Events sent meanwhile are lost; every
+			// event carries its seq, so the client sees the gap and syncs.
+			c.user = nil
+			c.hub.cfg.Placement.Forget(c.identity.UserID)
+			c.attach(ctx, 0)
+		}
+	case *actor.Stopped:
+		c.detach(ctx)
+		c.connActor.Receive(ctx)
+	default:
+		c.connActor.Receive(ctx)
+	}
+}
+
+func (c *clusterConn) toUser(ctx actor.Context, env *wire.Envelope) {
+	if c.user == nil {
+		c.queued = append(c.queued, env)
+		return
+	}
+	c.hub.send(ctx, c.user, env)
+}
+
+func (c *clusterConn) detach(ctx actor.Context) {
+	if c.detached {
+		return
+	}
+	c.detached = true
+	if c.user != nil {
+		c.hub.send(ctx, c.user, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Detach{Detach: &wire.Detach{ConnId: c.connID}}})
+	}
+}
+
+// attach looks up the user's actor and registers this connection with it,
+// on a hub goroutine (the lookup may wait on another node); the outcome
+// comes back as an attachResult.
+func (c *clusterConn) attach(ctx actor.Context, delay time.Duration) {
+	if c.attaching || c.detached {
+		return
+	}
+	c.attaching = true
+	self, h, userID := ctx.Self(), c.hub, c.identity.UserID
+	req := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Attach{Attach: &wire.Attach{
+		Identity: identityToWire(c.identity), ConnId: c.connID, Conn: pidToWire(self)}}}
+	started := h.goroutines.Go(func() {
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-h.goroutines.Stopping():
+				return
+			}
+		}
+		pid := h.cfg.Placement.Get(userID)
+		if pid == nil {
+			h.root.Send(self, &attachResult{err: errors.New("no member hosts the user's actor")})
+			return
+		}
+		res, err := h.root.RequestFuture(pid, req, attachTimeout).Result()
+		if err == nil {
+			if env, ok := res.(*wire.Envelope); !ok || env.GetAttached() == nil {
+				err = fmt.Errorf("attach: unexpected answer %T", res)
+			}
+		}
+		h.root.Send(self, &attachResult{user: pid, err: err})
+	})
+	if !started {
+		c.attaching = false
+	}
+}
+
+func (c *clusterConn) attachDone(ctx actor.Context, m *attachResult) {
+	c.attaching = false
+	if c.detached {
+		return
+	}
+	if m.err != nil {
+		c.attempt++
+		c.hub.cfg.Placement.Forget(c.identity.UserID)
+		if c.attempt%10 == 1 {
+			c.hub.log.Warn("attach connection to its user's actor; retrying", slog.String("conn_id", c.connID), slog.Any("err", m.err))
+		}
+		c.attach(ctx, attachRetry)
+		return
+	}
+	if c.attached {
+		c.hub.cmetrics.failovers.Inc()
+	}
+	c.attached, c.attempt, c.user = true, 0, m.user
+	ctx.Watch(m.user)
+	for _, env := range c.queued {
+		c.hub.send(ctx, c.user, env)
+	}
+	c.queued = nil
+}
+
+// clusterRequest sends msg (a *call) to the user's actor wherever it is and
+// waits for its answer, asking the identity lookup again once if the first
+// pid is dead.
+func (h *Hub) clusterRequest(ctx context.Context, userID string, msg any, timeout time.Duration) (any, error) {
+	cl, ok := msg.(*call)
+	if !ok {
+		return nil, protocol.Errf(protocol.CodeUnsupported, "not available in cluster mode yet")
+	}
+	env := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Call{Call: &wire.Call{
+		Identity: identityToWire(cl.identity), ConnId: cl.connID, Cmd: commandToWire(cl.cmd)}}}
+	deadline := time.Now().Add(timeout)
+	for attempt := 0; ; attempt++ {
+		pid := h.cfg.Placement.Get(userID)
+		var res any
+		err := errors.New("no member hosts the user's actor")
+		if pid != nil {
+			res, err = h.root.RequestFuture(pid, env, time.Until(deadline)).Result()
+		}
+		if err == nil {
+			if a, ok := res.(*callAnswer); ok { // the user's actor is on this node
+				return a, nil
+			}
+			if e, ok := res.(*wire.Envelope); ok && e.GetCallAnswer() != nil {
+				return answerFromWire(e.GetCallAnswer()), nil
+			}
+			if _, dead := res.(*actor.DeadLetterResponse); !dead {
+				return nil, fmt.Errorf("unexpected answer %T", res)
+			}
+			err = actor.ErrDeadLetter
+		}
+		h.cfg.Placement.Forget(userID)
+		if attempt > 0 || time.Until(deadline) < time.Second || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// alertEverywhere sends an alert to this node's admins and to every other
+// node's admins actor.
+func (a *admins) alertEverywhere(ctx actor.Context, h *Hub, ev *protocol.Event) {
+	self := h.system.Address()
+	for _, member := range h.cfg.Placement.Members() {
+		if member != self {
+			h.send(ctx, actor.NewPID(member, adminsName), &wire.Envelope{Version: wire.Version,
+				Body: &wire.Envelope_AdminAlert{AdminAlert: &wire.AdminAlert{Event: eventToWire(ev)}}})
+		}
+	}
+}
+
+// grainsStop stops every user actor on this node (its sessions store a
+// reply in flight as interrupted) before the cluster is left.
+func (h *Hub) stopGrains() error {
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	h.grains.Range(func(_, v any) bool {
+		wg.Add(1)
+		go func(pid *actor.PID) {
+			defer wg.Done()
+			if err := h.root.PoisonFuture(pid).Wait(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(v.(*actor.PID))
+		return true
+	})
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Conversions between the actors' messages and their wire form.
+
+func pidToWire(p *actor.PID) *wire.Pid {
+	if p == nil {
+		return nil
+	}
+	return &wire.Pid{Address: p.Address, Id: p.Id}
+}
+
+func pidFromWire(p *wire.Pid) *actor.PID {
+	if p == nil || p.Id == "" {
+		return nil
+	}
+	return actor.NewPID(p.Address, p.Id)
+}
+
+func identityToWire(i Identity) *wire.Identity {
+	return &wire.Identity{UserId: i.UserID, Name: i.Name, Admin: i.Admin}
+}
+
+func identityFromWire(i *wire.Identity) Identity {
+	return Identity{UserID: i.GetUserId(), Name: i.GetName(), Admin: i.GetAdmin()}
+}
+
+func commandToWire(c protocol.Command) *wire.ClientCommand {
+	return &wire.ClientCommand{Type: c.Type, Id: c.ID, SessionId: c.SessionID, Text: c.Text, Model: c.Model,
+		AfterSeq: c.AfterSeq, ParentId: c.ParentID, MessageId: c.MessageID, Title: c.Title}
+}
+
+func commandFromWire(c *wire.ClientCommand) protocol.Command {
+	return protocol.Command{Type: c.GetType(), ID: c.GetId(), SessionID: c.GetSessionId(), Text: c.GetText(),
+		Model: c.GetModel(), AfterSeq: c.GetAfterSeq(), ParentID: c.GetParentId(), MessageID: c.GetMessageId(), Title: c.GetTitle()}
+}
+
+func eventToWire(e *protocol.Event) *wire.Event {
+	return &wire.Event{Kind: uint32(e.Kind), Frame: e.Frame, SessionId: e.SessionID, MessageId: e.MessageID,
+		Seq: e.Seq, Offset: int64(e.Offset), Text: e.Text}
+}
+
+// eventFromWire rebuilds the event, its frame header included.
+func eventFromWire(w *wire.Event) *protocol.Event {
+	buf := protocol.AppendFrameHeader(make([]byte, 0, 10+len(w.Frame)), len(w.Frame))
+	buf = append(buf, w.Frame...)
+	return &protocol.Event{Kind: protocol.Kind(w.Kind), Wire: buf, Frame: buf[len(buf)-len(w.Frame):],
+		SessionID: w.SessionId, MessageID: w.MessageId, Seq: w.Seq, Offset: int(w.Offset), Text: w.Text}
+}
+
+func answerToWire(a *callAnswer) *wire.CallAnswer {
+	w := &wire.CallAnswer{ConnId: a.connID, MessageId: a.result.MessageID, Seq: a.result.Seq}
+	if a.err != nil {
+		w.ErrorCode, w.ErrorMessage, w.RetryAfterMs = a.err.Code, a.err.Message, a.err.RetryAfter.Milliseconds()
+	}
+	return w
+}
+
+func answerFromWire(w *wire.CallAnswer) *callAnswer {
+	a := &callAnswer{connID: w.ConnId, result: CallResult{MessageID: w.MessageId, Seq: w.Seq}}
+	if w.ErrorCode != "" {
+		a.err = &protocol.Error{Code: w.ErrorCode, Message: w.ErrorMessage, RetryAfter: time.Duration(w.RetryAfterMs) * time.Millisecond}
+	}
+	return a
+}
+
+// throttled passes a log record only if no record with the same message
+// passed in the last `every`: a cluster provider reports an unreachable
+// peer on every poll, a few times a second.
+type throttled struct {
+	slog.Handler
+	every time.Duration
+	mu    *sync.Mutex          // guards last
+	last  map[string]time.Time // message → when it last passed
+}
+
+func newThrottled(h slog.Handler, every time.Duration) throttled {
+	return throttled{Handler: h, every: every, mu: new(sync.Mutex), last: map[string]time.Time{}}
+}
+
+func (t throttled) Handle(ctx context.Context, r slog.Record) error {
+	t.mu.Lock()
+	prev, seen := t.last[r.Message]
+	pass := !seen || r.Time.Sub(prev) >= t.every
+	if pass {
+		if len(t.last) > 1000 {
+			clear(t.last)
+		}
+		t.last[r.Message] = r.Time
+	}
+	t.mu.Unlock()
+	if !pass {
+		return nil
+	}
+	return t.Handler.Handle(ctx, r)
+}
+
+func (t throttled) WithAttrs(a []slog.Attr) slog.Handler {
+	return throttled{t.Handler.WithAttrs(a), t.every, t.mu, t.last}
+}
+func (t throttled) WithGroup(n string) slog.Handler {
+	return throttled{t.Handler.WithGroup(n), t.every, t.mu, t.last}
+}
