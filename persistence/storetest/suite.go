@@ -59,6 +59,7 @@ func Run(t *testing.T, f Factory) {
 		{"erase", eraseCases},
 		{"audit", auditCases},
 		{"tree", treeCases},
+		{"attachments", attachmentCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
