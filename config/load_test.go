@@ -332,7 +332,7 @@ func TestExampleFile(t *testing.T) {
 		for _, m := range c.LLM.Models {
 			ids = append(ids, m.ID)
 		}
-		if want := []string{"demo", "gpt", "claude", "gemini", "local"}; !slices.Equal(ids, want) {
+		if want := []string{"demo", "gpt", "claude", "gemini", "local", "vision", "whisper", "dify"}; !slices.Equal(ids, want) {
 			t.Errorf("model ids %q, want %q", ids, want)
 		}
 	})
