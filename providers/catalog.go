@@ -207,6 +207,25 @@ func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Se
 	return c.StreamFor(ctx, id, msgs, Turn{})
 }
 
+// ConversationKeeper is a Provider that keeps the conversation's history
+// itself (Dify): it is sent only the newest message and Request.Conversation,
+// and yields the conversation's id in a Chunk.
+type ConversationKeeper interface {
+	KeepsConversation() bool
+}
+
+// KeepsConversation reports whether a model of id's chain keeps its own
+// conversation history, so the caller should load and store the vendor's
+// conversation id around a generation.
+func (c *Catalog) KeepsConversation(id string) bool {
+	for _, mid := range c.chains[id] {
+		if k, ok := c.entries[mid].Provider.(ConversationKeeper); ok && k.KeepsConversation() {
+			return true
+		}
+	}
+	return false
+}
+
 // Turn is what a generation carries besides the conversation: who it is
 // for and the vendor's conversation id, for vendors that keep one.
 type Turn struct {

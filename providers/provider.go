@@ -35,6 +35,8 @@ type Message struct {
 
 // Attachment is a file of a message, with its bytes.
 type Attachment struct {
+	// ID is the stored attachment's id, by which a caller loads Data.
+	ID   string
 	Name string
 	Type string // the sniffed media type, e.g. "image/png"
 	Data []byte

@@ -27,7 +27,10 @@ func buildCatalog(cfg config.LLM, tune config.Tuning, getenv func(string) string
 	entries := make([]providers.Entry, 0, len(cfg.Models))
 	for i, m := range cfg.Models {
 		key := fmt.Sprintf("llm.models[%d]", i)
-		e := providers.Entry{ID: m.ID, Name: m.Name, Model: m.Model, SystemPrompt: m.SystemPrompt, Fallback: m.Fallback}
+		if m.ID == cfg.TranscribeModel && m.ID != cfg.DefaultModel {
+			continue // it transcribes voice notes (buildTranscriber); it does not chat
+		}
+		e := providers.Entry{ID: m.ID, Name: m.Name, Model: m.Model, SystemPrompt: m.SystemPrompt, Fallback: m.Fallback, Input: m.Input}
 		apiKey := ""
 		if m.APIKeyEnv != "" && getenv != nil {
 			apiKey = getenv(m.APIKeyEnv)
@@ -72,4 +75,29 @@ func buildCatalog(cfg config.LLM, tune config.Tuning, getenv func(string) string
 		BreakerCooldown:  tune.BreakerCooldown,
 		Logger:           log,
 	})
+}
+
+// buildTranscriber is the transcriber of llm.transcribe_model, nil when
+// none is configured.
+func buildTranscriber(cfg config.LLM, getenv func(string) string) (*openai.Transcriber, error) {
+	if cfg.TranscribeModel == "" {
+		return nil, nil
+	}
+	for _, m := range cfg.Models {
+		if m.ID != cfg.TranscribeModel {
+			continue
+		}
+		apiKey := ""
+		if m.APIKeyEnv != "" && getenv != nil {
+			apiKey = getenv(m.APIKeyEnv)
+		}
+		t, err := openai.NewTranscriber(openai.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: providers.Timeouts{
+			Connect: cfg.ConnectTimeout.Duration, FirstToken: cfg.FirstTokenTimeout.Duration, Idle: cfg.IdleTimeout.Duration,
+		}}, m.Model)
+		if err != nil {
+			return nil, fmt.Errorf("llm.transcribe_model: %w", err)
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("llm.transcribe_model: %q is not one of the configured models", cfg.TranscribeModel)
 }
