@@ -8,6 +8,7 @@ import (
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/anthropic"
 	"github.com/chatbox/chatbox/providers/demo"
+	"github.com/chatbox/chatbox/providers/dify"
 	"github.com/chatbox/chatbox/providers/gemini"
 	"github.com/chatbox/chatbox/providers/openai"
 )
@@ -46,8 +47,12 @@ func buildCatalog(cfg config.LLM, tune config.Tuning, getenv func(string) string
 			if apiKey == "" && (m.BaseURL == "" || m.Provider == config.ProviderGemini) {
 				return nil, fmt.Errorf("%s.api_key_env: environment variable %q is empty; model %q needs an API key", key, m.APIKeyEnv, m.ID)
 			}
+		case config.ProviderDify:
+			if apiKey == "" {
+				return nil, fmt.Errorf("%s.api_key_env: environment variable %q is empty; model %q needs the Dify app's API key", key, m.APIKeyEnv, m.ID)
+			}
 		default:
-			return nil, fmt.Errorf("%s.provider: %q is not supported (demo, openai, anthropic or gemini)", key, m.Provider)
+			return nil, fmt.Errorf("%s.provider: %q is not supported (demo, openai, anthropic, gemini or dify)", key, m.Provider)
 		}
 		var err error
 		switch m.Provider {
@@ -59,6 +64,8 @@ func buildCatalog(cfg config.LLM, tune config.Tuning, getenv func(string) string
 			e.Provider, err = anthropic.New(anthropic.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
 		case config.ProviderGemini:
 			e.Provider, err = gemini.New(gemini.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
+		case config.ProviderDify:
+			e.Provider, err = dify.New(dify.Config{BaseURL: m.BaseURL, APIKey: apiKey, Timeouts: timeouts})
 		}
 		if err != nil {
 			// With the key checked above, what is left is the base URL. The
