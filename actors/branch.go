@@ -146,6 +146,9 @@ func (s *sessionActor) edit(ctx actor.Context, c *sessionCommand) *protocol.Erro
 	case n.role != persistence.RoleUser:
 		return protocol.Errf(protocol.CodeBadRequest, "only the user's own messages can be edited")
 	}
+	if len(c.cmd.Attachments) == 0 {
+		c.cmd.Attachments = refIDs(n.attachments) // an edit keeps the files unless it names others
+	}
 	return s.sendAfter(ctx, c, n.parent, c.cmd.Text)
 }
 

@@ -53,11 +53,12 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 	}
 	s.gen = g
 	s.hub.metrics.replies.Add(1)
-	self, root, models := ctx.Self(), s.hub.root, s.hub.cfg.Models
+	self, root := ctx.Self(), s.hub.root
+	stream := s.modelStream(model)
 	started := s.hub.goroutines.Go(func() {
 		defer cancel()
 		var usage *providers.Usage
-		for chunk, err := range models.Stream(genCtx, model, msgs) {
+		for chunk, err := range stream(genCtx, msgs) {
 			if err != nil {
 				root.Send(self, &genDone{gen: g.id, err: err})
 				return

@@ -318,6 +318,10 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 	if !s.hub.cfg.Models.Has(model) {
 		return protocol.Errf(protocol.CodeBadRequest, "unknown model")
 	}
+	refs, perr := s.attachments(c)
+	if perr != nil {
+		return perr // refused before anything is stored
+	}
 
 	var generate func() *protocol.Error
 	if s.session.Mode == persistence.ModeBot {
@@ -328,7 +332,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 		if err := s.mayGenerate(); err != nil {
 			return err // refused before anything, a fresh session included, is stored
 		}
-		convo := append(modelContext(path), providers.Message{Role: providers.RoleUser, Text: text})
+		convo := append(modelContext(path), providers.Message{Role: providers.RoleUser, Text: text, Attachments: modelAttachments(refs)})
 		seq := s.session.LastSeq + 2
 		generate = func() *protocol.Error {
 			return s.startGeneration(ctx, model, seq, providers.Trim(convo, s.hub.cfg.ContextBudget))
@@ -364,7 +368,7 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 			return err
 		}
 	}
-	msg, err := s.appendChild(persistence.RoleUser, c.identity, text, parent)
+	msg, err := s.appendChildWith(persistence.RoleUser, c.identity, text, parent, refs)
 	if err != nil {
 		s.abandon()
 		if generate != nil && !overlap {
@@ -438,10 +442,15 @@ func (s *sessionActor) appendMessage(role persistence.Role, author Identity, tex
 // parent. A lost fence (another writer took the seq) stores nothing and
 // reloads the session.
 func (s *sessionActor) appendChild(role persistence.Role, author Identity, text, parent string) (persistence.Message, *protocol.Error) {
+	return s.appendChildWith(role, author, text, parent, nil)
+}
+
+// appendChildWith is appendChild for a message that carries attachments.
+func (s *sessionActor) appendChildWith(role persistence.Role, author Identity, text, parent string, refs []persistence.AttachmentRef) (persistence.Message, *protocol.Error) {
 	m := persistence.Message{
 		ID: newID(), SessionID: s.spec.id, Seq: s.session.LastSeq + 1, Role: role,
 		Author: author.Name, AuthorID: author.UserID, Text: text, Status: persistence.StatusComplete, CreatedAt: s.hub.now(),
-		ParentID: parent,
+		ParentID: parent, Attachments: refs,
 	}
 	storeCtx, cancel := s.hub.storeContext()
 	defer cancel()

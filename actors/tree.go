@@ -20,6 +20,9 @@ type convNode struct {
 	seq        int64
 	role       persistence.Role
 	text       string
+	// attachments are the message's files, sent to the model again with
+	// every path through it (edits and regenerated replies included).
+	attachments []persistence.AttachmentRef
 }
 
 // convTree holds the messages of one session with seq >= lowest, by id. It
@@ -51,7 +54,7 @@ func (t *convTree) add(m persistence.Message) {
 		n.text = m.Text
 		return
 	}
-	t.nodes[m.ID] = &convNode{id: m.ID, parent: m.ParentID, seq: m.Seq, role: m.Role, text: m.Text}
+	t.nodes[m.ID] = &convNode{id: m.ID, parent: m.ParentID, seq: m.Seq, role: m.Role, text: m.Text, attachments: m.Attachments}
 	if len(t.nodes) == 1 || m.Seq < t.lowest {
 		t.lowest = m.Seq
 	}
@@ -77,7 +80,7 @@ func (t *convTree) prune() {
 func (t *convTree) addOlder(msgs []persistence.Message) {
 	for _, m := range msgs {
 		if _, ok := t.nodes[m.ID]; !ok && m.Role != persistence.RoleNote {
-			t.nodes[m.ID] = &convNode{id: m.ID, parent: m.ParentID, seq: m.Seq, role: m.Role, text: m.Text}
+			t.nodes[m.ID] = &convNode{id: m.ID, parent: m.ParentID, seq: m.Seq, role: m.Role, text: m.Text, attachments: m.Attachments}
 		}
 	}
 	t.lowest = 1
@@ -128,12 +131,12 @@ func (t *convTree) lastOf(seq int64) string {
 func modelContext(path []*convNode) []providers.Message {
 	out := make([]providers.Message, 0, len(path)+1)
 	for _, n := range path {
-		if n.text == "" {
+		if n.text == "" && len(n.attachments) == 0 {
 			continue
 		}
 		switch n.role {
 		case persistence.RoleUser:
-			out = append(out, providers.Message{Role: providers.RoleUser, Text: n.text})
+			out = append(out, providers.Message{Role: providers.RoleUser, Text: n.text, Attachments: modelAttachments(n.attachments)})
 		case persistence.RoleAssistant, persistence.RoleAdmin:
 			out = append(out, providers.Message{Role: providers.RoleAssistant, Text: n.text})
 		}

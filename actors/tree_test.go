@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -118,10 +119,10 @@ func TestTheModelSeesOnlyThePathFromTheNewMessageToTheRoot(t *testing.T) {
 				}
 				msgs[id] = refMessage{id, userParent, persistence.RoleUser, user["text"].(string)}
 				users = append(users, id)
-				if got, want := model.last(), chain(msgs, id, window+1); !slices.Equal(got, want) {
+				if got, want := model.last(), chain(msgs, id, window+1); !reflect.DeepEqual(got, want) {
 					rt.Fatalf("%s: the model got %v, want the path %v", cmd.Type, got, want)
 				}
-			} else if got, want := model.last(), chain(msgs, answered, window); !slices.Equal(got, want) {
+			} else if got, want := model.last(), chain(msgs, answered, window); !reflect.DeepEqual(got, want) {
 				rt.Fatalf("%s: the model got %v, want the path %v", cmd.Type, got, want)
 			}
 			id := reply["id"].(string)

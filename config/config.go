@@ -14,6 +14,7 @@ const (
 	ProviderOpenAI    = "openai"
 	ProviderAnthropic = "anthropic"
 	ProviderGemini    = "gemini"
+	ProviderDify      = "dify"
 )
 
 // Config is the whole configuration; its TOML layout is CONTRACT §2.
@@ -142,7 +143,17 @@ type Storage struct {
 	// a crash of the process, "full" also a loss of power, at a cost per
 	// commit. MongoDB's own write concern governs the production store.
 	Sync string `toml:"sync"`
+	// MaxUploadBytes bounds one attachment upload; default 10 MiB.
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// UploadTypes are the media types an upload may have, as sniffed from
+	// its bytes; default DefaultUploadTypes.
+	UploadTypes []string `toml:"upload_types"`
 }
+
+// DefaultUploadTypes are the upload types allowed when storage.upload_types
+// is not set (CONTRACT §9).
+var DefaultUploadTypes = []string{"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf",
+	"text/plain", "audio/webm", "audio/ogg", "audio/mpeg", "audio/wav", "audio/mp4"}
 
 // Embedded store durability levels (storage.sync).
 const (
@@ -165,6 +176,11 @@ type LLM struct {
 	// ContextBudget caps the conversation sent to a model, in characters,
 	// trimmed from the oldest end; default 24000.
 	ContextBudget int `toml:"context_budget"`
+	// TranscribeModel names a model of provider openai whose base URL and
+	// key transcribe voice notes (POST {base_url}/audio/transcriptions);
+	// its model field is the transcription model, e.g. "whisper-1". Empty:
+	// voice notes reach models as a placeholder.
+	TranscribeModel string `toml:"transcribe_model"`
 }
 
 // Model is one [[llm.models]] entry: a model id clients select and the
@@ -178,7 +194,19 @@ type Model struct {
 	APIKeyEnv    string   `toml:"api_key_env"`
 	SystemPrompt string   `toml:"system_prompt"`
 	Fallback     []string `toml:"fallback"` // model ids tried in order before the first token
+	// Input lists what the model accepts: "text", "image", "pdf",
+	// "audio"; default ["text"]. Attachments of other kinds reach it as a
+	// placeholder naming the file.
+	Input []string `toml:"input"`
 }
+
+// Model inputs ([[llm.models]] input).
+const (
+	InputText  = "text"
+	InputImage = "image"
+	InputPDF   = "pdf"
+	InputAudio = "audio"
+)
 
 // Duration is a time.Duration written as a Go duration string ("30s", "1m").
 type Duration struct{ time.Duration }

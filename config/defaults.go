@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"slices"
 	"time"
 )
 
@@ -48,6 +49,8 @@ func scalarDefaults() *Config {
 			DataDir:  "./data",
 			Timeout:  Duration{5 * time.Second},
 			Sync:     SyncNormal,
+
+			MaxUploadBytes: 10 << 20,
 		},
 		LLM: LLM{
 			DefaultModel:      demoModel.ID,
@@ -92,6 +95,7 @@ var apiKeyEnv = map[string]string{
 	ProviderOpenAI:    "OPENAI_API_KEY",
 	ProviderAnthropic: "ANTHROPIC_API_KEY",
 	ProviderGemini:    "GEMINI_API_KEY",
+	ProviderDify:      "DIFY_API_KEY",
 }
 
 // applyDerivedDefaults fills what depends on other keys or is a list; it
@@ -111,6 +115,12 @@ func (c *Config) applyDerivedDefaults() {
 		if m.APIKeyEnv == "" {
 			m.APIKeyEnv = apiKeyEnv[m.Provider]
 		}
+		if len(m.Input) == 0 {
+			m.Input = []string{InputText}
+		}
+	}
+	if len(c.Storage.UploadTypes) == 0 {
+		c.Storage.UploadTypes = slices.Clone(DefaultUploadTypes)
 	}
 }
 

@@ -73,7 +73,10 @@ func TestDefaults(t *testing.T) {
 		{"storage.data_dir", c.Storage.DataDir, "./data"},
 		{"storage.timeout", c.Storage.Timeout.Duration, 5 * time.Second},
 		{"llm.default_model", c.LLM.DefaultModel, "demo"},
-		{"llm.models", c.LLM.Models, []Model{{ID: "demo", Name: "Demo (offline)", Provider: "demo"}}},
+		{"llm.models", c.LLM.Models, []Model{{ID: "demo", Name: "Demo (offline)", Provider: "demo", Input: []string{"text"}}}},
+		{"llm.transcribe_model", c.LLM.TranscribeModel, ""},
+		{"storage.max_upload_bytes", c.Storage.MaxUploadBytes, int64(10 << 20)},
+		{"storage.upload_types", c.Storage.UploadTypes, DefaultUploadTypes},
 		{"llm.demo_delay", c.LLM.DemoDelay.Duration, 60 * time.Millisecond},
 		{"llm.connect_timeout", c.LLM.ConnectTimeout.Duration, 10 * time.Second},
 		{"llm.first_token_timeout", c.LLM.FirstTokenTimeout.Duration, 30 * time.Second},
@@ -256,13 +259,15 @@ func fullWant() *Config {
 			PreviousEncryptionKeys: []string{"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="},
 			Timeout:                Duration{2 * time.Second},
 			Sync:                   SyncFull,
+			MaxUploadBytes:         10 << 20,
+			UploadTypes:            DefaultUploadTypes,
 		},
 		LLM: LLM{
 			DefaultModel: "gpt",
 			Models: []Model{
 				{ID: "gpt", Name: "GPT", Provider: "openai", Model: "gpt-4o-mini", BaseURL: "http://127.0.0.1:11434/v1",
-					APIKeyEnv: "MY_OPENAI_KEY", SystemPrompt: "Be brief.", Fallback: []string{"demo"}},
-				{ID: "demo", Name: "Demo", Provider: "demo"},
+					APIKeyEnv: "MY_OPENAI_KEY", SystemPrompt: "Be brief.", Fallback: []string{"demo"}, Input: []string{"text"}},
+				{ID: "demo", Name: "Demo", Provider: "demo", Input: []string{"text"}},
 			},
 			DemoDelay:         Duration{5 * time.Millisecond},
 			ConnectTimeout:    Duration{3 * time.Second},
@@ -328,7 +333,7 @@ func TestExampleFile(t *testing.T) {
 		for _, m := range c.LLM.Models {
 			ids = append(ids, m.ID)
 		}
-		if want := []string{"demo", "gpt", "claude", "gemini", "local"}; !slices.Equal(ids, want) {
+		if want := []string{"demo", "gpt", "claude", "gemini", "local", "vision", "whisper", "dify"}; !slices.Equal(ids, want) {
 			t.Errorf("model ids %q, want %q", ids, want)
 		}
 	})
@@ -437,8 +442,10 @@ func TestEnvNames(t *testing.T) {
 		"CHATBOX_AUTH_JWT_SECRET", "CHATBOX_AUTH_JWT_PUBLIC_KEY_FILE", "CHATBOX_AUTH_ISSUER", "CHATBOX_AUTH_AUDIENCE",
 		"CHATBOX_STORAGE_MONGO_URI", "CHATBOX_STORAGE_DATABASE", "CHATBOX_STORAGE_DATA_DIR",
 		"CHATBOX_STORAGE_ENCRYPTION_KEY", "CHATBOX_STORAGE_PREVIOUS_ENCRYPTION_KEYS", "CHATBOX_STORAGE_TIMEOUT", "CHATBOX_STORAGE_SYNC",
+		"CHATBOX_STORAGE_MAX_UPLOAD_BYTES", "CHATBOX_STORAGE_UPLOAD_TYPES",
 		"CHATBOX_LLM_DEFAULT_MODEL", "CHATBOX_LLM_DEMO_DELAY", "CHATBOX_LLM_CONNECT_TIMEOUT",
 		"CHATBOX_LLM_FIRST_TOKEN_TIMEOUT", "CHATBOX_LLM_IDLE_TIMEOUT", "CHATBOX_LLM_MAX_RETRIES", "CHATBOX_LLM_CONTEXT_BUDGET",
+		"CHATBOX_LLM_TRANSCRIBE_MODEL",
 		"CHATBOX_LIMITS_MESSAGES_PER_MINUTE", "CHATBOX_LIMITS_MESSAGE_BURST", "CHATBOX_LIMITS_CONNECTIONS_PER_USER",
 		"CHATBOX_LIMITS_REPLIES_IN_FLIGHT", "CHATBOX_LIMITS_DAILY_TOKENS_PER_USER", "CHATBOX_NOTIFY_WEBHOOK_URL",
 		"CHATBOX_CLUSTER_ENABLED", "CHATBOX_CLUSTER_NAME", "CHATBOX_CLUSTER_LISTEN", "CHATBOX_CLUSTER_ADVERTISE",

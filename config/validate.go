@@ -168,6 +168,14 @@ func (a *Auth) validate(p *problems) {
 }
 
 func (s *Storage) validate(p *problems) {
+	if s.MaxUploadBytes <= 0 {
+		p.add("storage.max_upload_bytes", "must be a positive number of bytes, got %d", s.MaxUploadBytes)
+	}
+	for i, t := range s.UploadTypes {
+		if typ, sub, ok := strings.Cut(t, "/"); !ok || typ == "" || sub == "" || strings.ContainsAny(t, " ;,") {
+			p.add(fmt.Sprintf("storage.upload_types[%d]", i), "must be a media type such as \"image/png\", got %q", t)
+		}
+	}
 	// The URI may hold a password, so it is never quoted back.
 	if s.MongoURI != "" && !strings.HasPrefix(s.MongoURI, "mongodb://") && !strings.HasPrefix(s.MongoURI, "mongodb+srv://") {
 		p.add("storage.mongo_uri", "must start with \"mongodb://\" or \"mongodb+srv://\"")
@@ -205,7 +213,9 @@ func checkKey(k string) error {
 	return nil
 }
 
-var providers = []string{ProviderDemo, ProviderOpenAI, ProviderAnthropic, ProviderGemini}
+var providers = []string{ProviderDemo, ProviderOpenAI, ProviderAnthropic, ProviderGemini, ProviderDify}
+
+var inputs = []string{InputText, InputImage, InputPDF, InputAudio}
 
 func (l *LLM) validate(p *problems) {
 	ids := make(map[string]bool, len(l.Models))
@@ -220,8 +230,16 @@ func (l *LLM) validate(p *problems) {
 		ids[m.ID] = true
 		if !slices.Contains(providers, m.Provider) {
 			p.add(key+".provider", "must be one of %s, got %q", strings.Join(providers, ", "), m.Provider)
-		} else if m.Provider != ProviderDemo && m.Model == "" {
+		} else if m.Provider != ProviderDemo && m.Provider != ProviderDify && m.Model == "" {
 			p.add(key+".model", "must name the vendor's model (e.g. \"gpt-4o-mini\") for provider %q", m.Provider)
+		}
+		for j, in := range m.Input {
+			if !slices.Contains(inputs, in) {
+				p.add(fmt.Sprintf("%s.input[%d]", key, j), "must be one of %s, got %q", strings.Join(inputs, ", "), in)
+			}
+		}
+		if m.Provider == ProviderDify && m.BaseURL == "" {
+			p.add(key+".base_url", "must name the Dify API, e.g. \"https://api.dify.ai/v1\", for provider %q", m.Provider)
 		}
 		if m.BaseURL != "" {
 			if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -253,6 +271,12 @@ func (l *LLM) validate(p *problems) {
 	p.positive("llm.idle_timeout", l.IdleTimeout)
 	if l.MaxRetries < 0 || l.MaxRetries > maxRetriesLimit {
 		p.add("llm.max_retries", "must be between 0 and %d, got %d", maxRetriesLimit, l.MaxRetries)
+	}
+	if l.TranscribeModel != "" {
+		i := slices.IndexFunc(l.Models, func(m Model) bool { return m.ID == l.TranscribeModel })
+		if i < 0 || l.Models[i].Provider != ProviderOpenAI {
+			p.add("llm.transcribe_model", "%q must be one of the configured models of provider %q", l.TranscribeModel, ProviderOpenAI)
+		}
 	}
 	if l.ContextBudget <= 0 {
 		p.add("llm.context_budget", "must be a positive number of characters, got %d", l.ContextBudget)

@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 		{"duplicate id", func(c *Config) { twoModels(c); c.LLM.Models[1].ID = "demo" },
 			`llm.models[1].id: duplicate "demo"`},
 		{"provider", func(c *Config) { c.LLM.Models[0].Provider = "mistral" },
-			`llm.models[0].provider: must be one of demo, openai, anthropic, gemini, got "mistral"`},
+			`llm.models[0].provider: must be one of demo, openai, anthropic, gemini, dify, got "mistral"`},
 		{"vendor model missing", func(c *Config) { twoModels(c); c.LLM.Models[1].Model = "" },
 			`llm.models[1].model: must name the vendor's model`},
 		{"base url", func(c *Config) { twoModels(c); c.LLM.Models[1].BaseURL = "localhost:11434/v1" },

@@ -66,8 +66,8 @@ type Auditor interface {
 
 // Eraser deletes a user's data for real.
 type Eraser interface {
-	// EraseUser deletes every session of userID and every message of those
-	// sessions (whatever key their text is under, readable or not), which
+	// EraseUser deletes every session of userID, every message of those
+	// sessions and every attachment the user uploaded (whatever key their text is under, readable or not), which
 	// takes their share links with them, and stores record in the audit
 	// trail. Audit entries about the erased sessions stay, their SessionID
 	// emptied. Nothing of another user is touched. When it returns

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -114,4 +115,36 @@ func (o *observed) EraseUser(ctx context.Context, userID string, record *AuditEn
 	start := time.Now()
 	r, err := o.s.EraseUser(ctx, userID, record)
 	return r, o.done("erase_user", start, err)
+}
+
+func (o *observed) PutAttachment(ctx context.Context, a *Attachment, r io.Reader) error {
+	start := time.Now()
+	return o.done("put_attachment", start, o.s.PutAttachment(ctx, a, r))
+}
+
+func (o *observed) GetAttachment(ctx context.Context, id string) (*Attachment, error) {
+	start := time.Now()
+	a, err := o.s.GetAttachment(ctx, id)
+	return a, o.done("get_attachment", start, err)
+}
+
+func (o *observed) ReadAttachment(ctx context.Context, id string, w io.Writer) error {
+	start := time.Now()
+	return o.done("read_attachment", start, o.s.ReadAttachment(ctx, id, w))
+}
+
+func (o *observed) SetTranscript(ctx context.Context, id, transcript string) error {
+	start := time.Now()
+	return o.done("set_transcript", start, o.s.SetTranscript(ctx, id, transcript))
+}
+
+func (o *observed) SessionConversation(ctx context.Context, sessionID string) (string, error) {
+	start := time.Now()
+	c, err := o.s.SessionConversation(ctx, sessionID)
+	return c, o.done("session_conversation", start, err)
+}
+
+func (o *observed) SetSessionConversation(ctx context.Context, sessionID, conversationID string) error {
+	start := time.Now()
+	return o.done("set_session_conversation", start, o.s.SetSessionConversation(ctx, sessionID, conversationID))
 }

@@ -107,6 +107,9 @@ type Message struct {
 	// form a tree (edits and regenerated replies are siblings). Seq stays
 	// the storage order of every message of every branch.
 	ParentID string
+	// Attachments are the files the message carries (CONTRACT §9).
+	// AppendMessage assigns those not yet in a session to this one.
+	Attachments []AttachmentRef
 }
 
 // Stats are stored totals for the admin dashboard.
@@ -158,8 +161,8 @@ type Store interface {
 	// ErrConflict and writes nothing; the caller must reload. It never
 	// writes user_id, created_at, last_seq, message_count or token totals.
 	UpdateSession(ctx context.Context, s *Session) error
-	// DeleteSession deletes the session and every message of it for real,
-	// and empties the session id of the audit entries about it; ErrNotFound
+	// DeleteSession deletes the session, every message of it and every
+	// attachment assigned to it for real, and empties the session id of the audit entries about it; ErrNotFound
 	// when there is none.
 	DeleteSession(ctx context.Context, id string) error
 
@@ -190,6 +193,7 @@ type Store interface {
 	Auditor
 	Eraser
 	Queue
+	Attachments
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

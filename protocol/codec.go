@@ -32,9 +32,18 @@ func Decode(frame []byte) (Command, error) {
 		c.ID = ""
 		return bad(fmt.Sprintf("id is longer than %d characters", MaxClientIDLen))
 	}
+	if len(c.Attachments) > MaxAttachments {
+		return bad(fmt.Sprintf("a message carries at most %d attachments", MaxAttachments))
+	}
+	for _, id := range c.Attachments {
+		if id == "" || len(id) > MaxClientIDLen {
+			return bad("an attachment id is empty or too long")
+		}
+	}
 	switch c.Type {
 	case TypeSend:
-		if strings.TrimSpace(c.Text) == "" {
+		// A message of attachments alone (a voice note) needs no text.
+		if strings.TrimSpace(c.Text) == "" && len(c.Attachments) == 0 {
 			return bad("send needs a text with a non-space character")
 		}
 		if !utf8.ValidString(c.Text) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Decode(%s): %v", b, err)
 		}
-		if got != c {
+		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip: got %+v, want %+v", got, c)
 		}
 	})

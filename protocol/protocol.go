@@ -70,6 +70,20 @@ type Command struct {
 	// Score and Comment are a rate's (1 to 5, and optional words).
 	Score   int    `json:"score,omitempty"`
 	Comment string `json:"comment,omitempty"`
+	// Attachments (send, edit) are ids of files the sender uploaded, at
+	// most MaxAttachments.
+	Attachments []string `json:"attachments,omitempty"`
+}
+
+// MaxAttachments is how many files one message may carry.
+const MaxAttachments = 10
+
+// Attachment is the wire shape of a message's file.
+type Attachment struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
 }
 
 // Message is the wire shape of a stored message (the `message` of a message
@@ -88,6 +102,8 @@ type Message struct {
 	// ParentID is the message this one follows in its branch; "" for a
 	// first message.
 	ParentID string `json:"parent_id"`
+	// Attachments are the message's files; absent when it has none.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // ModelInfo is one entry of hello's model list.
@@ -296,8 +312,19 @@ func MessageOf(m persistence.Message) Message {
 	return Message{
 		ID: m.ID, Seq: m.Seq, Role: string(m.Role), Author: m.Author, Text: m.Text,
 		Status: string(m.Status), CreatedAt: m.CreatedAt.UTC(), Unreadable: m.Unreadable,
-		ParentID: m.ParentID,
+		ParentID: m.ParentID, Attachments: attachmentsOf(m.Attachments),
 	}
+}
+
+func attachmentsOf(refs []persistence.AttachmentRef) []Attachment {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]Attachment, len(refs))
+	for i, r := range refs {
+		out[i] = Attachment{ID: r.ID, Name: r.Name, Type: r.Type, Size: r.Size}
+	}
+	return out
 }
 
 // SessionOf is the wire shape of a stored session.

@@ -23,6 +23,9 @@ type Entry struct {
 	// when this one fails. Only this entry's list is followed, not the
 	// fallbacks' own.
 	Fallback []string
+	// Input is what the model takes (InputText, InputImage, InputPDF,
+	// InputAudio); empty means text only.
+	Input []string
 }
 
 // ModelInfo is what clients are shown in hello.
@@ -201,6 +204,38 @@ func (c *Catalog) BreakerState(id string) BreakerState {
 // never duplicated. Every error yielded is an *Error, except the wrapped
 // ErrUnknownModel for an id that is not configured.
 func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Seq2[Chunk, error] {
+	return c.StreamFor(ctx, id, msgs, Turn{})
+}
+
+// ConversationKeeper is a Provider that keeps the conversation's history
+// itself (Dify): it is sent only the newest message and Request.Conversation,
+// and yields the conversation's id in a Chunk.
+type ConversationKeeper interface {
+	KeepsConversation() bool
+}
+
+// KeepsConversation reports whether a model of id's chain keeps its own
+// conversation history, so the caller should load and store the vendor's
+// conversation id around a generation.
+func (c *Catalog) KeepsConversation(id string) bool {
+	for _, mid := range c.chains[id] {
+		if k, ok := c.entries[mid].Provider.(ConversationKeeper); ok && k.KeepsConversation() {
+			return true
+		}
+	}
+	return false
+}
+
+// Turn is what a generation carries besides the conversation: who it is
+// for and the vendor's conversation id, for vendors that keep one.
+type Turn struct {
+	User         string
+	Conversation string
+}
+
+// StreamFor is Stream with the user and vendor conversation of t. Each
+// model of the chain gets msgs prepared for what it takes (Prepare).
+func (c *Catalog) StreamFor(ctx context.Context, id string, msgs []Message, t Turn) iter.Seq2[Chunk, error] {
 	chain, ok := c.chains[id]
 	if !ok {
 		return func(yield func(Chunk, error) bool) { yield(Chunk{}, fmt.Errorf("%w: %q", ErrUnknownModel, id)) }
@@ -213,7 +248,7 @@ func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Se
 				c.log.Warn("provider failover", "model", chain[i-1], "to", mid, "kind", err.Kind, "status", err.Status)
 			}
 			var done bool
-			if err, done = c.streamModel(ctx, mid, msgs, yield); done {
+			if err, done = c.streamModel(ctx, mid, msgs, t, yield); done {
 				return
 			}
 			if err.Kind == KindCanceled {
@@ -228,9 +263,10 @@ func (c *Catalog) Stream(ctx context.Context, id string, msgs []Message) iter.Se
 // stream is over for the consumer (finished, stopped by it, or failed after
 // the first chunk, the error already yielded); otherwise err says why this
 // model gave no reply.
-func (c *Catalog) streamModel(ctx context.Context, id string, msgs []Message, yield func(Chunk, error) bool) (err *Error, done bool) {
+func (c *Catalog) streamModel(ctx context.Context, id string, msgs []Message, t Turn, yield func(Chunk, error) bool) (err *Error, done bool) {
 	e, b := c.entries[id], c.breakers[id]
-	req := Request{Model: e.Model, System: e.SystemPrompt, Messages: msgs}
+	req := Request{Model: e.Model, System: e.SystemPrompt, Messages: Prepare(msgs, e.Input),
+		User: t.User, Conversation: t.Conversation}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			delay := c.backoff(attempt, err.RetryAfter)

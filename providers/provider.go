@@ -27,6 +27,21 @@ const (
 type Message struct {
 	Role Role
 	Text string
+	// Attachments are the files of the message. What reaches a vendor is
+	// only what its model takes (see Prepare): images and PDFs as the
+	// vendor's own parts; the rest is folded into Text before.
+	Attachments []Attachment
+}
+
+// Attachment is a file of a message, with its bytes.
+type Attachment struct {
+	// ID is the stored attachment's id, by which a caller loads Data.
+	ID   string
+	Name string
+	Type string // the sniffed media type, e.g. "image/png"
+	Data []byte
+	// Transcript is the text of a voice note, when it was transcribed.
+	Transcript string
 }
 
 // Request is one generation. Model and System are filled from the catalog's
@@ -36,6 +51,11 @@ type Request struct {
 	Model    string // the vendor's model name, e.g. "gpt-4o-mini"
 	System   string
 	Messages []Message
+	// User is the id of the user the reply is for, and Conversation the
+	// id a vendor that keeps its own history (Dify) gave this session
+	// earlier, "" the first time; other vendors ignore both.
+	User         string
+	Conversation string
 }
 
 // Usage is the token accounting a vendor reports for one generation.
@@ -49,6 +69,10 @@ type Usage struct {
 type Chunk struct {
 	Text  string
 	Usage *Usage
+	// Conversation is the vendor's id of the conversation, when it keeps
+	// one (Dify): the caller stores it and sends it back as
+	// Request.Conversation.
+	Conversation string
 }
 
 // Provider streams a reply. The sequence yields chunks in order and stops at

@@ -28,7 +28,7 @@ func Trim(msgs []Message, budget int) []Message {
 		for cut < len(last.Text) && !utf8.RuneStart(last.Text[cut]) {
 			cut++
 		}
-		return []Message{{Role: last.Role, Text: last.Text[cut:]}}
+		return []Message{{Role: last.Role, Text: last.Text[cut:], Attachments: last.Attachments}}
 	}
 	used, start := 0, n
 	for start > 0 && used+len(msgs[start-1].Text) <= budget {

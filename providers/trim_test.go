@@ -1,6 +1,7 @@
 package providers_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestTrimExamples(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 			for i := range got {
-				if got[i] != tt.want[i] {
+				if !reflect.DeepEqual(got[i], tt.want[i]) {
 					t.Fatalf("got %v, want %v", got, tt.want)
 				}
 			}
@@ -88,7 +89,7 @@ func TestTrimProperties(t *testing.T) {
 			// A true suffix of the input, and the newest message whole.
 			k := len(msgs) - len(got)
 			for i := range got {
-				if got[i] != msgs[k+i] {
+				if !reflect.DeepEqual(got[i], msgs[k+i]) {
 					t.Fatalf("not a suffix: %v of %v", got, msgs)
 				}
 			}

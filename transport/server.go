@@ -81,6 +81,13 @@ type Config struct {
 	MetricSet *metrics.Set
 	// Replies are the help desk's canned replies; nil: none.
 	Replies []CannedReply
+	// MaxUploadBytes bounds one attachment upload; zero means 10 MiB.
+	MaxUploadBytes int64
+	// UploadTypes are the media types an upload may have; nil means
+	// none is allowed.
+	UploadTypes []string
+	// Transcriber transcribes voice notes on upload; nil: none.
+	Transcriber Transcriber
 }
 
 // Server is the HTTP and WebSocket server. New builds it; Listen binds and
@@ -140,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 10 << 20
+	}
 	if cfg.MetricSet == nil {
 		cfg.MetricSet = metrics.NewSet()
 	}
@@ -187,6 +197,9 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE "+p+"/api/admin/users/{user_id}", s.handleAdminErase)
 	api.HandleFunc("GET "+p+"/api/admin/audit", s.handleAdminAudit)
 	s.deskRoutes(api, p)
+	api.HandleFunc("POST "+p+"/api/attachments", s.handleUpload)
+	api.HandleFunc("GET "+p+"/api/attachments/{id}", s.handleAttachment)
+	api.HandleFunc("GET "+p+"/api/attachments/{id}/meta", s.handleAttachmentMeta)
 	api.HandleFunc(p+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.Err(protocol.CodeNotFound))
 	})

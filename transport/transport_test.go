@@ -19,6 +19,7 @@ import (
 	"github.com/chatbox/chatbox/auth"
 	"github.com/chatbox/chatbox/config"
 	"github.com/chatbox/chatbox/lifecycle/leaktest"
+	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
@@ -48,11 +49,16 @@ func testConfig() Config {
 // with the test config changed by opts.
 func startServer(t *testing.T, opts ...func(*Config)) *Server {
 	t.Helper()
+	return startServerOn(t, storetest.Open(t), opts...)
+}
+
+// startServerOn is startServer on store.
+func startServerOn(t *testing.T, store persistence.Store, opts ...func(*Config)) *Server {
+	t.Helper()
 	catalog, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{}}}, "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := storetest.Open(t)
 	d := config.Default()
 	hub, err := actors.New(actors.Config{
 		Store: store, Models: catalog, StoreTimeout: d.Storage.Timeout.Duration, ContextBudget: d.LLM.ContextBudget,

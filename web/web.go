@@ -25,7 +25,7 @@ func Handler() http.Handler {
 		// The pages hold a token: no framing by other sites, no inline
 		// injection, nothing loaded from elsewhere.
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' blob:; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		files.ServeHTTP(w, r)

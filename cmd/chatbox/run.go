@@ -219,6 +219,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HTTPIdleTimeout: cfg.Server.HTTPIdleTimeout.Duration, HTTPReadTimeout: cfg.Server.HTTPReadTimeout.Duration,
 		MaxHeaderBytes: cfg.Server.MaxHeaderBytes, ShareRequestsPerMinute: cfg.Server.ShareRequestsPerMinute,
 		Verifier: verifier, Hub: hub, Store: store, Web: web.Handler(), Logger: log, MetricSet: set,
+		MaxUploadBytes: cfg.Storage.MaxUploadBytes, UploadTypes: cfg.Storage.UploadTypes,
+	}
+	if transcriber, err := buildTranscriber(cfg.LLM, os.Getenv); err != nil {
+		hub.Shutdown(context.Background())
+		return err
+	} else if transcriber != nil {
+		tcfg.Transcriber = transcriber
 	}
 	for _, r := range cfg.Desk.Replies {
 		tcfg.Replies = append(tcfg.Replies, transport.CannedReply{ID: r.ID, Title: r.Title, Text: r.Text})

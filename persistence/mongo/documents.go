@@ -61,6 +61,8 @@ type messageDoc struct {
 	// message followed the one before it (see parentsOfLegacy); "" is a
 	// first message.
 	ParentID *string `bson:"parent_id,omitempty"`
+	// Attachments names the files the message carries (v1.1).
+	Attachments []persistence.AttachmentRef `bson:"attachments,omitempty"`
 }
 
 // ms truncates t to what a BSON datetime holds, in UTC.
@@ -161,6 +163,8 @@ func (s *Store) messageToDoc(m *persistence.Message) messageDoc {
 		TokensIn:  m.TokensIn,
 		TokensOut: m.TokensOut,
 		ParentID:  &m.ParentID,
+
+		Attachments: m.Attachments,
 	}
 }
 
@@ -183,6 +187,8 @@ func (s *Store) messageFromDoc(ctx context.Context, d *messageDoc) persistence.M
 		TokensOut:  d.TokensOut,
 		Unreadable: err != nil,
 		ParentID:   parentOf(d),
+
+		Attachments: d.Attachments,
 	}
 }
 

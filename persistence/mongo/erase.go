@@ -154,6 +154,11 @@ func (s *Store) EraseUser(ctx context.Context, userID string, record *persistenc
 		}
 		res.Sessions += d.DeletedCount
 	}
+	n, err := s.deleteAttachments(ctx, bson.M{"metadata.user_id": userID})
+	res.Attachments = n
+	if err != nil {
+		return res, wrap(err, "%s: attachments", what)
+	}
 	if err := s.AppendAudit(ctx, record); err != nil {
 		return res, fmt.Errorf("%s: %w", what, err)
 	}

@@ -53,7 +53,10 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	if err != nil {
 		return wrap(err, "append message %d to session %s", m.Seq, m.SessionID)
 	}
-	return s.commit(ctx, m, &doc)
+	if err := s.commit(ctx, m, &doc); err != nil {
+		return err
+	}
+	return s.assignAttachments(ctx, m)
 }
 
 // commit advances the session over m, whose document d is stored and so

@@ -293,6 +293,9 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if _, err := s.audit().UpdateMany(ctx, bson.M{"session_id": id}, bson.M{"$set": bson.M{"session_id": ""}}); err != nil {
 		return wrap(err, "forget session %s in the audit trail", id)
 	}
+	if _, err := s.deleteAttachments(ctx, bson.M{"metadata.session_id": id}); err != nil {
+		return wrap(err, "delete attachments of session %s", id)
+	}
 	return nil
 }
 

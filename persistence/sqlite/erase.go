@@ -99,7 +99,8 @@ func (s *Store) ListAudit(ctx context.Context, p persistence.Page) ([]persistenc
 	return out, next, nil
 }
 
-// EraseUser deletes the user's sessions and their messages, empties the
+// EraseUser deletes the user's sessions, their messages and the user's
+// attachments, empties the
 // session id of the audit entries about them and stores record, all in one
 // transaction; secure_delete zeroes what the deleted rows occupied. Then it
 // compacts: VACUUM rebuilds the file from the live records only (the freed
@@ -125,7 +126,18 @@ func (s *Store) EraseUser(ctx context.Context, userID string, record *persistenc
 		if _, err := t.c.ExecContext(t.ctx, qEraseAuditSessions, userID); err != nil {
 			return wrap(err, "%s: audit entries", what)
 		}
-		r, err := t.c.ExecContext(t.ctx, qEraseMessages, userID)
+		if _, err := t.c.ExecContext(t.ctx, qEraseConversations, userID); err != nil {
+			return wrap(err, "%s: conversation ids", what)
+		}
+		if _, err := t.c.ExecContext(t.ctx, qEraseChunks, userID); err != nil {
+			return wrap(err, "%s: attachment chunks", what)
+		}
+		r, err := t.c.ExecContext(t.ctx, qEraseAttachments, userID)
+		if err != nil {
+			return wrap(err, "%s: attachments", what)
+		}
+		res.Attachments = affected(r)
+		r, err = t.c.ExecContext(t.ctx, qEraseMessages, userID)
 		if err != nil {
 			return wrap(err, "%s: messages", what)
 		}

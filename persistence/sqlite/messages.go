@@ -26,11 +26,15 @@ func (s *Store) scanMessage(ctx context.Context, row scanner) (persistence.Messa
 		keyID        string
 		ct           []byte
 		created      int64
+		refs         string
 	)
 	err := row.Scan(&m.ID, &m.SessionID, &m.Seq, &role, &m.Author, &m.AuthorID, &keyID, &ct, &status,
-		&created, &m.TokensIn, &m.TokensOut, &m.ParentID)
+		&created, &m.TokensIn, &m.TokensOut, &m.ParentID, &refs)
 	if err != nil {
 		return m, err
+	}
+	if m.Attachments, err = decodeRefs(refs); err != nil {
+		return m, fmt.Errorf("message %d of session %s: attachments: %w", m.Seq, m.SessionID, err)
 	}
 	m.Role, m.Status, m.CreatedAt = persistence.Role(role), persistence.Status(status), fromMillis(created)
 	text, err := s.keys.Open(keyID, ct, persistence.MessageAD(m.SessionID, m.Seq))
@@ -46,7 +50,7 @@ func (s *Store) scanMessage(ctx context.Context, row scanner) (persistence.Messa
 func (s *Store) messageArgs(m *persistence.Message) []any {
 	keyID, ct := s.keys.Seal([]byte(m.Text), persistence.MessageAD(m.SessionID, m.Seq))
 	return []any{m.ID, m.SessionID, m.Seq, string(m.Role), m.Author, m.AuthorID, keyID, ct,
-		string(m.Status), ms(m.CreatedAt).UnixMilli(), m.TokensIn, m.TokensOut, m.ParentID}
+		string(m.Status), ms(m.CreatedAt).UnixMilli(), m.TokensIn, m.TokensOut, m.ParentID, encodeRefs(m.Attachments)}
 }
 
 // AppendMessage stores m at m.Seq and advances the session to it, in one
@@ -74,7 +78,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 	m.CreatedAt = ms(m.CreatedAt)
 	// Sealing happens here, on the caller's goroutine, not the writer's.
 	args := s.messageArgs(m)
-	id, sid, seq := m.ID, m.SessionID, m.Seq
+	id, sid, seq, refs := m.ID, m.SessionID, m.Seq, m.Attachments
 	created, tin, tout := m.CreatedAt.UnixMilli(), m.TokensIn, m.TokensOut
 	counted := m.Role != persistence.RoleNote // a note moves neither head nor count
 
@@ -92,6 +96,11 @@ func (s *Store) AppendMessage(ctx context.Context, m *persistence.Message) error
 		if affected(res) == 1 {
 			if _, err := t.exec(t.st.insertMessage, args...); err != nil {
 				return wrap(err, "%s", what) // a unique index says the id or seq is taken: ErrConflict
+			}
+			for _, a := range refs {
+				if _, err := t.c.ExecContext(t.ctx, qAssignAttachment, a.ID, sid); err != nil {
+					return wrap(err, "%s: assign attachment %s", what, a.ID)
+				}
 			}
 			return nil
 		}

@@ -71,6 +71,21 @@ var statements = []stmtCase{
 	{"qEraseMessages", qEraseMessages, []any{"u1"}, nil, false},
 	{"qEraseSessions", qEraseSessions, []any{"u1"}, nil, false},
 	{"qForgetAuditSession", qForgetAuditSession, []any{"s1"}, nil, false},
+	{"qInsertAttachment", qInsertAttachment, []any{"a1", "u1", "", "f.png", "image/png", 1, 1, int64(1), "k", []byte{1}}, nil, false},
+	{"qGetAttachment", qGetAttachment, []any{"a1"}, nil, false},
+	{"qInsertChunk", qInsertChunk, []any{"a1", 0, "k", []byte{1}}, nil, false},
+	{"qGetChunk", qGetChunk, []any{"a1", 0}, nil, false},
+	{"qDeleteChunks", qDeleteChunks, []any{"a1"}, nil, false},
+	{"qSetTranscript", qSetTranscript, []any{"a1", "k", []byte{1}}, nil, false},
+	{"qAssignAttachment", qAssignAttachment, []any{"a1", "s1"}, nil, false},
+	{"qGetConversation", qGetConversation, []any{"s1"}, nil, false},
+	{"qSetConversation", qSetConversation, []any{"s1", "c1"}, nil, false},
+	{"qDeleteConversation", qDeleteConversation, []any{"s1"}, nil, false},
+	{"qDeleteSessionChunks", qDeleteSessionChunks, []any{"s1"}, nil, false},
+	{"qDeleteSessionAttachments", qDeleteSessionAttachments, []any{"s1"}, nil, false},
+	{"qEraseChunks", qEraseChunks, []any{"u1"}, nil, false},
+	{"qEraseAttachments", qEraseAttachments, []any{"u1"}, nil, false},
+	{"qEraseConversations", qEraseConversations, []any{"u1"}, nil, false},
 }
 
 // noPlan are the statements of queries.go that EXPLAIN QUERY PLAN has
@@ -82,7 +97,7 @@ func sessionRow() []any {
 }
 
 func messageRow() []any {
-	return []any{"m1", "s1", 1, "user", "Ann", "u1", "k", []byte{1}, "complete", int64(1), 0, 0, ""}
+	return []any{"m1", "s1", 1, "user", "Ann", "u1", "k", []byte{1}, "complete", int64(1), 0, 0, "", ""}
 }
 
 // adminCases are every shape of ListAllSessions query, with arguments.

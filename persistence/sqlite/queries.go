@@ -19,7 +19,7 @@ const sessionCols = `id, user_id, title_key_id, title_ct, model, status, mode, a
 	help_requested_at, rating, rating_key_id, rating_ct`
 
 // messageCols are the columns scanMessage reads, in its order.
-const messageCols = `id, session_id, seq, role, author, author_id, key_id, ct, status, created_at, tokens_in, tokens_out, parent_id`
+const messageCols = `id, session_id, seq, role, author, author_id, key_id, ct, status, created_at, tokens_in, tokens_out, parent_id, attachments`
 
 // Reads, on the reader pool.
 const (
@@ -115,14 +115,15 @@ const (
 	qMessageByID = `SELECT session_id, seq FROM messages WHERE id = ?1`
 
 	qInsertMessage = `INSERT INTO messages (` + messageCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)`
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`
 
 	// PutMessages: every field as given, over whatever has the id.
 	qUpsertMessage = qInsertMessage + ` ON CONFLICT (id) DO UPDATE SET
 		session_id = excluded.session_id, seq = excluded.seq, role = excluded.role,
 		author = excluded.author, author_id = excluded.author_id, key_id = excluded.key_id,
 		ct = excluded.ct, status = excluded.status, created_at = excluded.created_at,
-		tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, parent_id = excluded.parent_id`
+		tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, parent_id = excluded.parent_id,
+		attachments = excluded.attachments`
 
 	// The append fence: last_seq moves only from seq-1; the head moves to
 	// the message appended, and it is counted, unless it is a note (?7 = 0).
@@ -167,6 +168,31 @@ const (
 	qEraseSessions = `DELETE FROM sessions WHERE user_id = ?1`
 	// DeleteSession: the entries about the deleted session lose its id.
 	qForgetAuditSession = `UPDATE audit SET session_id = '' WHERE session_id = ?1`
+
+	// Attachments (attachments.go): rare next to messages, not prepared.
+	attachmentCols = `id, user_id, session_id, name, type, size, chunks, created_at, transcript_key_id, transcript_ct`
+
+	qInsertAttachment = `INSERT INTO attachments (` + attachmentCols + `)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
+	qGetAttachment    = `SELECT ` + attachmentCols + ` FROM attachments WHERE id = ?1`
+	qInsertChunk      = `INSERT INTO attachment_chunks (attachment_id, n, key_id, ct) VALUES (?1, ?2, ?3, ?4)`
+	qGetChunk         = `SELECT n, key_id, ct FROM attachment_chunks WHERE attachment_id = ?1 AND n = ?2`
+	qDeleteChunks     = `DELETE FROM attachment_chunks WHERE attachment_id = ?1`
+	qSetTranscript    = `UPDATE attachments SET transcript_key_id = ?2, transcript_ct = ?3 WHERE id = ?1`
+	qAssignAttachment = `UPDATE attachments SET session_id = ?2 WHERE id = ?1 AND session_id = ''`
+	qGetConversation  = `SELECT conversation_id FROM session_conversations WHERE session_id = ?1`
+	qSetConversation  = `INSERT INTO session_conversations (session_id, conversation_id) VALUES (?1, ?2)
+		ON CONFLICT (session_id) DO UPDATE SET conversation_id = excluded.conversation_id`
+	qDeleteConversation = `DELETE FROM session_conversations WHERE session_id = ?1`
+	// DeleteSession: the session's attachments, chunks first.
+	qDeleteSessionChunks = `DELETE FROM attachment_chunks
+		WHERE attachment_id IN (SELECT id FROM attachments WHERE session_id = ?1)`
+	qDeleteSessionAttachments = `DELETE FROM attachments WHERE session_id = ?1`
+	// EraseUser: every attachment the user uploaded, and the
+	// conversation ids of the user's sessions.
+	qEraseChunks        = `DELETE FROM attachment_chunks WHERE attachment_id IN (SELECT id FROM attachments WHERE user_id = ?1)`
+	qEraseAttachments   = `DELETE FROM attachments WHERE user_id = ?1`
+	qEraseConversations = `DELETE FROM session_conversations WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)`
 
 	// Compaction after an erasure: the file is rebuilt from the live
 	// records only.

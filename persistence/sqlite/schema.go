@@ -65,7 +65,8 @@ var schemaV1 = []string{
 		created_at INTEGER NOT NULL,
 		tokens_in  INTEGER NOT NULL,
 		tokens_out INTEGER NOT NULL,
-		parent_id  TEXT    NOT NULL DEFAULT ''
+		parent_id  TEXT    NOT NULL DEFAULT '',
+		attachments TEXT   NOT NULL DEFAULT ''
 	) STRICT`,
 	`CREATE TABLE IF NOT EXISTS totals (
 		id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
@@ -92,6 +93,34 @@ var schemaV1 = []string{
 		session_id TEXT    NOT NULL,
 		user_id    TEXT    NOT NULL
 	) STRICT`,
+	// attachments are uploaded files' metadata (CONTRACT §9), the
+	// transcript sealed; attachment_chunks their bytes, sealed one chunk a
+	// row (a rowid table: the rows are large). session_id is empty until a
+	// message carries the attachment.
+	`CREATE TABLE IF NOT EXISTS attachments (
+		id                TEXT    NOT NULL PRIMARY KEY,
+		user_id           TEXT    NOT NULL,
+		session_id        TEXT    NOT NULL,
+		name              TEXT    NOT NULL,
+		type              TEXT    NOT NULL,
+		size              INTEGER NOT NULL,
+		chunks            INTEGER NOT NULL,
+		created_at        INTEGER NOT NULL,
+		transcript_key_id TEXT    NOT NULL,
+		transcript_ct     BLOB    NOT NULL
+	) STRICT, WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS attachment_chunks (
+		attachment_id TEXT    NOT NULL,
+		n             INTEGER NOT NULL,
+		key_id        TEXT    NOT NULL,
+		ct            BLOB    NOT NULL
+	) STRICT`,
+	// session_conversations holds the conversation id of a vendor that
+	// keeps its own history (Dify), one per session.
+	`CREATE TABLE IF NOT EXISTS session_conversations (
+		session_id      TEXT NOT NULL PRIMARY KEY,
+		conversation_id TEXT NOT NULL
+	) STRICT, WITHOUT ROWID`,
 	`CREATE TRIGGER IF NOT EXISTS sessions_totals_insert AFTER INSERT ON sessions BEGIN
 		UPDATE totals SET
 			sessions = sessions + 1,
@@ -170,6 +199,11 @@ var indexes = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS audit_id ON audit (id)`,
 	// EraseUser empties the session id of the erased sessions' entries.
 	`CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id)`,
+	// An attachment's chunks in order; one chunk per place.
+	`CREATE UNIQUE INDEX IF NOT EXISTS attachment_chunks_place ON attachment_chunks (attachment_id, n)`,
+	// DeleteSession and EraseUser delete attachments by session and by user.
+	`CREATE INDEX IF NOT EXISTS attachments_session ON attachments (session_id)`,
+	`CREATE INDEX IF NOT EXISTS attachments_user ON attachments (user_id)`,
 }
 
 // migrations[i] takes the schema from version i to i+1; the version is

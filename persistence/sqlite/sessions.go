@@ -205,8 +205,8 @@ func (s *Store) UpdateSession(ctx context.Context, x *persistence.Session) error
 	return nil
 }
 
-// DeleteSession deletes the session and all its messages in one
-// transaction, and empties the session id of the audit entries about it;
+// DeleteSession deletes the session, all its messages and the attachments
+// assigned to it in one transaction, and empties the session id of the audit entries about it;
 // ErrNotFound when there is no such session. secure_delete
 // zeroes what the rows occupied in the database file, and a checkpoint
 // right after the delete truncates the WAL, which still held their old page
@@ -230,6 +230,11 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		}
 		if _, err := t.c.ExecContext(t.ctx, qForgetAuditSession, id); err != nil {
 			return wrap(err, "%s: its audit entries", what)
+		}
+		for _, q := range []string{qDeleteSessionChunks, qDeleteSessionAttachments, qDeleteConversation} {
+			if _, err := t.c.ExecContext(t.ctx, q, id); err != nil {
+				return wrap(err, "%s: its attachments", what)
+			}
 		}
 		return nil
 	})

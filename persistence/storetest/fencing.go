@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -58,7 +59,7 @@ var fencingCases = []testCase{
 			t.Fatalf("listed %d messages after %d races, want %d", len(got), raceRounds, raceRounds)
 		}
 		for i, m := range got {
-			if m != winners[i] {
+			if !reflect.DeepEqual(m, winners[i]) {
 				t.Fatalf("seq %d holds %+v, want the winner %+v", i+1, m, winners[i])
 			}
 		}

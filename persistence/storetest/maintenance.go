@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -240,7 +241,7 @@ var maintenanceCases = []testCase{
 			if got := mustGet(t, st, "s1"); *got != x {
 				t.Fatalf("round %d: session %+v\nwant %+v", round, *got, x)
 			}
-			if got := mustList(t, st, "s1"); !slices.Equal(got, msgs) {
+			if got := mustList(t, st, "s1"); !reflect.DeepEqual(got, msgs) {
 				t.Fatalf("round %d: messages %+v\nwant %+v", round, got, msgs)
 			}
 			if stats, err := st.Stats(ctx); err != nil || stats != (persistence.Stats{Sessions: 1, Messages: 2, TokensIn: 30, TokensOut: 40, HelpRequested: 1, TakenOver: 1}) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ var messageCases = []testCase{
 			t.Fatalf("listed %d messages, want 10", len(got))
 		}
 		for i, m := range got {
-			if m != *appended[i] {
+			if !reflect.DeepEqual(m, *appended[i]) {
 				t.Errorf("message %d = %+v\nwant %+v", i, m, *appended[i])
 			}
 		}
@@ -76,10 +77,10 @@ var messageCases = []testCase{
 		if err := st.UpdateMessage(ctx, &foreign); !errors.Is(err, persistence.ErrNotFound) {
 			t.Errorf("update of b's message as a's: err = %v, want ErrNotFound", err)
 		}
-		if got := mustList(t, st, "a"); !slices.Equal(got, inA) {
+		if got := mustList(t, st, "a"); !reflect.DeepEqual(got, inA) {
 			t.Errorf("a lists %+v\nwant %+v", got, inA)
 		}
-		if got := mustList(t, st, "b"); !slices.Equal(got, inB) {
+		if got := mustList(t, st, "b"); !reflect.DeepEqual(got, inB) {
 			t.Errorf("b lists %+v\nwant %+v", got, inB)
 		}
 		for _, id := range []string{"a", "b"} {
@@ -104,7 +105,7 @@ var messageCases = []testCase{
 			t.Errorf("CreatedAt after append = %v, want %v in UTC", m.CreatedAt, created.Truncate(time.Millisecond))
 		}
 		got := mustList(t, st, "s1")
-		if len(got) != 1 || got[0] != *m {
+		if len(got) != 1 || !reflect.DeepEqual(got[0], *m) {
 			t.Fatalf("read back %+v\nwant %+v", got, *m)
 		}
 		if got[0].CreatedAt.Location() != time.UTC {
@@ -150,7 +151,7 @@ var messageCases = []testCase{
 				t.Errorf("%s: err = %v, want ErrConflict", name, err)
 			}
 		}
-		if got := mustList(t, st, "s1"); len(got) != 1 || got[0] != *first {
+		if got := mustList(t, st, "s1"); len(got) != 1 || !reflect.DeepEqual(got[0], *first) {
 			t.Fatalf("after lost appends: %+v, want only the first message", got)
 		}
 		if x := mustGet(t, st, "s1"); x.LastSeq != 1 || x.MessageCount != 1 || x.TokensIn != 0 {
@@ -215,7 +216,7 @@ var messageCases = []testCase{
 		if x.LastSeq != 2 || x.MessageCount != 2 || x.TokensIn != 5 || x.TokensOut != 7 {
 			t.Fatalf("after repeats: last_seq %d count %d tokens %d/%d, want 2, 2, 5/7", x.LastSeq, x.MessageCount, x.TokensIn, x.TokensOut)
 		}
-		if got := mustList(t, st, "s1"); len(got) != 2 || got[0] != *m {
+		if got := mustList(t, st, "s1"); len(got) != 2 || !reflect.DeepEqual(got[0], *m) {
 			t.Fatalf("after repeats: %+v", got)
 		}
 	}},
@@ -284,7 +285,7 @@ var messageCases = []testCase{
 		if err := st.UpdateMessage(ctx, &changed); err != nil {
 			t.Fatalf("update: %v", err)
 		}
-		if got := mustList(t, st, "s1"); len(got) != 1 || got[0] != *m {
+		if got := mustList(t, st, "s1"); len(got) != 1 || !reflect.DeepEqual(got[0], *m) {
 			t.Fatalf("after update = %+v\nwant %+v", got, *m)
 		}
 		if y := mustGet(t, st, "s1"); y.LastSeq != x.LastSeq || y.MessageCount != x.MessageCount || y.Version != x.Version {
@@ -314,7 +315,7 @@ var messageCases = []testCase{
 				t.Errorf("%s: err = %v, want ErrNotFound", name, err)
 			}
 		}
-		if got := mustList(t, st, "s1"); len(got) != 1 || got[0] != *m {
+		if got := mustList(t, st, "s1"); len(got) != 1 || !reflect.DeepEqual(got[0], *m) {
 			t.Fatalf("after failed updates: %+v", got)
 		}
 	}},

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -231,7 +232,7 @@ var sessionCases = []testCase{
 		if got := mustGet(t, st, "kept"); *got != *keep {
 			t.Errorf("the other session changed: %+v, want %+v", *got, *keep)
 		}
-		if got := mustList(t, st, "kept"); len(got) != 1 || got[0] != *kept {
+		if got := mustList(t, st, "kept"); len(got) != 1 || !reflect.DeepEqual(got[0], *kept) {
 			t.Errorf("the other session's messages: %+v", got)
 		}
 		dump := s.f.Dump(t, st)

@@ -60,6 +60,7 @@ func Run(t *testing.T, f Factory) {
 		{"audit", auditCases},
 		{"tree", treeCases},
 		{"desk", deskCases},
+		{"attachments", attachmentCases},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()

@@ -9,12 +9,14 @@ package anthropic
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"net/http"
+	"strings"
 
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/sse"
@@ -82,8 +84,45 @@ func New(cfg Config) (*Client, error) {
 }
 
 type wireMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role string `json:"role"`
+	// Content is a string, or for a message with images or PDFs an
+	// array of content blocks.
+	Content any `json:"content"`
+}
+
+// wireBlock is a content block: text, or an image or a document (PDF)
+// with a base64 source.
+type wireBlock struct {
+	Type   string      `json:"type"`
+	Text   string      `json:"text,omitempty"`
+	Source *wireSource `json:"source,omitempty"`
+}
+
+type wireSource struct {
+	Type      string `json:"type"` // "base64"
+	MediaType string `json:"media_type"`
+	Data      string `json:"data"`
+}
+
+// content is m's content: its text, or blocks when it carries images or
+// PDFs, the files first, as Anthropic advises.
+func content(m providers.Message) any {
+	if len(m.Attachments) == 0 {
+		return m.Text
+	}
+	blocks := make([]wireBlock, 0, len(m.Attachments)+1)
+	for _, a := range m.Attachments {
+		kind := "document"
+		if strings.HasPrefix(a.Type, "image/") {
+			kind = "image"
+		}
+		blocks = append(blocks, wireBlock{Type: kind, Source: &wireSource{Type: "base64", MediaType: a.Type,
+			Data: base64.StdEncoding.EncodeToString(a.Data)}})
+	}
+	if m.Text != "" {
+		blocks = append(blocks, wireBlock{Type: "text", Text: m.Text})
+	}
+	return blocks
 }
 
 type wireRequest struct {
@@ -101,10 +140,10 @@ func (c *Client) encodeRequest(req providers.Request) ([]byte, error) {
 	w := wireRequest{Model: req.Model, MaxTokens: c.maxTokens, System: req.System, Stream: true}
 	w.Messages = make([]wireMessage, 0, len(req.Messages))
 	for _, m := range req.Messages {
-		if m.Text == "" || (len(w.Messages) == 0 && m.Role == providers.RoleAssistant) {
+		if (m.Text == "" && len(m.Attachments) == 0) || (len(w.Messages) == 0 && m.Role == providers.RoleAssistant) {
 			continue
 		}
-		w.Messages = append(w.Messages, wireMessage{Role: string(m.Role), Content: m.Text})
+		w.Messages = append(w.Messages, wireMessage{Role: string(m.Role), Content: content(m)})
 	}
 	if len(w.Messages) == 0 {
 		return nil, errors.New("no user message to send")

@@ -143,14 +143,22 @@ func toContents(msgs []providers.Message) []*genai.Content {
 	out := make([]*genai.Content, 0, len(msgs))
 	for _, m := range msgs {
 		// Empty parts are rejected, and a conversation opens with the user.
-		if m.Text == "" || (len(out) == 0 && m.Role == providers.RoleAssistant) {
+		if (m.Text == "" && len(m.Attachments) == 0) || (len(out) == 0 && m.Role == providers.RoleAssistant) {
 			continue
 		}
 		role := genai.RoleUser
 		if m.Role == providers.RoleAssistant {
 			role = genai.RoleModel
 		}
-		out = append(out, &genai.Content{Role: role, Parts: []*genai.Part{{Text: m.Text}}})
+		// Images and PDFs go as inline data, before the text.
+		parts := make([]*genai.Part, 0, len(m.Attachments)+1)
+		for _, a := range m.Attachments {
+			parts = append(parts, &genai.Part{InlineData: &genai.Blob{MIMEType: a.Type, Data: a.Data}})
+		}
+		if m.Text != "" {
+			parts = append(parts, &genai.Part{Text: m.Text})
+		}
+		out = append(out, &genai.Content{Role: role, Parts: parts})
 	}
 	return out
 }

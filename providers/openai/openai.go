@@ -75,8 +75,49 @@ func New(cfg Config) (*Client, error) {
 }
 
 type wireMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role string `json:"role"`
+	// Content is a string, or for a message with images or PDFs an
+	// array of content parts.
+	Content any `json:"content"`
+}
+
+// wirePart is one content part: text, an image as a data: URL, or a file
+// (a PDF) as a data: URL with its name.
+type wirePart struct {
+	Type     string    `json:"type"`
+	Text     string    `json:"text,omitempty"`
+	ImageURL *wireURL  `json:"image_url,omitempty"`
+	File     *wireFile `json:"file,omitempty"`
+}
+
+type wireURL struct {
+	URL string `json:"url"`
+}
+
+type wireFile struct {
+	Filename string `json:"filename"`
+	FileData string `json:"file_data"`
+}
+
+// content is m's content: its text alone, or parts when it carries
+// attachments (Prepare left only the images and PDFs the model takes).
+func content(m providers.Message) any {
+	if len(m.Attachments) == 0 {
+		return m.Text
+	}
+	parts := make([]wirePart, 0, len(m.Attachments)+1)
+	if m.Text != "" {
+		parts = append(parts, wirePart{Type: "text", Text: m.Text})
+	}
+	for _, a := range m.Attachments {
+		url := providers.DataURL(a)
+		if strings.HasPrefix(a.Type, "image/") {
+			parts = append(parts, wirePart{Type: "image_url", ImageURL: &wireURL{URL: url}})
+		} else {
+			parts = append(parts, wirePart{Type: "file", File: &wireFile{Filename: a.Name, FileData: url}})
+		}
+	}
+	return parts
 }
 
 type wireRequest struct {
@@ -96,7 +137,7 @@ func encodeRequest(req providers.Request) ([]byte, error) {
 		w.Messages = append(w.Messages, wireMessage{Role: "system", Content: req.System})
 	}
 	for _, m := range req.Messages {
-		w.Messages = append(w.Messages, wireMessage{Role: string(m.Role), Content: m.Text})
+		w.Messages = append(w.Messages, wireMessage{Role: string(m.Role), Content: content(m)})
 	}
 	return json.Marshal(w)
 }

@@ -29,6 +29,7 @@ const log = new MessageLog($("log"), {
   onEdit: (m, text) => command({ type: "edit", id: newId(), session_id: current, message_id: m.id, text }),
   onRegenerate: (m) => command({ type: "regenerate", id: newId(), session_id: current, message_id: m.id }),
   canRegenerate: () => sessions.get(current)?.mode !== "human",
+  renderFiles: (div, files) => files.forEach((f) => div.append(fileView(f))),
 });
 const typing = new TypingIndicator($("typing"));
 const notifyTyping = typingNotifier(() => { if (current) conn?.send({ type: "typing", session_id: current }); });
@@ -365,9 +366,15 @@ function onEvent(ev) {
 $("composer").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("text").value;
-  if (!text.trim()) return;
+  if (pending.some((p) => !p.id && !p.error)) {
+    setStatus("Wait for the files to finish uploading.", "warn");
+    return;
+  }
+  const files = pending.filter((p) => p.id).map((p) => p.id);
+  if (!text.trim() && files.length === 0) return;
   const id = newId();
   const cmd = { type: "send", id, text, model: $("model").value || undefined };
+  if (files.length) cmd.attachments = files;
   if (current) {
     cmd.session_id = current;
     // Continue the branch on screen, whichever version it shows.
@@ -380,6 +387,7 @@ $("composer").addEventListener("submit", (e) => {
   }
   setStatus("");
   $("text").value = "";
+  clearPending();
   fitComposer();
 });
 
@@ -584,3 +592,157 @@ $("rate-dismiss").addEventListener("click", () => {
   rateDismissed.add(current);
   showRating();
 });
+
+// Attachments: files chosen with the file input, dropped on the composer
+// or recorded as voice notes are uploaded at once (with progress) and sent
+// with the next message; what is in the conversation is fetched with the
+// token and shown from a blob: URL (an img or audio element cannot send
+// the Authorization header).
+
+const pending = []; // {name, li, id?, error?}
+const blobURLs = new Map(); // attachment id → Promise of its blob: URL
+
+function clearPending() {
+  pending.length = 0;
+  $("pending").replaceChildren();
+  $("pending").hidden = true;
+  $("text").required = true;
+}
+
+function uploadError(status, code, name, message) {
+  if (status === 413 || code === "too_large") return `“${name}” is too large: ${message || "over the upload limit"}.`;
+  if (status === 415 || code === "unsupported") return `“${name}” is a kind of file that cannot be sent here.`;
+  if (status === 0) return `“${name}” was not uploaded: the server cannot be reached.`;
+  return `“${name}” was not uploaded: ${message || "something went wrong"}.`;
+}
+
+function uploadFile(file, name = file.name) {
+  const bar = el("progress", { max: 100, value: 0, attrs: { "aria-label": `Uploading ${name}` } });
+  const remove = el("button", { type: "button", className: "ghost small", attrs: { "aria-label": `Remove ${name}` } }, "×");
+  const li = el("li", {}, el("span", {}, name), bar, remove);
+  const p = { name, li };
+  pending.push(p);
+  $("pending").append(li);
+  $("pending").hidden = false;
+  $("text").required = false;
+  remove.onclick = () => {
+    pending.splice(pending.indexOf(p), 1);
+    li.remove();
+    if (pending.length === 0) clearPending();
+  };
+  const form = new FormData();
+  form.append("file", file, name);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", base + "api/attachments");
+  xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+  xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total); };
+  const fail = (msg) => {
+    p.error = msg;
+    li.classList.add("failed");
+    bar.replaceWith(el("span", { role: "alert" }, msg));
+    setStatus(msg, "error");
+  };
+  xhr.onerror = () => fail(uploadError(0, "", name));
+  xhr.onload = () => {
+    let data = null;
+    try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+    if (xhr.status !== 201 || !data?.attachment) {
+      fail(uploadError(xhr.status, data?.error?.code, name, data?.error?.message));
+      return;
+    }
+    p.id = data.attachment.id;
+    bar.value = 100;
+    bar.replaceWith(el("span", { className: "visually-hidden" }, "uploaded"));
+  };
+  xhr.send(form);
+}
+
+$("file").addEventListener("change", () => {
+  for (const f of $("file").files) uploadFile(f);
+  $("file").value = "";
+});
+const composer = $("composer");
+composer.addEventListener("dragover", (e) => {
+  if (!e.dataTransfer?.types?.includes("Files")) return;
+  e.preventDefault();
+  composer.classList.add("dragging");
+});
+composer.addEventListener("dragleave", () => composer.classList.remove("dragging"));
+composer.addEventListener("drop", (e) => {
+  if (!e.dataTransfer?.files?.length) return;
+  e.preventDefault();
+  composer.classList.remove("dragging");
+  for (const f of e.dataTransfer.files) uploadFile(f);
+});
+
+function blobURL(id) {
+  if (!blobURLs.has(id)) {
+    blobURLs.set(id, fetch(base + `api/attachments/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" })
+      .then((r) => { if (!r.ok) throw new Error(String(r.status)); return r.blob(); })
+      .then((b) => URL.createObjectURL(b)));
+  }
+  return blobURLs.get(id);
+}
+
+function fileView(f) {
+  if (f.type.startsWith("image/")) {
+    const img = el("img", { alt: f.name, title: f.name, loading: "lazy" });
+    blobURL(f.id).then((u) => { img.src = u; }, () => { img.replaceWith(el("span", { className: "file" }, `${f.name} (unavailable)`)); });
+    return img;
+  }
+  if (f.type.startsWith("audio/")) {
+    const audio = el("audio", { controls: true, preload: "metadata", attrs: { "aria-label": f.name } });
+    const transcript = el("figcaption", {}, "");
+    blobURL(f.id).then((u) => { audio.src = u; }, () => {});
+    api(base, token, "GET", `api/attachments/${encodeURIComponent(f.id)}/meta`)
+      .then((d) => { if (d?.attachment?.transcript) transcript.textContent = d.attachment.transcript; }, () => {});
+    return el("figure", {}, audio, transcript);
+  }
+  const a = el("a", { href: "#", download: f.name }, f.name);
+  a.addEventListener("click", (e) => {
+    if (a.dataset.ready) return;
+    e.preventDefault();
+    blobURL(f.id).then((u) => { a.href = u; a.dataset.ready = "1"; a.click(); }, () => setStatus(`“${f.name}” cannot be downloaded.`, "error"));
+  });
+  return a;
+}
+
+// Voice notes: MediaRecorder, with a visible recording state; Stop
+// recording attaches the note, Cancel drops it.
+let recorder = null;
+let recTimer = 0;
+$("record").disabled = !(window.MediaRecorder && navigator.mediaDevices?.getUserMedia);
+$("record").addEventListener("click", async () => {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch {
+    setStatus("The microphone is not available, or permission was refused.", "error");
+    return;
+  }
+  const chunks = [];
+  recorder = new MediaRecorder(stream);
+  recorder.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+  recorder.onstop = () => {
+    stream.getTracks().forEach((t) => t.stop());
+    clearInterval(recTimer);
+    $("recording").hidden = true;
+    $("record").hidden = false;
+    if (recorder?.cancelled || chunks.length === 0) { recorder = null; return; }
+    const type = (recorder.mimeType || "audio/webm").split(";")[0];
+    const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
+    recorder = null;
+    uploadFile(new Blob(chunks, { type }), `voice-note-${new Date().toISOString().slice(11, 19).replaceAll(":", "")}.${ext}`);
+  };
+  const started = Date.now();
+  $("rec-time").textContent = "Recording… 0:00";
+  recTimer = setInterval(() => {
+    const s = Math.floor((Date.now() - started) / 1000);
+    $("rec-time").textContent = `Recording… ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }, 500);
+  $("recording").hidden = false;
+  $("record").hidden = true;
+  recorder.start();
+});
+$("rec-stop").addEventListener("click", () => recorder?.stop());
+$("rec-cancel").addEventListener("click", () => { if (recorder) { recorder.cancelled = true; recorder.stop(); } });

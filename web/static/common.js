@@ -249,8 +249,11 @@ const STATUS_LABELS = { stopped: "stopped", failed: "failed", interrupted: "inte
 // and onRegenerate set, the user's messages get an Edit button (an inline
 // editor) and the assistant's a Regenerate button.
 export class MessageLog {
-  constructor(container, { authorFor, emptyText, onEdit, onRegenerate, canRegenerate } = {}) {
+  constructor(container, { authorFor, emptyText, onEdit, onRegenerate, canRegenerate, renderFiles } = {}) {
     this.container = container;
+    // renderFiles(div, attachments) shows a message's files; without it
+    // they are listed by name.
+    this.renderFiles = renderFiles || ((div, files) => div.append(...files.map((f) => el("span", { className: "file" }, f.name))));
     this.authorFor = authorFor || (() => "Assistant");
     this.emptyText = emptyText || "";
     this.onEdit = onEdit || null;
@@ -291,7 +294,7 @@ export class MessageLog {
     let e = this.entries.get(m.id);
     const parent = m.parent_id ?? this.leafId();
     if (!e) e = this.create(m.id, m.seq, m.role, m.author, parent);
-    Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete", unreadable: !!m.unreadable });
+    Object.assign(e, { seq: m.seq, role: m.role, author: m.author || e.author, text: m.text || "", status: m.status || "complete", unreadable: !!m.unreadable, attachments: m.attachments || [] });
     e.bytes = utf8Len(e.text);
     if (e.parent !== parent) {
       e.parent = parent;
@@ -335,6 +338,7 @@ export class MessageLog {
         el("span", { className: "msg-status" }),
         el("time", { className: "msg-time" })),
       el("div", { className: "msg-text" }),
+      el("div", { className: "msg-files" }),
       el("footer", { className: "msg-actions" }));
     const e = { id, seq, role, author: author || "", text: "", bytes: 0, status: "streaming", parent: parent || "", el: node };
     this.entries.set(id, e);
@@ -493,6 +497,11 @@ export class MessageLog {
       delete body.dataset.source;
     } else {
       renderMarkdown(body, e.text);
+    }
+    // A message's files never change: they are drawn once.
+    if (e.attachments?.length && !e.filesDrawn) {
+      e.filesDrawn = true;
+      this.renderFiles(n.querySelector(".msg-files"), e.attachments);
     }
     if (atBottom) this.scrollDown();
   }
