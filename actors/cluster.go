@@ -514,12 +514,14 @@ func identityFromWire(i *wire.Identity) Identity {
 
 func commandToWire(c protocol.Command) *wire.ClientCommand {
 	return &wire.ClientCommand{Type: c.Type, Id: c.ID, SessionId: c.SessionID, Text: c.Text, Model: c.Model,
-		AfterSeq: c.AfterSeq, ParentId: c.ParentID, MessageId: c.MessageID, Title: c.Title}
+		AfterSeq: c.AfterSeq, ParentId: c.ParentID, MessageId: c.MessageID, Title: c.Title,
+		Attachments: c.Attachments, Score: int32(c.Score), Comment: c.Comment}
 }
 
 func commandFromWire(c *wire.ClientCommand) protocol.Command {
 	return protocol.Command{Type: c.GetType(), ID: c.GetId(), SessionID: c.GetSessionId(), Text: c.GetText(),
-		Model: c.GetModel(), AfterSeq: c.GetAfterSeq(), ParentID: c.GetParentId(), MessageID: c.GetMessageId(), Title: c.GetTitle()}
+		Model: c.GetModel(), AfterSeq: c.GetAfterSeq(), ParentID: c.GetParentId(), MessageID: c.GetMessageId(), Title: c.GetTitle(),
+		Attachments: c.GetAttachments(), Score: int(c.GetScore()), Comment: c.GetComment()}
 }
 
 func eventToWire(e *protocol.Event) *wire.Event {

@@ -465,6 +465,9 @@ type ClientCommand struct {
 	ParentId      string                 `protobuf:"bytes,7,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
 	MessageId     string                 `protobuf:"bytes,8,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	Title         string                 `protobuf:"bytes,9,opt,name=title,proto3" json:"title,omitempty"`
+	Attachments   []string               `protobuf:"bytes,10,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	Score         int32                  `protobuf:"varint,11,opt,name=score,proto3" json:"score,omitempty"`
+	Comment       string                 `protobuf:"bytes,12,opt,name=comment,proto3" json:"comment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +561,27 @@ func (x *ClientCommand) GetMessageId() string {
 func (x *ClientCommand) GetTitle() string {
 	if x != nil {
 		return x.Title
+	}
+	return ""
+}
+
+func (x *ClientCommand) GetAttachments() []string {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
+func (x *ClientCommand) GetScore() int32 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ClientCommand) GetComment() string {
+	if x != nil {
+		return x.Comment
 	}
 	return ""
 }
@@ -1058,7 +1082,7 @@ const file_wire_proto_rawDesc = "" +
 	"\aconn_id\x18\x02 \x01(\tR\x06connId\x12+\n" +
 	"\x04conn\x18\x03 \x01(\v2\x17.chatbox.cluster.v1.PidR\x04conn\"#\n" +
 	"\bAttached\x12\x17\n" +
-	"\aconn_id\x18\x01 \x01(\tR\x06connId\"\xeb\x01\n" +
+	"\aconn_id\x18\x01 \x01(\tR\x06connId\"\xbd\x02\n" +
 	"\rClientCommand\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
@@ -1070,7 +1094,11 @@ const file_wire_proto_rawDesc = "" +
 	"\tparent_id\x18\a \x01(\tR\bparentId\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\b \x01(\tR\tmessageId\x12\x14\n" +
-	"\x05title\x18\t \x01(\tR\x05title\"\xb7\x01\n" +
+	"\x05title\x18\t \x01(\tR\x05title\x12 \n" +
+	"\vattachments\x18\n" +
+	" \x03(\tR\vattachments\x12\x14\n" +
+	"\x05score\x18\v \x01(\x05R\x05score\x12\x18\n" +
+	"\acomment\x18\f \x01(\tR\acomment\"\xb7\x01\n" +
 	"\aCommand\x12\x17\n" +
 	"\aconn_id\x18\x01 \x01(\tR\x06connId\x12+\n" +
 	"\x04conn\x18\x02 \x01(\v2\x17.chatbox.cluster.v1.PidR\x04conn\x123\n" +
