@@ -343,6 +343,9 @@ func (s *sessionActor) sendAfter(ctx actor.Context, c *sessionCommand, parent, t
 		storeCtx, cancel := s.hub.storeContext()
 		defer cancel()
 		s.session.Title = title(text)
+		if s.session.Title == "" && len(refs) > 0 {
+			s.session.Title = title(refs[0].Name) // a voice note or a file alone
+		}
 		s.session.Model = model
 		if err := s.hub.cfg.Store.CreateSession(storeCtx, s.session); err != nil {
 			s.log().Warn("create session", slog.Any("err", err))
