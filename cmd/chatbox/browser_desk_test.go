@@ -96,7 +96,11 @@ text = "Refunds are possible within 30 days."
 	})
 
 	t.Run("the reply picker searches and inserts a canned reply", func(t *testing.T) {
-		dash.do(chromedp.Click(chromedp.ID("replies-open")))
+		// A click by script, not by mouse: the session view above it may
+		// still be laying itself out (watchers, typing), and a mouse click
+		// lands where the button was.
+		dash.wait("the picker's button", `document.getElementById("replies-open").offsetParent !== null`)
+		dash.wait("the click on it", `(document.getElementById("replies-open").click(), true)`)
 		dash.wait("the picker", `!document.getElementById("replies-panel").hidden && document.querySelectorAll("#replies-list button").length === 2`)
 		dash.do(chromedp.SendKeys(chromedp.ID("replies-search"), "refund"))
 		dash.wait("one match", `(() => { const b = [...document.querySelectorAll("#replies-list button")];
