@@ -196,3 +196,32 @@ func TestFlags(t *testing.T) {
 		t.Error("usage shows the hidden flags")
 	}
 }
+
+// The TTFT verdict: met or missed by the added p99, and no verdict when
+// the direct run's tail was slower than Chatbox's (a negative "added").
+func TestTTFTVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		added float64
+		want  string
+	}{{0.5, "met"}, {2.5, "missed"}, {-496, "none"}} {
+		rep := &Report{TTFT: &ttftResult{Rate: 500, Chatbox: Summary{Count: 10}, AddedP99MS: tt.added}}
+		rep.finish(&env{}, time.Second)
+		var got string
+		for _, c := range rep.Targets {
+			if c.Name != "time to first token" {
+				continue
+			}
+			switch {
+			case c.Met == nil:
+				got = "none"
+			case *c.Met:
+				got = "met"
+			default:
+				got = "missed"
+			}
+		}
+		if got != tt.want {
+			t.Errorf("added p99 %v ms: verdict %q, want %q", tt.added, got, tt.want)
+		}
+	}
+}

@@ -203,7 +203,13 @@ func (r *Report) finish(e *env, took time.Duration) {
 	if t := r.TTFT; t != nil {
 		ch := Check{Name: "time to first token", Goal: "added p99 < 1 ms at 500 req/s",
 			Measured: fmt.Sprintf("added p50 %.3f ms, p99 %.3f ms at %.0f req/s", t.AddedP50MS, t.AddedP99MS, t.Rate)}
-		if t.Chatbox.Count > 0 {
+		switch {
+		case t.Chatbox.Count == 0:
+		case t.AddedP99MS < 0:
+			// The direct run's tail was slower than Chatbox's own: the
+			// difference is noise, not a figure to judge.
+			ch.Note = "the direct run's p99 exceeded Chatbox's: too noisy to judge; run again"
+		default:
 			ch.Met = met(t.AddedP99MS < 1)
 		}
 		if t.Rate < 500 {
