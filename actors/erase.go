@@ -167,12 +167,17 @@ func (d *directory) refuseErasing(ctx actor.Context, msg any) {
 }
 
 // closeForErasure closes the user's sockets once what is queued on them is
-// written, then stops this actor and so its children.
+// written, then stops this actor and so its children. It poisons itself
+// rather than stopping at once: a stop would drop the commands already in
+// its mailbox, among them an admin's call whose connection would then wait
+// for an answer that never comes; poison lets them be answered first (the
+// store is erased only once this actor has terminated, and what arrives
+// later is refused by the directory).
 func (u *userActor) closeForErasure(ctx actor.Context) {
 	for _, c := range u.conns {
 		c.out.closeAfterFlush(CloseErased, closeReasonErased)
 	}
-	ctx.Stop(ctx.Self())
+	ctx.Poison(ctx.Self())
 }
 
 // forget drops the session owners this actor looked up for its admin's
