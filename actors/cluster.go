@@ -249,8 +249,7 @@ type connParent struct {
 func (p *connParent) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *attach:
-		out := newOutbox(m.sink, p.hub.cfg.OutboxLimit)
-		c := &clusterConn{connActor: connActor{hub: p.hub, identity: m.identity, connID: m.connID, out: out}}
+		c := &clusterConn{conn: newConn(p.hub, m)}
 		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return c }), "conn-"+m.connID)
 		if err != nil {
 			p.hub.log.Error("spawn connection actor", slog.String("conn_id", m.connID), slog.Any("err", err))
@@ -267,11 +266,11 @@ func (p *connParent) Receive(ctx actor.Context) {
 	}
 }
 
-// clusterConn is a connection's actor in cluster mode: the connActor's
+// clusterConn is a connection's actor in cluster mode: the connection's
 // outbound queue, plus its attachment to the user's actor. Commands wait in
 // queued while it is not attached, and go out in order once it is.
 type clusterConn struct {
-	connActor
+	conn
 	user      *actor.PID // the user's actor it is attached to; nil while attaching
 	attaching bool
 	attempt   int
@@ -298,13 +297,13 @@ const (
 func (c *clusterConn) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.connActor.Receive(ctx)
+		c.start(ctx.Self())
 		c.attach(ctx, 0)
 	case *attachResult:
 		c.attachDone(ctx, m)
 	case *command:
 		env := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Command{Command: &wire.Command{
-			ConnId: c.connID, Conn: pidToWire(ctx.Self()), Cmd: commandToWire(m.cmd)}}}
+			ConnId: c.id, Conn: pidToWire(ctx.Self()), Cmd: commandToWire(m.cmd)}}}
 		if m.reject != nil {
 			env.GetCommand().Reject = eventToWire(m.reject)
 		}
@@ -314,7 +313,7 @@ func (c *clusterConn) Receive(ctx actor.Context) {
 		ctx.Stop(ctx.Self())
 	case *wire.Envelope:
 		if ev := m.GetEvent(); ev != nil {
-			c.push(ctx, eventFromWire(ev))
+			c.push(eventFromWire(ev))
 		} else {
 			c.hub.dropUnknown(m)
 		}
@@ -327,11 +326,16 @@ func (c *clusterConn) Receive(ctx actor.Context) {
 			c.hub.cfg.Placement.Forget(c.identity.UserID)
 			c.attach(ctx, 0)
 		}
+	case *protocol.Event:
+		c.push(m)
+	case *actor.Restarting:
+		// The socket's state is unknown after a crash: close it, the client
+		// reconnects and syncs. Only this connection is affected.
+		c.out.close(closeInternal, "internal error")
 	case *actor.Stopped:
 		c.detach(ctx)
-		c.connActor.Receive(ctx)
-	default:
-		c.connActor.Receive(ctx)
+		// Frames already queued (a reply's final message) still go out.
+		c.out.closeAfterFlush(CloseGoingAway, closeReasonServer)
 	}
 }
 
@@ -349,7 +353,7 @@ func (c *clusterConn) detach(ctx actor.Context) {
 	}
 	c.detached = true
 	if c.user != nil {
-		c.hub.send(ctx, c.user, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Detach{Detach: &wire.Detach{ConnId: c.connID}}})
+		c.hub.send(ctx, c.user, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Detach{Detach: &wire.Detach{ConnId: c.id}}})
 	}
 }
 
@@ -363,7 +367,7 @@ func (c *clusterConn) attach(ctx actor.Context, delay time.Duration) {
 	c.attaching = true
 	self, h, userID := ctx.Self(), c.hub, c.identity.UserID
 	req := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Attach{Attach: &wire.Attach{
-		Identity: identityToWire(c.identity), ConnId: c.connID, Conn: pidToWire(self)}}}
+		Identity: identityToWire(c.identity), ConnId: c.id, Conn: pidToWire(self)}}}
 	started := h.goroutines.Go(func() {
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -401,7 +405,7 @@ func (c *clusterConn) attachDone(ctx actor.Context, m *attachResult) {
 		c.attempt++
 		c.hub.cfg.Placement.Forget(c.identity.UserID)
 		if c.attempt%10 == 1 {
-			c.hub.log.Warn("attach connection to its user's actor; retrying", slog.String("conn_id", c.connID), slog.Any("err", m.err))
+			c.hub.log.Warn("attach connection to its user's actor; retrying", slog.String("conn_id", c.id), slog.Any("err", m.err))
 		}
 		c.attach(ctx, attachRetry)
 		return

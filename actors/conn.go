@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,7 +15,7 @@ import (
 type Sink interface {
 	// WriteFrames writes complete WebSocket frames (header and payload, as
 	// in protocol.Event.Wire), in order, ideally in one system call. The
-	// connActor's flusher is its only caller for event frames;
+	// connection's flusher is its only caller for event frames;
 	// implementations serialise it with their own control frames (pings,
 	// close). It must not keep wires after returning.
 	WriteFrames(wires [][]byte) error
@@ -29,52 +31,141 @@ const (
 	CloseTryAgain   uint16 = 1013 // the outbound queue overflowed: resume with sync
 	closeInternal   uint16 = 1011
 	closeReasonSlow        = "slow consumer: reconnect and sync"
+	closeReasonServer      = "server closing the connection"
 )
 
-// connActor owns one connection's outbound queue. Events arrive in the order
-// the user actor sent them; the outbox coalesces consecutive deltas of one
-// reply and a flusher goroutine, started only while there is something to
-// write, drains it into the socket. An idle connection therefore holds no
-// goroutine here.
-type connActor struct {
+// conn is one connection's outbound side: who is behind it and its
+// outbox. Events arrive in the order their senders sent them; the outbox
+// coalesces consecutive deltas of one reply, and a flusher goroutine,
+// started only while there is something to write, drains it into the
+// socket. An idle connection therefore holds no goroutine here.
+type conn struct {
 	hub      *Hub
 	identity Identity
-	connID   string
+	id       string
 	out      *outbox
 }
 
-func (c *connActor) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *actor.Started:
-		c.push(ctx, c.hub.hello(c.identity, c.connID))
-		if c.identity.Admin {
-			ctx.Send(c.hub.admins, &adminOnline{conn: ctx.Self()})
-		}
-	case *protocol.Event:
-		c.push(ctx, m)
-	case *actor.Restarting:
-		// The socket's state is unknown after a crash: close it, the client
-		// reconnects and syncs. Only this connection is affected.
-		c.out.close(closeInternal, "internal error")
-	case *actor.Stopped:
-		// Frames already queued (a reply's final message) still go out.
-		c.out.closeAfterFlush(CloseGoingAway, "server closing the connection")
+func newConn(h *Hub, m *attach) conn {
+	return conn{hub: h, identity: m.identity, id: m.connID, out: newOutbox(m.sink, h.cfg.OutboxLimit)}
+}
+
+// start queues hello, the first frame of every connection, and registers
+// an admin's connection for live alerts. pid is the connection's address.
+func (c *conn) start(pid *actor.PID) {
+	c.push(c.hub.hello(c.identity, c.id))
+	if c.identity.Admin {
+		c.hub.root.Send(c.hub.admins, &adminOnline{conn: pid})
 	}
 }
 
-func (c *connActor) push(ctx actor.Context, ev *protocol.Event) {
+// push queues ev; any goroutine may call it (the outbox has its own lock).
+func (c *conn) push(ev *protocol.Event) {
 	switch c.out.push(ev) {
 	case pushOverflow:
 		c.hub.metrics.slowCloses.Inc()
-		c.hub.log.Warn("outbound queue overflow; closing", slog.String("conn_id", c.connID), slog.String("user_id", c.identity.UserID))
+		c.hub.log.Warn("outbound queue overflow; closing", slog.String("conn_id", c.id), slog.String("user_id", c.identity.UserID))
 		c.out.close(CloseTryAgain, closeReasonSlow)
 	case pushCoalesced:
 		c.hub.metrics.coalesced.Inc()
 	case pushStartFlush:
 		if !c.hub.goroutines.Go(c.out.flush) {
-			c.out.close(CloseGoingAway, "server closing the connection") // the hub is stopping
+			c.out.close(CloseGoingAway, closeReasonServer) // the hub is stopping
 		}
 	}
+}
+
+// connProcess is a connection in the actor tree, conn/<conn_id> under its
+// user's actor, without an actor of its own. It is a protoactor Process:
+// registered under a pid, so the user's actor, admins' actors and other
+// nodes address it like any actor, watch it and stop it; but a message sent
+// to it is pushed into the outbox on the sender's goroutine. The outbox is
+// already the connection's bounded queue, and a mailbox in front of it
+// would be a second one, with its own memory per connection and one more
+// hop for every frame (docs/architecture.md, "What each actor is").
+type connProcess struct {
+	conn
+	pid *actor.PID
+
+	mu       sync.Mutex   // guards watchers and stopped
+	watchers []*actor.PID // notified with Terminated when it stops
+	stopped  bool
+}
+
+var _ actor.Process = (*connProcess)(nil)
+
+// spawnConn registers the connection of m under the user actor parent
+// and queues its hello.
+func (h *Hub) spawnConn(parent *actor.PID, m *attach) (*connProcess, error) {
+	c := &connProcess{conn: newConn(h, m)}
+	pid, ok := h.system.ProcessRegistry.Add(c, parent.Id+"/conn-"+m.connID)
+	if !ok {
+		return nil, fmt.Errorf("register connection %s: the id is taken", m.connID)
+	}
+	c.pid = pid
+	c.start(pid)
+	return c, nil
+}
+
+// SendUserMessage takes an event for the socket, or a poison pill.
+func (c *connProcess) SendUserMessage(_ *actor.PID, message any) {
+	switch m := actor.UnwrapEnvelopeMessage(message).(type) {
+	case *protocol.Event:
+		c.push(m)
+	case *actor.PoisonPill:
+		// Everything sent before it is in the outbox already.
+		c.stop(CloseGoingAway, closeReasonServer)
+	}
+}
+
+// SendSystemMessage handles watching and stopping, as an actor would.
+func (c *connProcess) SendSystemMessage(_ *actor.PID, message any) {
+	switch m := message.(type) {
+	case *actor.Watch:
+		c.mu.Lock()
+		stopped := c.stopped
+		if !stopped {
+			c.watchers = append(c.watchers, m.Watcher)
+		}
+		c.mu.Unlock()
+		if stopped {
+			c.terminated(m.Watcher)
+		}
+	case *actor.Unwatch:
+		c.mu.Lock()
+		c.watchers = slices.DeleteFunc(c.watchers, m.Watcher.Equal)
+		c.mu.Unlock()
+	case *actor.Stop:
+		c.stop(CloseGoingAway, closeReasonServer)
+	}
+}
+
+// Stop stops the connection (protoactor's Stop of its pid).
+func (c *connProcess) Stop(*actor.PID) { c.stop(CloseGoingAway, closeReasonServer) }
+
+// stop closes the socket once what is queued is written (with code and
+// reason, unless a close is already on its way), unregisters the pid and
+// tells the watchers. Idempotent; any goroutine.
+func (c *connProcess) stop(code uint16, reason string) {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	watchers := c.watchers
+	c.watchers = nil
+	c.mu.Unlock()
+	c.hub.system.ProcessRegistry.Remove(c.pid)
+	c.out.closeAfterFlush(code, reason)
+	for _, w := range watchers {
+		c.terminated(w)
+	}
+}
+
+func (c *connProcess) terminated(watcher *actor.PID) {
+	p, _ := c.hub.system.ProcessRegistry.Get(watcher)
+	p.SendSystemMessage(watcher, &actor.Terminated{Who: c.pid, Why: actor.TerminatedReason_Stopped})
 }
 
 type pushResult uint8
@@ -87,8 +178,9 @@ const (
 	pushClosed
 )
 
-// outbox is a bounded queue of encoded events between a connActor (the only
-// producer) and its flusher goroutine (the only consumer).
+// outbox is a bounded queue of encoded events between its connection's
+// senders (serialised by its lock) and its flusher goroutine (the only
+// consumer).
 type outbox struct {
 	sink Sink
 	cap  int

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/chatbox/chatbox/protocol"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
@@ -131,7 +133,7 @@ func TestOutboxOverflowOfOtherEventsClosesWith1013(t *testing.T) {
 	if last != pushOverflow {
 		t.Fatalf("no overflow after 9 events into a bound of 4 with a stalled writer")
 	}
-	// The connActor reacts to an overflow by closing with 1013; do the same.
+	// A connection reacts to an overflow by closing with 1013; do the same.
 	o.close(CloseTryAgain, closeReasonSlow)
 	close(sink.gate)
 	if _, code := sink.snapshot(); code != CloseTryAgain {
@@ -231,5 +233,52 @@ func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
 	}
 	if err := json.Unmarshal(payload(q.wire()), &d); err != nil || d.Offset != 0 || d.Text != "héllo wörld" {
 		t.Fatalf("merged frame %+v (%v)", d, err)
+	}
+}
+
+// A connection has no actor of its own, but to the rest of the tree it is
+// one: it can be watched, and when it stops its socket closes after what
+// was queued and its watchers get Terminated; a late watcher at once.
+func TestAConnectionIsWatchedAndStoppedLikeAnActor(t *testing.T) {
+	h, _ := newTestHub(t, &stepModel{})
+	sink := newGateSink()
+	close(sink.gate)
+	ticket, err := h.Admit(alice.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Connect(ticket, alice, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminated := make(chan *actor.PID, 2)
+	watcher := func(pid *actor.PID) {
+		h.root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actor.Started:
+				ctx.Watch(pid)
+			case *actor.Terminated:
+				terminated <- m.Who
+			}
+		}))
+	}
+	watcher(c.pid)
+	eventually(t, func() bool { frames, _ := sink.snapshot(); return len(frames) == 1 }) // hello
+	c.Close()
+	select {
+	case who := <-terminated:
+		if !who.Equal(c.pid) {
+			t.Fatalf("Terminated of %v, want %v", who, c.pid)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher was not told that the connection stopped")
+	}
+	eventually(t, func() bool { _, code := sink.snapshot(); return code == CloseGoingAway })
+
+	watcher(c.pid)
+	select {
+	case <-terminated:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a watcher of a stopped connection was not told at once")
 	}
 }

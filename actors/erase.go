@@ -175,7 +175,7 @@ func (d *directory) refuseErasing(ctx actor.Context, msg any) {
 // later is refused by the directory).
 func (u *userActor) closeForErasure(ctx actor.Context) {
 	for _, c := range u.conns {
-		c.out.closeAfterFlush(CloseErased, closeReasonErased)
+		c.close(ctx, CloseErased, closeReasonErased)
 	}
 	ctx.Poison(ctx.Self())
 }

@@ -50,15 +50,16 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		s.hub.metrics.sessions.Add(1)
 		s.load()
-		ctx.SetReceiveTimeout(s.hub.cfg.SessionIdle)
 	case *actor.Stopped:
 		s.hub.metrics.sessions.Add(-1)
+		return
 	case *actor.Restarting:
 		// A restart skips Stopped and runs Started again on a new instance.
 		s.hub.metrics.sessions.Add(-1)
 		if s.gen != nil {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
+		return
 	case *routed:
 		s.spec.seen++
 		switch r := m.msg.(type) {
@@ -83,6 +84,13 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		if s.gen != nil {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
+		return
+	}
+	// protoactor's receive timeout fires once: set it again, so a session
+	// that was busy when it fired, or whose parent found a message in
+	// flight, still stops once idle.
+	if ctx.ReceiveTimeout() == 0 {
+		ctx.SetReceiveTimeout(s.hub.cfg.SessionIdle)
 	}
 }
 

@@ -424,3 +424,30 @@ func TestAnotherUsersSessionIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// protoactor's receive timeout fires once; an actor that was busy when it
+// fired must still stop once it becomes idle.
+func TestASessionBusyWhenItsIdleTimeoutFiredStillStopsLater(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	h, model := newTestHub(t, &stepModel{}, func(c *Config) { c.SessionIdle, c.UserIdle = idle, time.Hour })
+	user := connect(t, h, alice)
+	user.do(protocol.Command{Type: protocol.TypeSend, ID: "1", Text: "a long reply"})
+	user.next(typ("ack"))
+	s := model.stream(t, 0)
+	// The reply streams for longer than the idle timeout (waiting for
+	// time to pass, not to order events).
+	time.Sleep(4 * idle)
+	s.chunks <- "done at last"
+	close(s.chunks)
+	user.next(isReply("complete"))
+	eventually(t, func() bool { return h.metrics.sessions.Load() == 0 })
+}
+
+func TestAUserConnectedPastItsIdleTimeoutStopsAfterItsLastConnectionCloses(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	h, _ := newTestHub(t, &stepModel{}, func(c *Config) { c.UserIdle = idle })
+	user := connect(t, h, alice)
+	time.Sleep(4 * idle) // connected for longer than the idle timeout
+	user.conn.Close()
+	eventually(t, func() bool { return h.metrics.users.Load() == 0 })
+}

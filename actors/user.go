@@ -14,7 +14,7 @@ import (
 // commands wait in queued, so a connection's commands take effect in order.
 type connEntry struct {
 	pid      *actor.PID
-	out      *outbox // the connActor's; the user actor closes it on erasure
+	proc     *connProcess // nil for a connection on another node (cluster mode)
 	identity Identity
 	pending  int
 	queued   []*command
@@ -39,6 +39,17 @@ type userActor struct {
 	grain      bool // a cluster kind (cluster.go): it stops itself when idle
 }
 
+// close closes the connection with code and reason once what is queued on
+// it is written. A connection on another node gets a poison pill: it
+// closes with 1001 after what was sent before.
+func (c *connEntry) close(ctx actor.Context, code uint16, reason string) {
+	if c.proc != nil {
+		c.proc.stop(code, reason)
+		return
+	}
+	ctx.Poison(c.pid)
+}
+
 func newUserActor(hub *Hub, userID string) *userActor {
 	// watchers and owners are made on first use: most users never need them.
 	return &userActor{hub: hub, userID: userID, conns: map[string]*connEntry{}, sessions: newChildren()}
@@ -47,7 +58,18 @@ func newUserActor(hub *Hub, userID string) *userActor {
 func (u *userActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.SetReceiveTimeout(u.hub.cfg.UserIdle)
+		return // the message that spawned it follows: armIdle runs after that
+	case *actor.Stopping, *actor.Restarting:
+		// Its connections are not its children: close them here. After a
+		// restart the new instance knows none of them; their clients
+		// reconnect and sync.
+		for id, c := range u.conns {
+			delete(u.conns, id)
+			c.close(ctx, CloseGoingAway, closeReasonServer)
+		}
+		return
+	case *actor.Stopped:
+		return
 	case *routed:
 		u.seen++
 		u.receiveRouted(ctx, m.msg)
@@ -64,20 +86,40 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *detach:
 		if c, ok := u.conns[m.connID]; ok {
 			delete(u.conns, m.connID)
-			ctx.Stop(c.pid)
+			c.close(ctx, CloseGoingAway, closeReasonServer)
 		}
 	case *childIdle:
 		u.sessions.stopIfIdle(ctx, m)
 	case *actor.Terminated:
 		u.terminated(ctx, m.Who)
 	case *actor.ReceiveTimeout:
-		if len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0 {
+		if u.idle() {
 			if u.grain {
 				ctx.Poison(ctx.Self()) // the identity lookup activates it again on the next message
 				return
 			}
 			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
 		}
+	}
+	u.armIdle(ctx)
+}
+
+// idle: nothing keeps the actor alive.
+func (u *userActor) idle() bool {
+	return len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0
+}
+
+// armIdle keeps the receive timeout set exactly while the actor is idle.
+// A connected user's actor has no timer (one per user, most of whom are
+// idle but connected); protoactor's timeout fires once, so it is set again
+// after firing if the actor is still idle (its parent found a message in
+// flight and kept it).
+func (u *userActor) armIdle(ctx actor.Context) {
+	switch armed := ctx.ReceiveTimeout() > 0; {
+	case u.idle() && !armed:
+		ctx.SetReceiveTimeout(u.hub.cfg.UserIdle)
+	case !u.idle() && armed:
+		ctx.CancelReceiveTimeout()
 	}
 }
 
@@ -121,25 +163,21 @@ func (u *userActor) terminated(ctx actor.Context, who *actor.PID) {
 func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
 	case *attach:
-		out := newOutbox(m.sink, u.hub.cfg.OutboxLimit)
-		props := actor.PropsFromProducer(func() actor.Actor {
-			return &connActor{hub: u.hub, identity: m.identity, connID: m.connID, out: out}
-		})
-		pid, err := ctx.SpawnNamed(props, "conn-"+m.connID)
+		c, err := u.hub.spawnConn(ctx.Self(), m)
 		if err != nil {
-			u.hub.log.Error("spawn connection actor", slog.String("conn_id", m.connID), slog.Any("err", err))
+			u.hub.log.Error("attach connection", slog.String("conn_id", m.connID), slog.Any("err", err))
 			m.reply <- &attached{}
 			return
 		}
-		u.conns[m.connID] = &connEntry{pid: pid, out: out, identity: m.identity}
-		m.reply <- &attached{user: ctx.Self(), conn: pid}
+		u.conns[m.connID] = &connEntry{pid: c.pid, proc: c, identity: m.identity}
+		m.reply <- &attached{user: ctx.Self(), conn: c.pid}
 	case *call:
 		u.runCall(ctx, m)
 	case *setShare:
 		u.toSession(ctx, m.sessionID, false, m)
 	case *closeConns:
 		for _, c := range u.conns {
-			ctx.Poison(c.pid)
+			c.close(ctx, CloseGoingAway, closeReasonServer)
 		}
 	case *closeForErasure:
 		u.closeForErasure(ctx)
