@@ -26,12 +26,12 @@ type Sink interface {
 
 // WebSocket close codes the actors decide on.
 const (
-	CloseNormal     uint16 = 1000
-	CloseGoingAway  uint16 = 1001
-	CloseTryAgain   uint16 = 1013 // the outbound queue overflowed: resume with sync
-	closeInternal   uint16 = 1011
-	closeReasonSlow        = "slow consumer: reconnect and sync"
-	closeReasonServer      = "server closing the connection"
+	CloseNormal       uint16 = 1000
+	CloseGoingAway    uint16 = 1001
+	CloseTryAgain     uint16 = 1013 // the outbound queue overflowed: resume with sync
+	closeInternal     uint16 = 1011
+	closeReasonSlow          = "slow consumer: reconnect and sync"
+	closeReasonServer        = "server closing the connection"
 )
 
 // conn is one connection's outbound side: who is behind it and its
