@@ -124,6 +124,13 @@ func truncate(s string, n int) string {
 // AppendDelta appends the JSON of a delta event to dst. It is the hot path of
 // streaming, so it is written by hand and does not allocate beyond dst.
 func AppendDelta(dst []byte, sessionID, messageID string, seq int64, offset int, text string) []byte {
+	dst = appendDeltaHead(dst, sessionID, messageID, seq, offset)
+	dst = appendString(dst, text)
+	return append(dst, '}')
+}
+
+// appendDeltaHead appends a delta's JSON up to its text's value.
+func appendDeltaHead(dst []byte, sessionID, messageID string, seq int64, offset int) []byte {
 	dst = append(dst, `{"type":"delta","session_id":`...)
 	dst = appendString(dst, sessionID)
 	dst = append(dst, `,"message_id":`...)
@@ -132,9 +139,7 @@ func AppendDelta(dst []byte, sessionID, messageID string, seq int64, offset int,
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendInt(dst, int64(offset), 10)
-	dst = append(dst, `,"text":`...)
-	dst = appendString(dst, text)
-	return append(dst, '}')
+	return append(dst, `,"text":`...)
 }
 
 const hex = "0123456789abcdef"
@@ -144,6 +149,12 @@ const hex = "0123456789abcdef"
 // Invalid UTF-8 becomes U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends s escaped as the inside of a JSON string.
+func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if b := s[i]; b < utf8.RuneSelf {
@@ -185,6 +196,5 @@ func appendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

@@ -163,3 +163,21 @@ func TestWireIsOneCompleteFrame(t *testing.T) {
 		}
 	}
 }
+
+// A merged delta's frame, built in a reused buffer from the merged texts,
+// is byte for byte the frame of one delta carrying their concatenation.
+func TestAppendDeltaFrameIsTheFrameOfTheConcatenation(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		parts := rapid.SliceOfN(rapid.OneOf(rapid.String(), rapid.StringN(100, 200, -1)), 1, 40).Draw(t, "parts")
+		prefix := rapid.SliceOf(rapid.Byte()).Draw(t, "prefix")
+		off := rapid.IntRange(0, 1<<30).Draw(t, "offset")
+		buf, frame := AppendDeltaFrame(prefix, "s<1>", "m1", 7, off, parts)
+		want := NewDelta("s<1>", "m1", 7, off, strings.Join(parts, "")).Wire
+		if !bytes.Equal(frame, want) {
+			t.Fatalf("frame %q, want %q", frame, want)
+		}
+		if !bytes.Equal(buf[:len(prefix)], prefix) || !bytes.HasSuffix(buf, frame) {
+			t.Fatalf("the buffer lost its prefix or does not end with the frame")
+		}
+	})
+}

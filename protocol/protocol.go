@@ -285,6 +285,28 @@ func NewDelta(sessionID, messageID string, seq int64, offset int, text string) *
 	}
 }
 
+// AppendDeltaFrame appends to buf the complete frame (header and payload)
+// of a delta whose text is the concatenation of parts, and returns the
+// grown buffer and the frame within it. It is how a connection's outbox
+// writes deltas it merged: one frame in a buffer it reuses, with no string
+// built for the merged text. Each part is escaped on its own, exactly as
+// the frames of the separate deltas would have carried it.
+func AppendDeltaFrame(buf []byte, sessionID, messageID string, seq int64, offset int, parts []string) (grown, frame []byte) {
+	start := len(buf)
+	buf = append(buf, make([]byte, maxHeader)...)
+	buf = appendDeltaHead(buf, sessionID, messageID, seq, offset)
+	buf = append(buf, '"')
+	for _, p := range parts {
+		buf = appendEscaped(buf, p)
+	}
+	buf = append(buf, '"', '}')
+	var hdr [maxHeader]byte
+	h := AppendFrameHeader(hdr[:0], len(buf)-start-maxHeader)
+	at := start + maxHeader - len(h)
+	copy(buf[at:], h)
+	return buf, buf[at:]
+}
+
 // Session is the wire shape of a session (CONTRACT §5).
 type Session struct {
 	ID            string    `json:"id"`
