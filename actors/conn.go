@@ -69,7 +69,7 @@ func (c *conn) push(ev *protocol.Event) {
 	case pushCoalesced:
 		c.hub.metrics.coalesced.Inc()
 	case pushStartFlush:
-		if !c.hub.goroutines.Go(c.out.flush) {
+		if !c.hub.flush(c.out) {
 			c.out.close(CloseGoingAway, closeReasonServer) // the hub is stopping
 		}
 	}
@@ -194,13 +194,20 @@ type outbox struct {
 	closing  *closeRequest // close once the queue is written
 }
 
-// queued is an event waiting in an outbox. more is text of later deltas of
-// the same reply merged into it while it waited; the merged delta is
-// encoded once, when it is written, so merging costs an append, not a
-// re-encoding of everything merged so far.
+// queued is an event waiting in an outbox. When later deltas of the same
+// reply are merged into it while it waits, more holds the texts of all of
+// them, its own first: the merged delta is encoded once, when it is
+// written, so merging costs an append of a string header, not a
+// re-encoding of everything merged so far. end is the offset where it
+// ends.
 type queued struct {
 	ev   *protocol.Event
-	more []byte
+	more []string
+	end  int
+}
+
+func newQueued(ev *protocol.Event) queued {
+	return queued{ev: ev, end: ev.Offset + len(ev.Text)}
 }
 
 // continues reports whether delta d starts where q (with what was merged
@@ -208,17 +215,35 @@ type queued struct {
 func (q *queued) continues(d *protocol.Event) bool {
 	e := q.ev
 	return e.Kind == protocol.KindDelta && d.Kind == protocol.KindDelta && e.MessageID == d.MessageID &&
-		e.SessionID == d.SessionID && e.Offset+len(e.Text)+len(q.more) == d.Offset
+		e.SessionID == d.SessionID && q.end == d.Offset
 }
 
-// wire is the frame to write for q.
-func (q *queued) wire() []byte {
-	if len(q.more) == 0 {
-		return q.ev.Wire
+// merge appends delta d, which continues q.
+func (q *queued) merge(d *protocol.Event) {
+	if q.more == nil {
+		q.more = append(make([]string, 0, 4), q.ev.Text)
+	}
+	q.more = append(q.more, d.Text)
+	q.end += len(d.Text)
+}
+
+// wire is the frame to write for q; a merged delta is encoded into buf,
+// which is returned grown.
+func (q *queued) wire(buf []byte) (grown, frame []byte) {
+	if q.more == nil {
+		return buf, q.ev.Wire
 	}
 	e := q.ev
-	return protocol.NewDelta(e.SessionID, e.MessageID, e.Seq, e.Offset, e.Text+string(q.more)).Wire
+	return protocol.AppendDeltaFrame(buf, e.SessionID, e.MessageID, e.Seq, e.Offset, q.more)
 }
+
+// frameBufs holds the buffers flushers encode merged deltas into, so that
+// neither a merge nor an idle connection keeps one of its own.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledFrameBuf: a larger buffer (a burst of merged text) is left to
+// the garbage collector rather than kept in the pool.
+const maxPooledFrameBuf = 64 << 10
 
 type closeRequest struct {
 	code   uint16
@@ -238,13 +263,13 @@ func (o *outbox) push(ev *protocol.Event) pushResult {
 		return pushClosed
 	}
 	if n := len(o.queue); n > 0 && o.queue[n-1].continues(ev) {
-		o.queue[n-1].more = append(o.queue[n-1].more, ev.Text...)
+		o.queue[n-1].merge(ev)
 		return pushCoalesced
 	}
 	if len(o.queue) >= o.cap {
 		return pushOverflow
 	}
-	o.queue = append(o.queue, queued{ev: ev})
+	o.queue = append(o.queue, newQueued(ev))
 	if o.flushing {
 		return pushQueued
 	}
@@ -279,12 +304,24 @@ func (o *outbox) flush() {
 		o.spare = nil
 		o.mu.Unlock()
 
+		var pooled *[]byte
+		var buf []byte
 		o.wires = o.wires[:0]
 		for i := range batch {
-			o.wires = append(o.wires, batch[i].wire())
+			if batch[i].more != nil && pooled == nil {
+				pooled = frameBufs.Get().(*[]byte)
+				buf = (*pooled)[:0]
+			}
+			var w []byte
+			buf, w = batch[i].wire(buf)
+			o.wires = append(o.wires, w)
 		}
 		err := o.sink.WriteFrames(o.wires)
 		clear(o.wires)
+		if pooled != nil && cap(buf) <= maxPooledFrameBuf {
+			*pooled = buf[:0]
+			frameBufs.Put(pooled)
+		}
 		if err != nil {
 			o.close(CloseGoingAway, "write failed")
 		}

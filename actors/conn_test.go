@@ -208,7 +208,8 @@ func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
 
 func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
 	first := protocol.NewDelta("s", "m", 2, 0, "héllo ")
-	q := queued{ev: first, more: []byte("wörld")}
+	q := newQueued(first)
+	q.merge(protocol.NewDelta("s", "m", 2, len("héllo "), "wörld"))
 	next := len("héllo ") + len("wörld")
 	tests := []struct {
 		name string
@@ -231,7 +232,8 @@ func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
 		Offset int
 		Text   string
 	}
-	if err := json.Unmarshal(payload(q.wire()), &d); err != nil || d.Offset != 0 || d.Text != "héllo wörld" {
+	_, frame := q.wire(nil)
+	if err := json.Unmarshal(payload(frame), &d); err != nil || d.Offset != 0 || d.Text != "héllo wörld" {
 		t.Fatalf("merged frame %+v (%v)", d, err)
 	}
 }

@@ -110,6 +110,7 @@ type Hub struct {
 	// actor system: generations, outbox flushers, store lookups, the
 	// sweeper. It refuses once Shutdown has stopped the actors.
 	goroutines lifecycle.Group
+	flushq     chan *outbox // to an idle pooled flusher (flushers.go)
 
 	ttftWindow, replyWindow window
 	users                   sync.Map      // user id → *userState, for the limits
@@ -161,6 +162,7 @@ func (h *Hub) Start() {
 	h.directory = h.root.Spawn(props)
 	h.admins, _ = h.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &admins{hub: h, conns: map[string]*actor.PID{}} }), adminsName)
 	h.goroutines.Go(h.sweep)
+	h.startFlushers()
 }
 
 // sweep forgets idle users' limit state every sweepEvery until the hub's

@@ -40,8 +40,9 @@ func TestShutdownWaitsForAFlusherOnASlowSocketAndIsIdempotent(t *testing.T) {
 	if _, err := h.Connect(ticket, alice, sink); err != nil {
 		t.Fatal(err)
 	}
-	// The sweeper, and the flusher of hello blocked on the gate.
-	eventually(t, func() bool { return h.goroutines.Running() == 2 })
+	// The sweeper and the pooled flushers, one of them blocked on the
+	// gate writing hello.
+	eventually(t, func() bool { return h.goroutines.Running() == 1+pooledFlushers && stackHas("(*outbox).flush") })
 
 	shut := make(chan error, 1)
 	go func() { shut <- h.Shutdown(context.Background()) }()

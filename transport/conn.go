@@ -69,11 +69,21 @@ var _ actors.Sink = (*wsConn)(nil)
 // were built once, header included, for every connection.
 func (c *wsConn) WriteFrames(wires [][]byte) error {
 	return c.writeWith(func() error {
-		bufs := net.Buffers(wires)
-		_, err := bufs.WriteTo(c.conn)
+		bufs := writevBufs.Get().(*net.Buffers)
+		all := append((*bufs)[:0], wires...)
+		*bufs = all
+		_, err := bufs.WriteTo(c.conn) // it consumes *bufs
+		clear(all)
+		*bufs = all[:0]
+		writevBufs.Put(bufs)
 		return err
 	})
 }
+
+// writevBufs are the net.Buffers of writes in progress: WriteTo needs a
+// pointer, which would otherwise cost an allocation per write, and a
+// connection does not keep one of its own.
+var writevBufs = sync.Pool{New: func() any { return new(net.Buffers) }}
 
 func (c *wsConn) write(f ws.Frame) error {
 	return c.writeWith(func() error { return ws.WriteFrame(c.conn, f) })
