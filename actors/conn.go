@@ -181,69 +181,48 @@ const (
 // outbox is a bounded queue of encoded events between its connection's
 // senders (serialised by its lock) and its flusher goroutine (the only
 // consumer).
+//
+// Consecutive deltas of one reply that wait together are coalesced: they
+// stay in the queue as they came but count as one frame towards the bound,
+// and the flusher encodes them as one merged delta when it writes them. A
+// slow device so gets fewer, larger frames and never a gap, and merging
+// costs no allocation and no re-encoding of what was merged so far.
 type outbox struct {
 	sink Sink
-	cap  int
+	cap  int // frames queued before an overflow
 
 	mu       sync.Mutex // guards the fields below
-	queue    []queued
-	spare    []queued // the flusher's last batch, reused to avoid allocating
-	wires    [][]byte // the flusher's frames of a batch, reused; only the flusher touches it
-	flushing bool     // a flusher goroutine is running
+	queue    []*protocol.Event
+	frames   int // frames the queue makes: coalesced deltas share one
+	end      int // where the last queued event ends, when it is a delta
+	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
+	wires    [][]byte          // the flusher's frames of a batch, reused; only the flusher touches it
+	flushing bool              // a flusher goroutine is running
 	closed   bool
 	closing  *closeRequest // close once the queue is written
+	flushFn  func()        // o.flush, bound once, for a flusher of its own (flushers.go)
 }
 
-// queued is an event waiting in an outbox. When later deltas of the same
-// reply are merged into it while it waits, more holds the texts of all of
-// them, its own first: the merged delta is encoded once, when it is
-// written, so merging costs an append of a string header, not a
-// re-encoding of everything merged so far. end is the offset where it
-// ends.
-type queued struct {
-	ev   *protocol.Event
-	more []string
-	end  int
+// continues reports whether delta d starts where last, a delta ending at
+// end, ends.
+func continues(last *protocol.Event, end int, d *protocol.Event) bool {
+	return last.Kind == protocol.KindDelta && d.Kind == protocol.KindDelta && last.MessageID == d.MessageID &&
+		last.SessionID == d.SessionID && end == d.Offset
 }
 
-func newQueued(ev *protocol.Event) queued {
-	return queued{ev: ev, end: ev.Offset + len(ev.Text)}
+// scratch is what a flusher encodes merged deltas with: a buffer and the
+// texts of one merge. Pooled, so that neither an idle connection nor a
+// merge keeps one of its own.
+type scratch struct {
+	buf   []byte
+	parts []string
 }
 
-// continues reports whether delta d starts where q (with what was merged
-// into it) ends.
-func (q *queued) continues(d *protocol.Event) bool {
-	e := q.ev
-	return e.Kind == protocol.KindDelta && d.Kind == protocol.KindDelta && e.MessageID == d.MessageID &&
-		e.SessionID == d.SessionID && q.end == d.Offset
-}
+var scratches = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 4<<10)} }}
 
-// merge appends delta d, which continues q.
-func (q *queued) merge(d *protocol.Event) {
-	if q.more == nil {
-		q.more = append(make([]string, 0, 4), q.ev.Text)
-	}
-	q.more = append(q.more, d.Text)
-	q.end += len(d.Text)
-}
-
-// wire is the frame to write for q; a merged delta is encoded into buf,
-// which is returned grown.
-func (q *queued) wire(buf []byte) (grown, frame []byte) {
-	if q.more == nil {
-		return buf, q.ev.Wire
-	}
-	e := q.ev
-	return protocol.AppendDeltaFrame(buf, e.SessionID, e.MessageID, e.Seq, e.Offset, q.more)
-}
-
-// frameBufs holds the buffers flushers encode merged deltas into, so that
-// neither a merge nor an idle connection keeps one of its own.
-var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-// maxPooledFrameBuf: a larger buffer (a burst of merged text) is left to
-// the garbage collector rather than kept in the pool.
-const maxPooledFrameBuf = 64 << 10
+// maxPooledScratch: a larger buffer (a burst of merged text) is left to the
+// garbage collector rather than kept in the pool.
+const maxPooledScratch = 64 << 10
 
 type closeRequest struct {
 	code   uint16
@@ -254,7 +233,7 @@ func newOutbox(sink Sink, capacity int) *outbox {
 	return &outbox{sink: sink, cap: capacity}
 }
 
-// push queues ev, merging it into the last queued delta when it continues
+// push queues ev, coalesced with the last queued delta when it continues
 // that delta. It reports whether the caller must start a flusher.
 func (o *outbox) push(ev *protocol.Event) pushResult {
 	o.mu.Lock()
@@ -262,14 +241,17 @@ func (o *outbox) push(ev *protocol.Event) pushResult {
 	if o.closed || o.closing != nil {
 		return pushClosed
 	}
-	if n := len(o.queue); n > 0 && o.queue[n-1].continues(ev) {
-		o.queue[n-1].merge(ev)
+	if n := len(o.queue); n > 0 && continues(o.queue[n-1], o.end, ev) {
+		o.queue = append(o.queue, ev)
+		o.end += len(ev.Text)
 		return pushCoalesced
 	}
-	if len(o.queue) >= o.cap {
+	if o.frames >= o.cap {
 		return pushOverflow
 	}
-	o.queue = append(o.queue, newQueued(ev))
+	o.queue = append(o.queue, ev)
+	o.frames++
+	o.end = ev.Offset + len(ev.Text)
 	if o.flushing {
 		return pushQueued
 	}
@@ -279,7 +261,7 @@ func (o *outbox) push(ev *protocol.Event) pushResult {
 
 // flush writes queued frames until the queue is empty, then exits.
 func (o *outbox) flush() {
-	var batch []queued
+	var batch []*protocol.Event
 	for {
 		o.mu.Lock()
 		if batch != nil {
@@ -301,26 +283,40 @@ func (o *outbox) flush() {
 			return
 		}
 		batch, o.queue = o.queue, o.spare
-		o.spare = nil
+		o.spare, o.frames = nil, 0
 		o.mu.Unlock()
 
-		var pooled *[]byte
-		var buf []byte
+		var sc *scratch
 		o.wires = o.wires[:0]
-		for i := range batch {
-			if batch[i].more != nil && pooled == nil {
-				pooled = frameBufs.Get().(*[]byte)
-				buf = (*pooled)[:0]
+		for i := 0; i < len(batch); {
+			ev, j, end := batch[i], i+1, batch[i].Offset+len(batch[i].Text)
+			for j < len(batch) && continues(ev, end, batch[j]) {
+				end += len(batch[j].Text)
+				j++
 			}
-			var w []byte
-			buf, w = batch[i].wire(buf)
-			o.wires = append(o.wires, w)
+			if j == i+1 {
+				o.wires = append(o.wires, ev.Wire)
+			} else {
+				if sc == nil {
+					sc = scratches.Get().(*scratch)
+				}
+				sc.parts = sc.parts[:0]
+				for _, d := range batch[i:j] {
+					sc.parts = append(sc.parts, d.Text)
+				}
+				var w []byte
+				sc.buf, w = protocol.AppendDeltaFrame(sc.buf, ev.SessionID, ev.MessageID, ev.Seq, ev.Offset, sc.parts)
+				o.wires = append(o.wires, w)
+			}
+			i = j
 		}
 		err := o.sink.WriteFrames(o.wires)
 		clear(o.wires)
-		if pooled != nil && cap(buf) <= maxPooledFrameBuf {
-			*pooled = buf[:0]
-			frameBufs.Put(pooled)
+		if sc != nil {
+			clear(sc.parts)
+			if sc.buf = sc.buf[:0]; cap(sc.buf) <= maxPooledScratch {
+				scratches.Put(sc)
+			}
 		}
 		if err != nil {
 			o.close(CloseGoingAway, "write failed")

@@ -207,9 +207,6 @@ func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
 }
 
 func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
-	first := protocol.NewDelta("s", "m", 2, 0, "héllo ")
-	q := newQueued(first)
-	q.merge(protocol.NewDelta("s", "m", 2, len("héllo "), "wörld"))
 	next := len("héllo ") + len("wörld")
 	tests := []struct {
 		name string
@@ -224,17 +221,35 @@ func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
 		{"not a delta", protocol.NewPong("x"), false},
 	}
 	for _, tt := range tests {
-		if got := q.continues(tt.d); got != tt.want {
-			t.Errorf("%s: continues = %v, want %v", tt.name, got, tt.want)
+		sink := newGateSink()
+		o := newOutbox(sink, 8)
+		if r := o.push(protocol.NewDelta("s", "m", 2, 0, "héllo ")); r != pushStartFlush {
+			t.Fatalf("first push: %v", r)
 		}
-	}
-	var d struct {
-		Offset int
-		Text   string
-	}
-	_, frame := q.wire(nil)
-	if err := json.Unmarshal(payload(frame), &d); err != nil || d.Offset != 0 || d.Text != "héllo wörld" {
-		t.Fatalf("merged frame %+v (%v)", d, err)
+		if r := o.push(protocol.NewDelta("s", "m", 2, len("héllo "), "wörld")); r != pushCoalesced {
+			t.Fatalf("a direct continuation: %v, want it coalesced", r)
+		}
+		want := pushQueued
+		if tt.want {
+			want = pushCoalesced
+		}
+		if got := o.push(tt.d); got != want {
+			t.Errorf("%s: push = %v, want %v", tt.name, got, want)
+		}
+		close(sink.gate)
+		o.flush()
+		frames, _ := sink.snapshot()
+		var d struct {
+			Offset int
+			Text   string
+		}
+		wantText, wantFrames := "héllo wörld", 2
+		if tt.want {
+			wantText, wantFrames = "héllo wörld!", 1
+		}
+		if err := json.Unmarshal(frames[0], &d); err != nil || d.Offset != 0 || d.Text != wantText || len(frames) != wantFrames {
+			t.Errorf("%s: %d frames, the first %+v (%v); want %d, the first with %q", tt.name, len(frames), d, err, wantFrames, wantText)
+		}
 	}
 }
 

@@ -8,8 +8,10 @@ package actors
 // of them are busy (writing to slow sockets, say) a flush gets a goroutine
 // of its own, so no socket waits for another.
 
-// pooledFlushers is how many flushers live as long as the hub.
-const pooledFlushers = 8
+// pooledFlushers is how many flushers live as long as the hub. A reply's
+// delta goes to every device of its user in one burst, which needs as many
+// idle flushers at once; parked, each costs a small stack, once per hub.
+const pooledFlushers = 64
 
 // startFlushers starts the pooled flushers; Hub.Start calls it.
 func (h *Hub) startFlushers() {
@@ -34,12 +36,17 @@ func (h *Hub) flusher() {
 }
 
 // flush has o written by an idle pooled flusher, or else by a goroutine of
-// its own. It reports false once the hub's goroutines are stopped.
+// its own. It reports false once the hub's goroutines are stopped. Only the
+// caller that push told to start a flusher calls it, so o.flushFn is
+// written by one goroutine at a time (and ordered by o's lock).
 func (h *Hub) flush(o *outbox) bool {
 	select {
 	case h.flushq <- o:
 		return true
 	default:
-		return h.goroutines.Go(o.flush)
+		if o.flushFn == nil {
+			o.flushFn = o.flush
+		}
+		return h.goroutines.Go(o.flushFn)
 	}
 }
