@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chatbox/chatbox/lifecycle"
 	"github.com/chatbox/chatbox/protocol"
 )
 
@@ -193,14 +194,14 @@ type outbox struct {
 
 	mu       sync.Mutex // guards the fields below
 	queue    []*protocol.Event
-	frames   int // frames the queue makes: coalesced deltas share one
-	end      int // where the last queued event ends, when it is a delta
+	frames   int               // frames the queue makes: coalesced deltas share one
+	end      int               // where the last queued event ends, when it is a delta
 	spare    []*protocol.Event // the flusher's last batch, reused to avoid allocating
 	wires    [][]byte          // the flusher's frames of a batch, reused; only the flusher touches it
 	flushing bool              // a flusher goroutine is running
 	closed   bool
-	closing  *closeRequest // close once the queue is written
-	flushFn  func()        // o.flush, bound once, for a flusher of its own (flushers.go)
+	closing  *closeRequest   // close once the queue is written
+	flusher  *lifecycle.Task // o.flush, bound once, for a flusher of its own (flushers.go)
 }
 
 // continues reports whether delta d starts where last, a delta ending at

@@ -36,17 +36,19 @@ func (h *Hub) flusher() {
 }
 
 // flush has o written by an idle pooled flusher, or else by a goroutine of
-// its own. It reports false once the hub's goroutines are stopped. Only the
-// caller that push told to start a flusher calls it, so o.flushFn is
-// written by one goroutine at a time (and ordered by o's lock).
+// its own, bound once as a task so that starting it allocates nothing. It
+// reports false once the hub's goroutines are stopped. Only the caller that
+// push told to start a flusher calls it, and the flusher it starts comes
+// before the next such caller, so o.flusher is written by one goroutine at
+// a time.
 func (h *Hub) flush(o *outbox) bool {
 	select {
 	case h.flushq <- o:
 		return true
 	default:
-		if o.flushFn == nil {
-			o.flushFn = o.flush
+		if o.flusher == nil {
+			o.flusher = h.goroutines.Task(o.flush)
 		}
-		return h.goroutines.Go(o.flushFn)
+		return o.flusher.Go()
 	}
 }

@@ -50,6 +50,31 @@ func (g *Group) Go(f func()) bool {
 	return true
 }
 
+// Task is a goroutine body of a group, bound once so that it can be
+// started again and again without an allocation: Go's closure costs one
+// per start, which a connection's flusher would pay per burst of frames.
+type Task struct {
+	g   *Group
+	run func()
+}
+
+// Task binds f to the group; start it with Task.Go.
+func (g *Group) Task(f func()) *Task {
+	return &Task{g: g, run: func() {
+		defer g.exit()
+		f()
+	}}
+}
+
+// Go is Group.Go for the task's f.
+func (t *Task) Go() bool {
+	if !t.g.enter() {
+		return false
+	}
+	go t.run()
+	return true
+}
+
 // Do runs f on the calling goroutine, counted like a goroutine of the
 // group, and reports true; once Stop has been called it does not run f and
 // reports false. It is for callbacks that already have a goroutine the

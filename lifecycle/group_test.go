@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +175,50 @@ func TestGoRacingWaitIsCountedOrRefused(t *testing.T) {
 		if after != atWait {
 			t.Fatalf("%d goroutines ran after Wait returned", after-atWait)
 		}
+	}
+}
+
+// A task is counted like Go's goroutines each time it starts, refused once
+// the group stops, and starting it allocates nothing.
+func TestATaskRunsCountedUntilStopAndStartsWithoutAllocating(t *testing.T) {
+	var g Group
+	release := make(chan struct{})
+	var ran atomic.Int64
+	task := g.Task(func() { ran.Add(1); <-release })
+	for range 3 {
+		if !task.Go() {
+			t.Fatal("Go refused before Stop")
+		}
+	}
+	if n := g.Running(); n != 3 {
+		t.Fatalf("Running = %d with three starts blocked, want 3", n)
+	}
+	close(release)
+	// Each start waits for the one before to return, so the runtime
+	// reuses its goroutine: a closure per start would be 1 allocation
+	// each; what is left is the occasional new goroutine.
+	const starts = 1000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range starts {
+		n := ran.Load()
+		task.Go()
+		for ran.Load() == n || g.Running() != 0 {
+			runtime.Gosched()
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := float64(after.Mallocs-before.Mallocs) / starts; per > 0.5 {
+		t.Errorf("starting a task allocates %.2f times", per)
+	}
+	g.Stop()
+	if task.Go() {
+		t.Error("Go started the task after Stop")
+	}
+	if err := g.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := ran.Load(); n != 3+starts {
+		t.Fatalf("the task ran %d times, want %d", n, 3+starts)
 	}
 }
