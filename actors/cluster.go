@@ -137,7 +137,7 @@ func (h *Hub) Nodes() []string {
 
 // isRemote reports whether pid lives on another node.
 func (h *Hub) isRemote(pid *actor.PID) bool {
-	return pid != nil && pid.Address != h.system.Address()
+	return h.clustered() && pid != nil && pid.Address != h.system.Address()
 }
 
 // send sends msg to pid: as is when pid is on this node, as an envelope

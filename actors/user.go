@@ -129,7 +129,11 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 		return
 	}
 	for _, c := range u.conns {
-		if !c.pid.Equal(m.except) && !m.adminsOnly {
+		switch {
+		case m.adminsOnly || c.pid.Equal(m.except):
+		case c.proc != nil:
+			c.proc.push(m.event) // what a send to its pid does, without the lookup
+		default:
 			u.hub.send(ctx, c.pid, m.event)
 		}
 	}
