@@ -208,7 +208,8 @@ func (g *userGrain) envelope(ctx actor.Context, env *wire.Envelope) {
 	case *wire.Envelope_Attach:
 		a := b.Attach
 		pid := pidFromWire(a.Conn)
-		g.conns[a.ConnId] = &connEntry{pid: pid, identity: identityFromWire(a.Identity)}
+		g.conns.remove(a.ConnId) // a repeated attach replaces the entry
+		g.conns = append(g.conns, &connEntry{id: a.ConnId, pid: pid, identity: identityFromWire(a.Identity)})
 		ctx.Watch(pid)
 		if ctx.Sender() != nil {
 			ctx.Respond(&wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Attached{Attached: &wire.Attached{ConnId: a.ConnId}}})
@@ -221,8 +222,7 @@ func (g *userGrain) envelope(ctx actor.Context, env *wire.Envelope) {
 		}
 		g.command(ctx, cmd)
 	case *wire.Envelope_Detach:
-		if c, ok := g.conns[b.Detach.ConnId]; ok {
-			delete(g.conns, b.Detach.ConnId)
+		if c := g.conns.remove(b.Detach.ConnId); c != nil {
 			ctx.Unwatch(c.pid)
 		}
 	case *wire.Envelope_Call:

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -32,7 +33,7 @@ func (s *gateSink) WriteFrames(wires [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range wires {
-		s.frames = append(s.frames, payload(w))
+		s.frames = append(s.frames, bytes.Clone(payload(w))) // a Sink must not keep wires
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -65,12 +66,22 @@ func (d *directory) route(ctx actor.Context, userID string, msg any) {
 		return
 	}
 	if _, ok := d.users.get(userID); !ok {
-		props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(d.hub, userID) },
-			actor.WithSupervisor(childSupervisor))
-		d.users.add(userID, ctx.SpawnPrefix(props, "user-"))
+		d.users.add(userID, ctx.SpawnPrefix(d.hub.userProps, userName(userID)))
 		d.hub.metrics.users.Add(1)
 	}
 	d.users.send(ctx, userID, msg)
+}
+
+// A user's actor is named for its user, so that every user actor is
+// spawned from one Props (a Props and a producer per user would cost memory
+// per connected user) and learns its user from its own pid:
+// <directory>/user-<user id>$<unique suffix> (SpawnPrefix adds the $).
+func userName(userID string) string { return "user-" + userID }
+
+// userOf is the user id in a user actor's pid id.
+func userOf(pidID string) string {
+	_, name, _ := strings.Cut(pidID, "/user-")
+	return name[:strings.LastIndexByte(name, '$')]
 }
 
 // childSupervisor restarts a crashed session or connection actor (a session

@@ -96,6 +96,7 @@ type Hub struct {
 	root      *actor.RootContext
 	directory *actor.PID
 	admins    *actor.PID
+	userProps *actor.Props // every local user actor's (directory.go)
 	// Cluster mode (cluster.go): the parent of this node's connection
 	// actors, the user actors hosted here (pid id → pid), and their metrics.
 	conns    *actor.PID
@@ -159,6 +160,7 @@ func (h *Hub) Start() {
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
 	props := actor.PropsFromProducer(func() actor.Actor { return &directory{hub: h, users: newChildren()} },
 		actor.WithSupervisor(childSupervisor))
+	h.userProps = actor.PropsFromProducer(func() actor.Actor { return newUserActor(h, "") }, actor.WithSupervisor(childSupervisor))
 	h.directory = h.root.Spawn(props)
 	h.admins, _ = h.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &admins{hub: h, conns: map[string]*actor.PID{}} }), adminsName)
 	h.goroutines.Go(h.sweep)

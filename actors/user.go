@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,6 +14,7 @@ import (
 // flight elsewhere (an admin's call to another user's session), its later
 // commands wait in queued, so a connection's commands take effect in order.
 type connEntry struct {
+	id       string
 	pid      *actor.PID
 	proc     *connProcess // nil for a connection on another node (cluster mode)
 	identity Identity
@@ -29,7 +31,7 @@ type userActor struct {
 	hub      *Hub
 	userID   string
 	seen     uint64 // routed messages received, for the idle handshake
-	conns    map[string]*connEntry
+	conns    connSet
 	sessions children
 	watchers map[string]map[string]*actor.PID // session id → admin conn pid id → pid
 	owners   map[string]string                // session id → owner, as looked up for this user's admin commands
@@ -37,6 +39,30 @@ type userActor struct {
 	// for presence (desk.go).
 	watcherIDs map[string]Identity
 	grain      bool // a cluster kind (cluster.go): it stops itself when idle
+}
+
+// connSet is a user's connections, most often one or a few: a slice
+// searched by id costs less memory than a map, and no more time.
+type connSet []*connEntry
+
+func (s connSet) get(id string) *connEntry {
+	for _, c := range s {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// remove takes the connection id out of *s and returns it, or nil.
+func (s *connSet) remove(id string) *connEntry {
+	for i, c := range *s {
+		if c.id == id {
+			*s = slices.Delete(*s, i, i+1)
+			return c
+		}
+	}
+	return nil
 }
 
 // close closes the connection with code and reason once what is queued on
@@ -52,21 +78,24 @@ func (c *connEntry) close(ctx actor.Context, code uint16, reason string) {
 
 func newUserActor(hub *Hub, userID string) *userActor {
 	// watchers and owners are made on first use: most users never need them.
-	return &userActor{hub: hub, userID: userID, conns: map[string]*connEntry{}, sessions: newChildren()}
+	return &userActor{hub: hub, userID: userID, sessions: newChildren()}
 }
 
 func (u *userActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		if u.userID == "" {
+			u.userID = userOf(ctx.Self().Id)
+		}
 		return // the message that spawned it follows: armIdle runs after that
 	case *actor.Stopping, *actor.Restarting:
 		// Its connections are not its children: close them here. After a
 		// restart the new instance knows none of them; their clients
 		// reconnect and sync.
-		for id, c := range u.conns {
-			delete(u.conns, id)
+		for _, c := range u.conns {
 			c.close(ctx, CloseGoingAway, closeReasonServer)
 		}
+		u.conns = nil
 		return
 	case *actor.Stopped:
 		return
@@ -84,8 +113,7 @@ func (u *userActor) Receive(ctx actor.Context) {
 	case *ownerFound:
 		u.ownerFound(ctx, m)
 	case *detach:
-		if c, ok := u.conns[m.connID]; ok {
-			delete(u.conns, m.connID)
+		if c := u.conns.remove(m.connID); c != nil {
 			c.close(ctx, CloseGoingAway, closeReasonServer)
 		}
 	case *childIdle:
@@ -145,11 +173,7 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 }
 
 func (u *userActor) terminated(ctx actor.Context, who *actor.PID) {
-	for id, c := range u.conns {
-		if c.pid.Equal(who) {
-			delete(u.conns, id)
-		}
-	}
+	u.conns = slices.DeleteFunc(u.conns, func(c *connEntry) bool { return c.pid.Equal(who) })
 	for sid, ws := range u.watchers {
 		if _, ok := ws[who.Id]; !ok {
 			continue
@@ -173,7 +197,7 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 			m.reply <- &attached{}
 			return
 		}
-		u.conns[m.connID] = &connEntry{pid: c.pid, proc: c, identity: m.identity}
+		u.conns = append(u.conns, &connEntry{id: m.connID, pid: c.pid, proc: c, identity: m.identity})
 		m.reply <- &attached{user: ctx.Self(), conn: c.pid}
 	case *call:
 		u.runCall(ctx, m)
@@ -193,8 +217,8 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 }
 
 func (u *userActor) command(ctx actor.Context, m *command) {
-	c, ok := u.conns[m.connID]
-	if !ok {
+	c := u.conns.get(m.connID)
+	if c == nil {
 		return // the connection detached while its command was in flight
 	}
 	if m.cmd.Type == protocol.TypeTyping && !m.admitted {
@@ -270,8 +294,8 @@ func (u *userActor) command(ctx actor.Context, m *command) {
 // known: it becomes a call to the owner's user actor (this one, for the
 // admin's own sessions).
 func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
-	c, ok := u.conns[m.cmd.connID]
-	if !ok {
+	c := u.conns.get(m.cmd.connID)
+	if c == nil {
 		return
 	}
 	cmd := m.cmd.cmd
@@ -299,8 +323,8 @@ func (u *userActor) ownerFound(ctx actor.Context, m *ownerFound) {
 // callDone ends an admin connection's call in flight and runs the commands
 // that waited for it.
 func (u *userActor) callDone(ctx actor.Context, connID string) {
-	c, ok := u.conns[connID]
-	if !ok {
+	c := u.conns.get(connID)
+	if c == nil {
 		return
 	}
 	c.pending--
@@ -350,7 +374,7 @@ func (u *userActor) mayType(sessionID string, conn *actor.PID) bool {
 	if conn == nil {
 		return false
 	}
-	if _, own := u.conns[connIDOf(conn)]; own {
+	if u.conns.get(connIDOf(conn)) != nil {
 		return true
 	}
 	_, watching := u.watchers[sessionID][conn.Id]
@@ -361,7 +385,7 @@ func (u *userActor) watch(ctx actor.Context, sessionID string, conn *actor.PID, 
 	if conn == nil {
 		return
 	}
-	if _, own := u.conns[connIDOf(conn)]; own {
+	if u.conns.get(connIDOf(conn)) != nil {
 		return // the owner's own connections see everything already
 	}
 	ws := u.watchers[sessionID]
