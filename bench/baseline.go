@@ -237,6 +237,9 @@ func streamFake(client *http.Client, fakeURL, text string, piece func(string)) e
 		if string(data) == "[DONE]" {
 			break
 		}
+		// Unmarshal reuses the slice's element without zeroing it: clear
+		// it, or the final chunk ("delta":{}) repeats the last token.
+		clear(chunk.Choices[:cap(chunk.Choices)])
 		chunk.Choices = chunk.Choices[:0]
 		if json.Unmarshal(data, &chunk) != nil || len(chunk.Choices) == 0 || chunk.Choices[0].Delta.Content == "" {
 			continue
