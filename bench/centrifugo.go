@@ -67,15 +67,11 @@ func centrifugoBinary(ctx context.Context, v string, logf func(string, ...any)) 
 		}
 		return v, nil
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "chatbox-bench", "centrifugo-"+centrifugoVersion)
-	bin := filepath.Join(dir, "centrifugo")
+	bin := centrifugoCachePath()
 	if st, err := os.Stat(bin); err == nil && !st.IsDir() {
 		return bin, nil
 	}
+	dir := filepath.Dir(bin)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -97,6 +93,16 @@ func centrifugoBinary(ctx context.Context, v string, logf func(string, ...any)) 
 	}
 	logf("built centrifugo in %s", time.Since(t0).Round(time.Second))
 	return bin, nil
+}
+
+// centrifugoCachePath is where bare -centrifugo keeps the binary it builds:
+// the user cache directory (os.UserCacheDir), chatbox-bench/centrifugo-VERSION.
+func centrifugoCachePath() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "chatbox-bench", "centrifugo-"+centrifugoVersion, "centrifugo")
 }
 
 // centrifugoConfig is the generated JSON configuration (Centrifugo v6
