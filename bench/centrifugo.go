@@ -242,7 +242,7 @@ var publisherPID int
 
 // startCentrifugo runs the Centrifugo binary as a child with a generated
 // config and then the publisher that feeds it, and returns the target.
-func startCentrifugo(ctx context.Context, bin, fakeURL string, verbose bool, logf func(string, ...any)) (*target, error) {
+func startCentrifugo(ctx context.Context, bin, fakeURL, publish string, verbose bool, logf func(string, ...any)) (*target, error) {
 	tmp, err := os.MkdirTemp("", "centrifugo-bench-")
 	if err != nil {
 		return nil, err
@@ -277,7 +277,7 @@ func startCentrifugo(ctx context.Context, bin, fakeURL string, verbose bool, log
 		return nil, fmt.Errorf("centrifugo did not become healthy: %w\n%s", err, lastLines(tail, 20))
 	}
 	pub, addr, err := startSelfEnv([]string{"BENCH_CENTRIFUGO_API_KEY=" + apiKey},
-		"-internal-centrifugo-publisher", "-internal-fake-url", fakeURL, "-target", base+"/api")
+		"-internal-centrifugo-publisher", "-internal-fake-url", fakeURL, "-target", base+"/api", "-centrifugo-publish", publish)
 	if err != nil {
 		return nil, fmt.Errorf("centrifugo publisher: %w", err)
 	}
@@ -314,13 +314,25 @@ func childEnv(prefixes ...string) []string {
 // publisher is the application backend in front of Centrifugo: on POST
 // /send?channel=C it streams the fake provider's reply (the same HTTP+SSE
 // call Chatbox and the baseline make) and publishes each chunk as one
-// publication to C through the server HTTP API, in order, each waiting for
-// the API's answer; the publication's data is the baseline's delta JSON, then
-// the final message, so the clients read Centrifugo's pushes exactly as
-// Chatbox's frames. GET /stats counts publications and failures.
+// publication to C through the server HTTP API, in order; the publication's
+// data is the baseline's delta JSON, then the final message, so the clients
+// read Centrifugo's pushes exactly as Chatbox's frames. GET /stats counts
+// publications and failures.
+//
+// Mode "each" (-centrifugo-publish each, the default) is one POST
+// /api/publish per publication, the stream waiting for its answer before the
+// next. Mode "batch" is a backend that batches: every publication queued
+// while the previous request was out, from all streams, goes in one POST
+// /api/batch (sequential, so each channel's order holds), one request in
+// flight at a time.
 type publisher struct {
 	fakeURL, apiURL, apiKey string
 	fake, api               *http.Client
+	batch                   bool
+
+	qmu   sync.Mutex
+	queue [][]byte      // batch: publish commands waiting
+	wake  chan struct{} // batch: something was queued
 
 	mu        sync.Mutex
 	streaming map[string]bool
@@ -330,13 +342,21 @@ type publisher struct {
 	firstErr          atomic.Pointer[string]
 }
 
-func newPublisher(fakeURL, apiURL, apiKey string) *publisher {
-	return &publisher{
+// publishModes are the values of -centrifugo-publish.
+var publishModes = []string{"each", "batch"}
+
+func newPublisher(fakeURL, apiURL, apiKey, mode string) *publisher {
+	p := &publisher{
 		fakeURL: fakeURL, apiURL: strings.TrimSuffix(apiURL, "/"), apiKey: apiKey,
 		fake:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096}},
 		api:       &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096}, Timeout: 30 * time.Second},
 		streaming: map[string]bool{}, seq: map[string]int64{},
+		batch: mode == "batch", wake: make(chan struct{}, 1),
 	}
+	if p.batch {
+		go p.batchLoop()
+	}
+	return p
 }
 
 func (p *publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -397,35 +417,98 @@ func (p *publisher) stream(ch string, seq int64, text string) {
 	p.publish(body[:0], ch, data)
 }
 
-// publish posts one publication and waits for the API's answer; body is a
-// reusable buffer, returned.
+// publish posts one publication and waits for the API's answer (batch:
+// queues it); body is a reusable buffer, returned.
 func (p *publisher) publish(body []byte, ch string, data []byte) []byte {
-	body = appendCentrifugoPublish(body, ch, data)
-	req, _ := http.NewRequest(http.MethodPost, p.apiURL+"/publish", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", p.apiKey)
-	resp, err := p.api.Do(req)
-	if err == nil {
-		var b [256]byte
-		n, _ := io.ReadFull(resp.Body, b[:])
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b[:n], []byte(`{"result"`)) {
-			err = fmt.Errorf("publish: %s %.200q", resp.Status, b[:n])
+	if p.batch {
+		cmd := appendCentrifugoPublish(append(make([]byte, 0, len(data)+64), `{"publish":`...), ch, data)
+		p.qmu.Lock()
+		p.queue = append(p.queue, append(cmd, '}'))
+		p.qmu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
 		}
-	}
-	if err != nil {
-		p.failed.Add(1)
-		msg := err.Error()
-		p.firstErr.CompareAndSwap(nil, &msg)
 		return body
 	}
-	p.published.Add(1)
+	body = appendCentrifugoPublish(body, ch, data)
+	b, err := p.post("/publish", body)
+	if err == nil && !bytes.HasPrefix(b, []byte(`{"result"`)) {
+		err = fmt.Errorf("publish: %.200q", b)
+	}
+	p.count(1, err)
 	return body
 }
 
+// batchLoop sends what is queued as one batch, then again, until the
+// process ends.
+func (p *publisher) batchLoop() {
+	var body []byte
+	for range p.wake {
+		p.qmu.Lock()
+		cmds := p.queue
+		p.queue = nil
+		p.qmu.Unlock()
+		if len(cmds) == 0 {
+			continue
+		}
+		body = appendCentrifugoBatch(body[:0], cmds)
+		b, err := p.post("/batch", body)
+		if err != nil {
+			p.count(len(cmds), err)
+			continue
+		}
+		failed := bytes.Count(b, []byte(`"error":`))
+		if failed > 0 {
+			p.count(failed, fmt.Errorf("batch: %.200q", b))
+		}
+		p.count(len(cmds)-failed, nil)
+	}
+}
+
+// appendCentrifugoBatch appends the body of POST /api/batch: the commands in
+// order, run one after another (not "parallel").
+func appendCentrifugoBatch(dst []byte, cmds [][]byte) []byte {
+	dst = append(dst, `{"commands":[`...)
+	for i, c := range cmds {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, c...)
+	}
+	return append(dst, "]}"...)
+}
+
+// post sends body to the API method and returns the start of the answer.
+func (p *publisher) post(method string, body []byte) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, p.apiURL+method, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", p.apiKey)
+	resp, err := p.api.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s %.200q", method, resp.Status, b)
+	}
+	return b, nil
+}
+
+// count records n publications accepted (err nil) or failed.
+func (p *publisher) count(n int, err error) {
+	if err != nil {
+		p.failed.Add(int64(n))
+		msg := err.Error()
+		p.firstErr.CompareAndSwap(nil, &msg)
+		return
+	}
+	p.published.Add(int64(n))
+}
+
 // runPublisherChild is the hidden -internal-centrifugo-publisher mode.
-func runPublisherChild(ctx context.Context, fakeURL, apiURL string, out io.Writer) error {
+func runPublisherChild(ctx context.Context, fakeURL, apiURL, mode string, out io.Writer) error {
 	raiseNoFile()
 	key := os.Getenv("BENCH_CENTRIFUGO_API_KEY")
 	if key == "" {
@@ -435,7 +518,7 @@ func runPublisherChild(ctx context.Context, fakeURL, apiURL string, out io.Write
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newPublisher(fakeURL, apiURL, key)}
+	srv := &http.Server{Handler: newPublisher(fakeURL, apiURL, key, mode)}
 	go srv.Serve(ln)
 	defer srv.Close()
 	fmt.Fprintf(out, "LISTEN %s\n", ln.Addr())
@@ -472,4 +555,12 @@ func (t *target) publisherStats() publisherStats {
 	defer resp.Body.Close()
 	json.NewDecoder(resp.Body).Decode(&st)
 	return st
+}
+
+// publishLabel says in the report how publications reached the API.
+func publishLabel(mode string) string {
+	if mode == "batch" {
+		return "batch: what is queued goes in one POST /api/batch, one request in flight"
+	}
+	return "each: one POST /api/publish per token, in order per stream"
 }

@@ -200,6 +200,7 @@ func TestCentrifugoFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-scenario", "churn", "-centrifugo"},
 		{"-scenario", "idle", "-only", "centrifugo"},
+		{"-scenario", "fanout", "-centrifugo", "-centrifugo-publish", "grpc"},
 	} {
 		if _, _, err := parseFlags(args, &sb); err == nil {
 			t.Errorf("%q accepted", args)
@@ -210,8 +211,14 @@ func TestCentrifugoFlags(t *testing.T) {
 // The publisher streams the fake provider's reply into the HTTP API, one
 // publication per token and in order, then the final message; a second send
 // to a channel while its reply streams is refused. Against a stand-in for
-// Centrifugo's API in this process.
+// Centrifugo's API in this process, in both modes.
 func TestPublisher(t *testing.T) {
+	for _, mode := range publishModes {
+		t.Run(mode, func(t *testing.T) { testPublisher(t, mode) })
+	}
+}
+
+func testPublisher(t *testing.T, mode string) {
 	fake, err := startFake(stampedReply(5), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -224,16 +231,37 @@ func TestPublisher(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/publish" || r.Header.Get("X-API-Key") != "k3y" {
+		want := map[string]string{"each": "/api/publish", "batch": "/api/batch"}[mode]
+		if r.URL.Path != want || r.Header.Get("X-API-Key") != "k3y" {
 			http.Error(w, `{"error":{"code":101}}`, http.StatusUnauthorized)
 			return
 		}
 		<-release // hold the first publication until the test lets it go
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		bodies = append(bodies, string(b))
-		mu.Unlock()
-		io.WriteString(w, `{"result":{}}`)
+		defer mu.Unlock()
+		if mode == "each" {
+			bodies = append(bodies, string(b))
+			io.WriteString(w, `{"result":{}}`)
+			return
+		}
+		var batch struct {
+			Commands []struct{ Publish json.RawMessage }
+			Parallel bool
+		}
+		if err := json.Unmarshal(b, &batch); err != nil || batch.Parallel {
+			http.Error(w, "bad batch", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, `{"replies":[`)
+		for i, c := range batch.Commands {
+			bodies = append(bodies, string(c.Publish))
+			if i > 0 {
+				io.WriteString(w, ",")
+			}
+			io.WriteString(w, `{"publish":{}}`)
+		}
+		io.WriteString(w, `]}`)
 	}))
 	defer api.Close()
 	defer once.Do(func() { close(release) })
@@ -241,7 +269,7 @@ func TestPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPublisher(fake.URL, api.URL+"/api", "k3y")
+	p := newPublisher(fake.URL, api.URL+"/api", "k3y", mode)
 	srv := &http.Server{Handler: p}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -250,8 +278,11 @@ func TestPublisher(t *testing.T) {
 	if err := tg.centrifugoSend("u1", "go"); err != nil {
 		t.Fatal(err)
 	}
-	if err := tg.centrifugoSend("u1", "go"); err == nil || !strings.Contains(err.Error(), "409") {
-		t.Errorf("second send while streaming: %v, want 409 busy", err)
+	if mode == "each" {
+		// The first publication is held, so the reply is still streaming.
+		if err := tg.centrifugoSend("u1", "go"); err == nil || !strings.Contains(err.Error(), "409") {
+			t.Errorf("second send while streaming: %v, want 409 busy", err)
+		}
 	}
 	once.Do(func() { close(release) })
 
@@ -351,7 +382,7 @@ func TestCentrifugoAgainstBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fake.Close()
-	cent, err := startCentrifugo(ctx, bin, fake.URL, false, t.Logf)
+	cent, err := startCentrifugo(ctx, bin, fake.URL, "each", false, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

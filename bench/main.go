@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,7 @@ type config struct {
 	Sync        string
 	Baseline    bool
 	Centrifugo  centrifugoFlag
+	CentPublish string
 	Only        string
 	Conns       int
 	PerProcess  int
@@ -83,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.Sync, "sync", "", "self-start: the embedded store's storage.sync (normal or full; default: the server's own default)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
 	fs.Var(&c.Centrifugo, "centrifugo", "idle, fanout: also measure Centrifugo "+centrifugoVersion+" in the same run: bare -centrifugo builds it once into the user cache dir with go install (not a dependency of this module); -centrifugo=PATH runs a prebuilt binary")
+	fs.StringVar(&c.CentPublish, "centrifugo-publish", "each", "with -centrifugo: how the publisher feeds Centrifugo's HTTP API: each (one POST /api/publish per token, waiting for its answer) or batch (what is queued goes in one POST /api/batch, one request in flight)")
 	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox, baseline or centrifugo (baseline alone calibrates the machine and the harness; centrifugo needs -centrifugo)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold; soak: connections, one user each (default 5000)")
 	fs.IntVar(&c.PerProcess, "conns-per-process", 0, "idle: connections per client process; more are spread over worker processes (default: open-file limit - 500)")
@@ -144,6 +147,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	}
 	if c.Centrifugo.v != "" && c.Scenario != "idle" && c.Scenario != "fanout" {
 		return nil, nil, fmt.Errorf("-centrifugo: the Centrifugo peer is measured in idle and fanout, not %s", c.Scenario)
+	}
+	if !slices.Contains(publishModes, c.CentPublish) {
+		return nil, nil, fmt.Errorf("-centrifugo-publish %q: want each or batch", c.CentPublish)
 	}
 	if c.Only == "centrifugo" && c.Centrifugo.v == "" {
 		return nil, nil, errors.New("-only centrifugo needs -centrifugo (to build it) or -centrifugo=PATH")
@@ -244,7 +250,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case in.publisher:
-		if err := runPublisherChild(ctx, in.fakeURL, cfg.Target, stdout); err != nil {
+		if err := runPublisherChild(ctx, in.fakeURL, cfg.Target, cfg.CentPublish, stdout); err != nil {
 			fmt.Fprintln(stderr, "centrifugo publisher:", err)
 			return 1
 		}
@@ -316,14 +322,14 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 			return nil, err
 		}
 		e.logf("starting centrifugo %s", bin)
-		if e.cent, err = startCentrifugo(ctx, bin, fake.URL, cfg.Verbose, e.logf); err != nil {
+		if e.cent, err = startCentrifugo(ctx, bin, fake.URL, cfg.CentPublish, cfg.Verbose, e.logf); err != nil {
 			return nil, err
 		}
 		e.logf("centrifugo at %s, pid %d; metrics: %s", e.cent.URL, e.cent.PID, e.cent.MetricsSource)
 		if cfg.Centrifugo.v == "build" {
-			e.note("centrifugo: %s@%s built with go install (a development build: it reports version 0.0.0), run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API from the harness's publisher process (its CPU is publisher_cpu_percent)", centrifugoModule, centrifugoVersion)
+			e.note("centrifugo: %s@%s built with go install (a development build: it reports version 0.0.0), run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API (%s) from the harness's publisher process (its CPU is publisher_cpu_percent)", centrifugoModule, centrifugoVersion, publishLabel(cfg.CentPublish))
 		} else {
-			e.note("centrifugo: prebuilt binary %s, run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API from the harness's publisher process (its CPU is publisher_cpu_percent)", bin)
+			e.note("centrifugo: prebuilt binary %s, run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API (%s) from the harness's publisher process (its CPU is publisher_cpu_percent)", bin, publishLabel(cfg.CentPublish))
 		}
 	}
 	if cfg.Only == "baseline" || cfg.Only == "centrifugo" {

@@ -100,7 +100,7 @@ func flagValue(cfg *config, name string) string {
 		"requests": cfg.Requests, "concurrency": cfg.Concurrency, "duration": cfg.Duration,
 		"warmup": cfg.Warmup, "timeout": cfg.Timeout, "baseline": cfg.Baseline, "instrument": cfg.Instrument,
 		"conns-per-process": cfg.PerProcess, "chatbox-bin": cfg.ChatboxBin, "pid": cfg.PID,
-		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "centrifugo": cfg.Centrifugo.v, "store": cfg.Store, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
+		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "centrifugo": cfg.Centrifugo.v, "centrifugo-publish": cfg.CentPublish, "store": cfg.Store, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
 	}
 	if v, ok := m[name]; ok {
 		return fmt.Sprint(v)
