@@ -186,7 +186,7 @@ func (r *Report) finish(e *env, took time.Duration) {
 		r.Targets = append(r.Targets, ch)
 		if p, ok := pick(r.Idle, "centrifugo"); ok && c.RSSPerConnKiB != nil && p.RSSPerConnKiB != nil && *p.RSSPerConnKiB > 0 {
 			r.Targets = append(r.Targets, Check{Name: "idle memory vs Centrifugo", Goal: "≤ 0.15× Centrifugo's RSS per idle connection, same clients, same run",
-				Measured: fmt.Sprintf("%.2f× (%.1f vs %.1f KiB)", *c.RSSPerConnKiB / *p.RSSPerConnKiB, *c.RSSPerConnKiB, *p.RSSPerConnKiB),
+				Measured: fmt.Sprintf("%.3f× (%.2f vs %.2f KiB)", *c.RSSPerConnKiB / *p.RSSPerConnKiB, *c.RSSPerConnKiB, *p.RSSPerConnKiB),
 				Met:      met(*c.RSSPerConnKiB <= 0.15**p.RSSPerConnKiB)})
 		}
 	}
