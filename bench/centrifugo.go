@@ -321,18 +321,15 @@ func childEnv(prefixes ...string) []string {
 //
 // Mode "each" (-centrifugo-publish each, the default) is one POST
 // /api/publish per publication, the stream waiting for its answer before the
-// next. Mode "batch" is a backend that batches: every publication queued
-// while the previous request was out, from all streams, goes in one POST
-// /api/batch (sequential, so each channel's order holds), one request in
-// flight at a time.
+// next. Mode "batch" is a backend that batches: channels are spread over
+// batchShards queues by a hash of their name; every publication queued while
+// its queue's previous request was out goes in one POST /api/batch
+// (sequential, so each channel's order holds), one request in flight per
+// queue.
 type publisher struct {
 	fakeURL, apiURL, apiKey string
 	fake, api               *http.Client
-	batch                   bool
-
-	qmu   sync.Mutex
-	queue [][]byte      // batch: publish commands waiting
-	wake  chan struct{} // batch: something was queued
+	shards                  []*batchShard // batch mode only
 
 	mu        sync.Mutex
 	streaming map[string]bool
@@ -345,18 +342,40 @@ type publisher struct {
 // publishModes are the values of -centrifugo-publish.
 var publishModes = []string{"each", "batch"}
 
+// batchShards is how many batch requests may be out at once (mode batch).
+const batchShards = 4
+
+// batchShard is one queue of publish commands and its sender.
+type batchShard struct {
+	mu    sync.Mutex
+	queue [][]byte      // publish commands waiting
+	wake  chan struct{} // something was queued
+}
+
 func newPublisher(fakeURL, apiURL, apiKey, mode string) *publisher {
 	p := &publisher{
 		fakeURL: fakeURL, apiURL: strings.TrimSuffix(apiURL, "/"), apiKey: apiKey,
 		fake:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096}},
 		api:       &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096}, Timeout: 30 * time.Second},
 		streaming: map[string]bool{}, seq: map[string]int64{},
-		batch: mode == "batch", wake: make(chan struct{}, 1),
 	}
-	if p.batch {
-		go p.batchLoop()
+	if mode == "batch" {
+		for range batchShards {
+			sh := &batchShard{wake: make(chan struct{}, 1)}
+			p.shards = append(p.shards, sh)
+			go p.batchLoop(sh)
+		}
 	}
 	return p
+}
+
+// shard is the queue of channel ch (FNV-1a of its name).
+func (p *publisher) shard(ch string) *batchShard {
+	h := uint32(2166136261)
+	for i := 0; i < len(ch); i++ {
+		h = (h ^ uint32(ch[i])) * 16777619
+	}
+	return p.shards[h%uint32(len(p.shards))]
 }
 
 func (p *publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -420,13 +439,14 @@ func (p *publisher) stream(ch string, seq int64, text string) {
 // publish posts one publication and waits for the API's answer (batch:
 // queues it); body is a reusable buffer, returned.
 func (p *publisher) publish(body []byte, ch string, data []byte) []byte {
-	if p.batch {
+	if p.shards != nil {
 		cmd := appendCentrifugoPublish(append(make([]byte, 0, len(data)+64), `{"publish":`...), ch, data)
-		p.qmu.Lock()
-		p.queue = append(p.queue, append(cmd, '}'))
-		p.qmu.Unlock()
+		sh := p.shard(ch)
+		sh.mu.Lock()
+		sh.queue = append(sh.queue, append(cmd, '}'))
+		sh.mu.Unlock()
 		select {
-		case p.wake <- struct{}{}:
+		case sh.wake <- struct{}{}:
 		default:
 		}
 		return body
@@ -440,15 +460,15 @@ func (p *publisher) publish(body []byte, ch string, data []byte) []byte {
 	return body
 }
 
-// batchLoop sends what is queued as one batch, then again, until the
+// batchLoop sends what is queued in sh as one batch, then again, until the
 // process ends.
-func (p *publisher) batchLoop() {
+func (p *publisher) batchLoop(sh *batchShard) {
 	var body []byte
-	for range p.wake {
-		p.qmu.Lock()
-		cmds := p.queue
-		p.queue = nil
-		p.qmu.Unlock()
+	for range sh.wake {
+		sh.mu.Lock()
+		cmds := sh.queue
+		sh.queue = nil
+		sh.mu.Unlock()
 		if len(cmds) == 0 {
 			continue
 		}
@@ -560,7 +580,7 @@ func (t *target) publisherStats() publisherStats {
 // publishLabel says in the report how publications reached the API.
 func publishLabel(mode string) string {
 	if mode == "batch" {
-		return "batch: what is queued goes in one POST /api/batch, one request in flight"
+		return "batch: channels over 4 queues, what a queue holds goes in one POST /api/batch, one request in flight per queue"
 	}
 	return "each: one POST /api/publish per token, in order per stream"
 }

@@ -85,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.Sync, "sync", "", "self-start: the embedded store's storage.sync (normal or full; default: the server's own default)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
 	fs.Var(&c.Centrifugo, "centrifugo", "idle, fanout: also measure Centrifugo "+centrifugoVersion+" in the same run: bare -centrifugo builds it once into the user cache dir with go install (not a dependency of this module); -centrifugo=PATH runs a prebuilt binary")
-	fs.StringVar(&c.CentPublish, "centrifugo-publish", "each", "with -centrifugo: how the publisher feeds Centrifugo's HTTP API: each (one POST /api/publish per token, waiting for its answer) or batch (what is queued goes in one POST /api/batch, one request in flight)")
+	fs.StringVar(&c.CentPublish, "centrifugo-publish", "each", "with -centrifugo: how the publisher feeds Centrifugo's HTTP API: each (one POST /api/publish per token, waiting for its answer) or batch (4 queues by channel; what a queue holds goes in one POST /api/batch, one request in flight per queue)")
 	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox, baseline or centrifugo (baseline alone calibrates the machine and the harness; centrifugo needs -centrifugo)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold; soak: connections, one user each (default 5000)")
 	fs.IntVar(&c.PerProcess, "conns-per-process", 0, "idle: connections per client process; more are spread over worker processes (default: open-file limit - 500)")
