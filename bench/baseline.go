@@ -189,47 +189,15 @@ func (b *baselineServer) command(g *bgroup, c *bconn, p []byte) {
 // stream calls the fake provider and broadcasts each chunk as a delta.
 func (b *baselineServer) stream(g *bgroup, sid string, seq int64, text string) {
 	msgID := newHexID()
-	body, _ := json.Marshal(map[string]any{
-		"model": "fake", "stream": true,
-		"messages": []map[string]string{{"role": "user", "content": text}},
-	})
-	resp, err := b.client.Post(b.fakeURL+"/chat/completions", "application/json", bytes.NewReader(body))
 	status := "complete"
-	var reply []byte
+	var reply, frame []byte
+	err := streamFake(b.client, b.fakeURL, text, func(piece string) {
+		frame = appendDeltaFrame(frame[:0], sid, msgID, seq, len(reply), piece)
+		reply = append(reply, piece...)
+		g.broadcast(frame)
+	})
 	if err != nil {
 		status = "failed"
-	} else {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		var chunk struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		var frame []byte
-		for sc.Scan() {
-			data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
-			if !ok {
-				continue
-			}
-			if string(data) == "[DONE]" {
-				break
-			}
-			chunk.Choices = chunk.Choices[:0]
-			if json.Unmarshal(data, &chunk) != nil || len(chunk.Choices) == 0 || chunk.Choices[0].Delta.Content == "" {
-				continue
-			}
-			piece := chunk.Choices[0].Delta.Content
-			frame = appendDeltaFrame(frame[:0], sid, msgID, seq, len(reply), piece)
-			reply = append(reply, piece...)
-			g.broadcast(frame)
-		}
-		if sc.Err() != nil {
-			status = "failed"
-		}
 	}
 	// Free the group before the final message, as Chatbox does: its
 	// sender answers that message with the next send at once.
@@ -237,6 +205,48 @@ func (b *baselineServer) stream(g *bgroup, sid string, seq int64, text string) {
 	g.streaming = false
 	g.mu.Unlock()
 	g.broadcast(encodeFrame(fmt.Appendf(nil, `{"type":"message","session_id":"%s","message":{"id":"%s","seq":%d,"role":"assistant","author":"Fake","text":%s,"status":"%s"}}`, sid, msgID, seq, jsonQuote(string(reply)), status)))
+}
+
+// streamFake makes the call Chatbox makes to the fake provider (a streamed
+// chat completion of text) and calls piece with each chunk's content, in
+// order, as its SSE event arrives.
+func streamFake(client *http.Client, fakeURL, text string, piece func(string)) error {
+	body, _ := json.Marshal(map[string]any{
+		"model": "fake", "stream": true,
+		"messages": []map[string]string{{"role": "user", "content": text}},
+	})
+	resp, err := client.Post(fakeURL+"/chat/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var chunk struct {
+		Choices []struct {
+			Delta struct {
+				Content string `json:"content"`
+			} `json:"delta"`
+		} `json:"choices"`
+	}
+	for sc.Scan() {
+		data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+		if !ok {
+			continue
+		}
+		if string(data) == "[DONE]" {
+			break
+		}
+		// Unmarshal reuses the slice's element without zeroing it: clear
+		// it, or the final chunk ("delta":{}) repeats the last token.
+		clear(chunk.Choices[:cap(chunk.Choices)])
+		chunk.Choices = chunk.Choices[:0]
+		if json.Unmarshal(data, &chunk) != nil || len(chunk.Choices) == 0 || chunk.Choices[0].Delta.Content == "" {
+			continue
+		}
+		piece(chunk.Choices[0].Delta.Content)
+	}
+	return sc.Err()
 }
 
 // broadcast writes one encoded frame to every connection of the group.
@@ -280,7 +290,12 @@ func appendFrame(dst, payload []byte) []byte {
 // JSON has the same shape as Chatbox's.
 func appendDeltaFrame(dst []byte, sid, msgID string, seq int64, offset int, text string) []byte {
 	var js [512]byte
-	p := append(js[:0], `{"type":"delta","session_id":"`...)
+	return appendFrame(dst, appendDeltaJSON(js[:0], sid, msgID, seq, offset, text))
+}
+
+// appendDeltaJSON appends a delta event's JSON, Chatbox's shape, to p.
+func appendDeltaJSON(p []byte, sid, msgID string, seq int64, offset int, text string) []byte {
+	p = append(p, `{"type":"delta","session_id":"`...)
 	p = append(p, sid...)
 	p = append(p, `","message_id":"`...)
 	p = append(p, msgID...)
@@ -290,8 +305,7 @@ func appendDeltaFrame(dst []byte, sid, msgID string, seq int64, offset int, text
 	p = strconv.AppendInt(p, int64(offset), 10)
 	p = append(p, `,"text":`...)
 	p = strconv.AppendQuote(p, text) // tokens are ASCII: the same bytes as JSON
-	p = append(p, '}')
-	return appendFrame(dst, p)
+	return append(p, '}')
 }
 
 func jsonQuote(s string) string {

@@ -56,7 +56,7 @@ type burstConn struct {
 func runBurst(ctx context.Context, e *env, t *target, o burstOptions) burstResult {
 	r := burstResult{Users: o.Users, TokensPerReply: o.Tokens, TokenDelayMS: float64(o.TokenDelay) / 1e6, ErrorEvents: map[string]int{}}
 	e.fake.Set(stampedReply(o.Tokens), o.TokenDelay)
-	clients, errs := connectUsers(ctx, t, o.Users, o.Parallel, fmt.Sprintf("burst-%s-", e.runID), false)
+	clients, errs := connectUsers(ctx, t, o.Users, o.Parallel, fmt.Sprintf("burst-%s-", e.runID), false, 0, 1)
 	r.Connected, r.ConnectFailures, r.FirstErrors = len(clients), errs.n, errs.first
 	e.logf("burst: %d/%d users connected", r.Connected, o.Users)
 	if len(clients) == 0 || ctx.Err() != nil {

@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -61,12 +62,19 @@ func (c *child) Exited() bool {
 // startSelf re-executes this binary with args (a hidden -internal-* mode)
 // as a child and waits for the first line it prints, "LISTEN addr...". It
 // returns the child and what follows LISTEN; later output is discarded.
-func startSelf(args ...string) (*child, string, error) {
+func startSelf(args ...string) (*child, string, error) { return startSelfEnv(nil, args...) }
+
+// startSelfEnv is startSelf with extra environment variables (secrets that
+// should not show on a command line).
+func startSelfEnv(env []string, args ...string) (*child, string, error) {
 	self, err := selfExecutable()
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := execCommand(self, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err

@@ -39,6 +39,9 @@ type fanoutResult struct {
 	OfferedFramesSec float64        `json:"offered_frames_per_sec"`
 	Frames           int64          `json:"delta_frames"`
 	FramesPerSec     float64        `json:"delta_frames_per_sec"`
+	WSFramesPerSec   *float64       `json:"ws_frames_per_sec,omitempty"`     // centrifugo: WebSocket frames, each with one or more publications
+	Published        *int64         `json:"publications_accepted,omitempty"` // centrifugo: by its HTTP API, whole run
+	PublishFailures  *int64         `json:"publish_failures,omitempty"`
 	Tokens           int64          `json:"tokens"`
 	TokensPerSec     float64        `json:"tokens_per_sec"`
 	Coalescing       float64        `json:"coalescing_tokens_per_frame"`
@@ -63,7 +66,8 @@ type device struct {
 	sender bool
 
 	lag         Histogram
-	frames      int64
+	frames      int64 // delta events (centrifugo: publications)
+	wsFrames    int64 // centrifugo: WebSocket frames
 	tokens      int64
 	gaps        int64
 	curMsg      []byte
@@ -74,6 +78,7 @@ type device struct {
 	// sender state
 	session []byte
 	sends   int
+	userID  string // centrifugo: whose channel the publisher streams to
 }
 
 func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutResult {
@@ -96,8 +101,13 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 	devs := make([]*device, 0, r.Streams)
 	for i, c := range conns {
 		if c != nil {
-			devs = append(devs, &device{c: c, user: i / o.Devices, sender: i%o.Devices == 0, errs: map[string]int{}})
+			devs = append(devs, &device{c: c, user: i / o.Devices, sender: i%o.Devices == 0, errs: map[string]int{},
+				userID: prefix + strconv.Itoa(i/o.Devices)})
 		}
+	}
+	var pub0 publisherStats
+	if t.proto == protoCentrifugo {
+		pub0 = t.publisherStats()
 	}
 	r.Connected, r.ConnectFailures, r.FirstErrors = len(devs), errs.n, errs.first
 	e.logf("%s fanout: %d/%d devices connected", t.Name, r.Connected, r.Streams)
@@ -111,9 +121,19 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 	var replies atomic.Int64
 	var inflight sync.WaitGroup // replies started and not yet finished
 	stopSending := make(chan struct{})
+	var sendFailures atomic.Int64
 
 	send := func(d *device) {
 		d.sends++
+		if t.proto == protoCentrifugo {
+			// the application's backend, not the server, starts a reply
+			inflight.Add(1)
+			if err := t.centrifugoSend(d.userID, "go"); err != nil {
+				sendFailures.Add(1)
+				inflight.Done()
+			}
+			return
+		}
 		var b []byte
 		if d.session == nil {
 			b = fmt.Appendf(nil, `{"type":"send","id":"f%d-%d","text":"go"}`, d.user, d.sends)
@@ -130,7 +150,11 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			d.read(ws, we, func(ok bool) {
+			read := d.read
+			if t.proto == protoCentrifugo {
+				read = d.readCentrifugo
+			}
+			read(ws, we, func(ok bool) {
 				// the end of a reply (or a refused send), seen by its sender
 				if ok {
 					replies.Add(1)
@@ -214,10 +238,15 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 
 	// Aggregate.
 	var lag Histogram
+	var wsFrames int64
 	r.ErrorEvents = map[string]int{}
+	if n := sendFailures.Load(); n > 0 {
+		r.ErrorEvents["send_failed"] = int(n)
+	}
 	for _, d := range devs {
 		lag.Merge(&d.lag)
 		r.Frames += d.frames
+		wsFrames += d.wsFrames
 		r.Tokens += d.tokens
 		r.Gaps += d.gaps
 		for k, v := range d.errs {
@@ -232,6 +261,14 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 	r.WindowSeconds = round(win, 2)
 	r.FramesPerSec = round(float64(r.Frames)/o.Duration.Seconds(), 0)
 	r.TokensPerSec = round(float64(r.Tokens)/o.Duration.Seconds(), 0)
+	if t.proto == protoCentrifugo {
+		r.WSFramesPerSec = ptr(round(float64(wsFrames)/o.Duration.Seconds(), 0))
+		pub1 := t.publisherStats()
+		r.Published, r.PublishFailures = ptr(pub1.Published-pub0.Published), ptr(pub1.Failed-pub0.Failed)
+		if pub1.FirstError != "" {
+			e.note("centrifugo publisher: first failed publication: %s", pub1.FirstError)
+		}
+	}
 	if r.Frames > 0 {
 		r.Coalescing = round(float64(r.Tokens)/float64(r.Frames), 3)
 	}
@@ -267,38 +304,73 @@ func (d *device) read(ws, we int64, onReply func(ok bool)) {
 			return
 		}
 		buf = f[:0]
+		d.event(f, time.Now().UnixNano(), ws, we, onReply)
+	}
+}
+
+// readCentrifugo is read for Centrifugo's JSON protocol: each frame holds
+// one or more newline-separated messages; a publication's data is an event
+// of Chatbox's shape (the publisher's), handled like a Chatbox frame; an
+// empty message is the server's ping, answered with an empty message.
+func (d *device) readCentrifugo(ws, we int64, onReply func(ok bool)) {
+	buf := make([]byte, 0, 16<<10)
+	for {
+		f, err := d.c.ReadMessage(buf)
+		if err != nil {
+			if err == errClosedByPeer {
+				d.disconnects++
+			}
+			return
+		}
+		buf = f[:0]
 		now := time.Now().UnixNano()
-		switch readType(f) {
-		case "delta":
-			text := jsonField(f, "text")
-			off := atoi(jsonField(f, "offset"))
-			msg := jsonField(f, "message_id")
-			if !bytes.Equal(msg, d.curMsg) {
-				d.curMsg = append(d.curMsg[:0], msg...)
-				d.nextOffset = 0
+		if now >= ws && now < we {
+			d.wsFrames++
+		}
+		eachCentrifugoMessage(f, func(msg []byte) {
+			if _, data, ok := centrifugoPubData(msg); ok {
+				d.event(data, now, ws, we, onReply)
+			} else if string(msg) == "{}" {
+				d.c.WriteText([]byte("{}"))
+			} else if code, ok := centrifugoDisconnect(msg); ok {
+				d.errs["centrifugo_disconnect_"+code]++
 			}
-			if off != d.nextOffset {
-				d.gaps++
-			}
-			d.nextOffset = off + int64(len(text))
-			if now >= ws && now < we {
-				d.frames++
-				d.tokens += int64(eachStamp(text, func(ns int64) { d.lag.Record(now - ns) }))
-			}
-		case "ack":
-			if d.sender {
-				d.session = append(d.session[:0], jsonField(f, "session_id")...)
-			}
-		case "message":
-			if d.sender && bytes.Equal(jsonField(f, "role"), []byte("assistant")) {
-				onReply(true)
-			}
-		case "error":
-			d.errs[string(jsonField(f, "code"))]++
-			if d.sender && len(jsonField(f, "id")) > 0 {
-				time.Sleep(500 * time.Millisecond) // back off: the server refused a send
-				onReply(false)
-			}
+		})
+	}
+}
+
+// event handles one server event f (Chatbox's JSON shape) received at now.
+func (d *device) event(f []byte, now, ws, we int64, onReply func(ok bool)) {
+	switch readType(f) {
+	case "delta":
+		text := jsonField(f, "text")
+		off := atoi(jsonField(f, "offset"))
+		msg := jsonField(f, "message_id")
+		if !bytes.Equal(msg, d.curMsg) {
+			d.curMsg = append(d.curMsg[:0], msg...)
+			d.nextOffset = 0
+		}
+		if off != d.nextOffset {
+			d.gaps++
+		}
+		d.nextOffset = off + int64(len(text))
+		if now >= ws && now < we {
+			d.frames++
+			d.tokens += int64(eachStamp(text, func(ns int64) { d.lag.Record(now - ns) }))
+		}
+	case "ack":
+		if d.sender {
+			d.session = append(d.session[:0], jsonField(f, "session_id")...)
+		}
+	case "message":
+		if d.sender && bytes.Equal(jsonField(f, "role"), []byte("assistant")) {
+			onReply(true)
+		}
+	case "error":
+		d.errs[string(jsonField(f, "code"))]++
+		if d.sender && len(jsonField(f, "id")) > 0 {
+			time.Sleep(500 * time.Millisecond) // back off: the server refused a send
+			onReply(false)
 		}
 	}
 }

@@ -44,6 +44,8 @@ func figuresOf(s sample) figures {
 type idleResult struct {
 	Target            string   `json:"target"`
 	Conns             int      `json:"conns"`
+	Users             int      `json:"users"`
+	Devices           int      `json:"devices_per_user"`
 	Connected         int      `json:"connected"`
 	Failed            int      `json:"failed"`
 	FirstErrors       []string `json:"first_errors,omitempty"`
@@ -162,13 +164,7 @@ func connectMany(ctx context.Context, t *target, o connectOptions) (conns []*wsC
 				if i >= o.N || ctx.Err() != nil {
 					return
 				}
-				c, err := dialWS(ctx, opts, t.Token(o.User(i)))
-				if err == nil {
-					err = c.expectHello(time.Now().Add(10 * time.Second))
-					if err != nil {
-						c.conn.Close()
-					}
-				}
+				c, err := t.dialHello(ctx, opts, o.User(i))
 				if err != nil {
 					errs.add(err)
 					continue
@@ -184,18 +180,21 @@ func connectMany(ctx context.Context, t *target, o connectOptions) (conns []*wsC
 	return conns, errs
 }
 
-// connectUsers is connectMany with one user per connection,
-// prefix0..prefix(n-1), keeping only the connections that opened.
-func connectUsers(ctx context.Context, t *target, n, parallel int, prefix string, dropReaders bool) ([]*wsClient, *errSet) {
+// connectUsers is connectMany with devices connections per user (one
+// when devices < 2): connection i is a device of user
+// prefix+(first+i)/devices. It keeps only the connections that opened.
+func connectUsers(ctx context.Context, t *target, n, parallel int, prefix string, dropReaders bool, first, devices int) ([]*wsClient, *errSet) {
+	devices = max(devices, 1)
 	conns, errs := connectMany(ctx, t, connectOptions{
 		N: n, Parallel: parallel, DropReaders: dropReaders,
-		User: func(i int) string { return prefix + strconv.Itoa(i) },
+		User: func(i int) string { return prefix + strconv.Itoa((first+i)/devices) },
 	})
 	return slices.DeleteFunc(conns, func(c *wsClient) bool { return c == nil }), errs
 }
 
 type idleOptions struct {
 	Conns       int
+	Devices     int // connections per user; below 2 means one user per connection
 	Parallel    int
 	Hold        time.Duration
 	PerProcess  int // connections one client process holds; more means workers
@@ -203,7 +202,8 @@ type idleOptions struct {
 }
 
 func runIdle(ctx context.Context, e *env, t *target, o idleOptions) idleResult {
-	r := idleResult{Target: t.Name, Conns: o.Conns}
+	o.Devices = max(o.Devices, 1)
+	r := idleResult{Target: t.Name, Conns: o.Conns, Devices: o.Devices, Users: (o.Conns + o.Devices - 1) / o.Devices}
 	time.Sleep(500 * time.Millisecond)
 	before := t.Sample()
 	r.Before = figuresOf(before)
@@ -213,7 +213,7 @@ func runIdle(ctx context.Context, e *env, t *target, o idleOptions) idleResult {
 	h := &idleHolder{}
 	errs := &errSet{}
 	if o.Conns <= o.PerProcess {
-		h.conns, errs = connectUsers(ctx, t, o.Conns, o.Parallel, prefix, true)
+		h.conns, errs = connectUsers(ctx, t, o.Conns, o.Parallel, prefix, true, 0, o.Devices)
 		r.Connected = len(h.conns)
 		r.ClientProcesses = 1
 	} else {
@@ -271,7 +271,8 @@ func (e *env) idleWorkers(ctx context.Context, t *target, h *idleHolder, o idleO
 	for off := 0; off < o.Conns; off += o.PerProcess {
 		n := min(o.PerProcess, o.Conns-off)
 		cmd := execCommand(self, "-internal-idle-worker", "-target", t.URL, "-conns", fmt.Sprint(n),
-			"-concurrency", fmt.Sprint(o.Parallel), "-internal-prefix", fmt.Sprintf("%sw%d-", prefix, off))
+			"-concurrency", fmt.Sprint(o.Parallel), "-internal-prefix", prefix,
+			"-internal-first", fmt.Sprint(off), "-devices", fmt.Sprint(o.Devices), "-internal-proto", fmt.Sprint(int(t.proto)))
 		cmd.Env = append(os.Environ(), "BENCH_WORKER_SECRET="+string(t.Secret))
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
@@ -312,13 +313,15 @@ func (e *env) idleWorkers(ctx context.Context, t *target, h *idleHolder, o idleO
 
 // runIdleWorker is the hidden worker mode: connect, report, hold until the
 // parent closes stdin, close.
-func runIdleWorker(ctx context.Context, url string, n, parallel int, prefix string) error {
+// Its connections are numbered from first, devices to a user, as if the
+// parent had opened them.
+func runIdleWorker(ctx context.Context, url string, n, parallel int, prefix string, first, devices int, p proto) error {
 	raiseNoFile()
-	t := &target{Name: "worker", URL: url}
+	t := &target{Name: "worker", URL: url, proto: p}
 	if s := os.Getenv("BENCH_WORKER_SECRET"); s != "" {
 		t.Secret = []byte(s)
 	}
-	conns, errs := connectUsers(ctx, t, n, parallel, prefix, true)
+	conns, errs := connectUsers(ctx, t, n, parallel, prefix, true, first, devices)
 	b, _ := json.Marshal(map[string]any{"connected": len(conns), "failed": errs.n, "errors": errs.first})
 	fmt.Printf("CONNECTED %s\n", b)
 	h := &idleHolder{conns: conns}

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ type config struct {
 	Store       string
 	Sync        string
 	Baseline    bool
+	Centrifugo  centrifugoFlag
+	CentPublish string
 	Only        string
 	Conns       int
 	PerProcess  int
@@ -81,11 +84,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.StringVar(&c.Store, "store", "embedded", "self-start: embedded (the server's default store: no mongo_uri) or mongo (the MongoDB store against FerretDB, a stand-in the harness runs in a child process)")
 	fs.StringVar(&c.Sync, "sync", "", "self-start: the embedded store's storage.sync (normal or full; default: the server's own default)")
 	fs.BoolVar(&c.Baseline, "baseline", true, "also measure the raw gobwas/ws baseline server in the same run (never for ttft)")
-	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox or baseline (baseline alone calibrates the machine and the harness)")
+	fs.Var(&c.Centrifugo, "centrifugo", "idle, fanout: also measure Centrifugo "+centrifugoVersion+" in the same run: bare -centrifugo builds it once into the user cache dir with go install (not a dependency of this module); -centrifugo=PATH runs a prebuilt binary")
+	fs.StringVar(&c.CentPublish, "centrifugo-publish", "each", "with -centrifugo: how the publisher feeds Centrifugo's HTTP API: each (one POST /api/publish per token, waiting for its answer) or batch (4 queues by channel; what a queue holds goes in one POST /api/batch, one request in flight per queue)")
+	fs.StringVar(&c.Only, "only", "", "measure only this server: chatbox, baseline or centrifugo (baseline alone calibrates the machine and the harness; centrifugo needs -centrifugo)")
 	fs.IntVar(&c.Conns, "conns", 2000, "idle: connections to hold; soak: connections, one user each (default 5000)")
 	fs.IntVar(&c.PerProcess, "conns-per-process", 0, "idle: connections per client process; more are spread over worker processes (default: open-file limit - 500)")
 	fs.IntVar(&c.Users, "users", 0, "fanout: users (default 250); ttft: connections, one user each (default 50); churn: distinct users (default 1000); burst: users sending at once (default 300)")
-	fs.IntVar(&c.Devices, "devices", 4, "fanout: connections (devices) per user")
+	fs.IntVar(&c.Devices, "devices", 4, "fanout: connections (devices) per user; idle: likewise (default 1: one user per connection)")
 	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50; soak: default 20)")
 	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout, soak: the fake provider's pause before each token")
 	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop); soak: sends per second, all connections together (default 20)")
@@ -105,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.BoolVar(&in.fake, "internal-fake-server", false, "")
 	fs.StringVar(&in.prefix, "internal-prefix", "", "")
 	fs.StringVar(&in.standIn, "internal-mongo-standin", "", "")
+	fs.BoolVar(&in.publisher, "internal-centrifugo-publisher", false, "")
+	fs.IntVar(&in.first, "internal-first", 0, "")
+	fs.IntVar(&in.proto, "internal-proto", 0, "")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench -scenario %s [flags]\n", strings.ReplaceAll(scenarios, ", ", "|"))
 		fs.VisitAll(func(f *flag.Flag) {
@@ -123,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	}
 	c.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
-	if in.baseline || in.idleWorker || in.fake || in.standIn != "" {
+	if in.baseline || in.idleWorker || in.fake || in.standIn != "" || in.publisher {
 		return c, in, nil
 	}
 	switch c.Scenario {
@@ -134,8 +142,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	default:
 		return nil, nil, fmt.Errorf("-scenario %q: want one of %s", c.Scenario, scenarios)
 	}
-	if c.Only != "" && c.Only != "chatbox" && c.Only != "baseline" {
-		return nil, nil, fmt.Errorf("-only %q: want chatbox or baseline", c.Only)
+	if c.Only != "" && c.Only != "chatbox" && c.Only != "baseline" && c.Only != "centrifugo" {
+		return nil, nil, fmt.Errorf("-only %q: want chatbox, baseline or centrifugo", c.Only)
+	}
+	if c.Centrifugo.v != "" && c.Scenario != "idle" && c.Scenario != "fanout" {
+		return nil, nil, fmt.Errorf("-centrifugo: the Centrifugo peer is measured in idle and fanout, not %s", c.Scenario)
+	}
+	if !slices.Contains(publishModes, c.CentPublish) {
+		return nil, nil, fmt.Errorf("-centrifugo-publish %q: want each or batch", c.CentPublish)
+	}
+	if c.Only == "centrifugo" && c.Centrifugo.v == "" {
+		return nil, nil, errors.New("-only centrifugo needs -centrifugo (to build it) or -centrifugo=PATH")
 	}
 	if c.Store != "embedded" && c.Store != "mongo" {
 		return nil, nil, fmt.Errorf("-store %q: want embedded or mongo", c.Store)
@@ -164,6 +181,9 @@ type internalFlags struct {
 	fake       bool
 	baseline   bool
 	idleWorker bool
+	publisher  bool // the Centrifugo publisher (-target is its API URL)
+	first      int  // idle worker: number of its first connection
+	proto      int  // idle worker: the target's wire protocol
 	fakeURL    string
 	prefix     string
 	standIn    string // data directory of the MongoDB stand-in
@@ -176,6 +196,7 @@ type env struct {
 	fake    *fakeProvider
 	chatbox *target
 	base    *target // started on first use
+	cent    *target // -centrifugo: the Centrifugo peer
 	logf    func(string, ...any)
 	notes   []string
 }
@@ -228,8 +249,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case in.publisher:
+		if err := runPublisherChild(ctx, in.fakeURL, cfg.Target, cfg.CentPublish, stdout); err != nil {
+			fmt.Fprintln(stderr, "centrifugo publisher:", err)
+			return 1
+		}
+		return 0
 	case in.idleWorker:
-		if err := runIdleWorker(ctx, cfg.Target, cfg.Conns, max(cfg.Concurrency, 1), in.prefix); err != nil {
+		if err := runIdleWorker(ctx, cfg.Target, cfg.Conns, max(cfg.Concurrency, 1), in.prefix, in.first, cfg.Devices, proto(in.proto)); err != nil {
 			fmt.Fprintln(stderr, "idle worker:", err)
 			return 1
 		}
@@ -289,7 +316,23 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 	e.fake = fake
 	fakePID = fake.PID
 
-	if cfg.Only == "baseline" {
+	if cfg.Centrifugo.v != "" && (cfg.Only == "" || cfg.Only == "centrifugo") {
+		bin, err := centrifugoBinary(ctx, cfg.Centrifugo.v, e.logf)
+		if err != nil {
+			return nil, err
+		}
+		e.logf("starting centrifugo %s", bin)
+		if e.cent, err = startCentrifugo(ctx, bin, fake.URL, cfg.CentPublish, cfg.Verbose, e.logf); err != nil {
+			return nil, err
+		}
+		e.logf("centrifugo at %s, pid %d; metrics: %s", e.cent.URL, e.cent.PID, e.cent.MetricsSource)
+		if cfg.Centrifugo.v == "build" {
+			e.note("centrifugo: %s@%s built with go install (a development build: it reports version 0.0.0), run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API (%s) from the harness's publisher process (its CPU is publisher_cpu_percent)", centrifugoModule, centrifugoVersion, publishLabel(cfg.CentPublish))
+		} else {
+			e.note("centrifugo: prebuilt binary %s, run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API (%s) from the harness's publisher process (its CPU is publisher_cpu_percent)", bin, publishLabel(cfg.CentPublish))
+		}
+	}
+	if cfg.Only == "baseline" || cfg.Only == "centrifugo" {
 		// no Chatbox in this run
 	} else if cfg.Target != "" {
 		e.chatbox, err = externalTarget(cfg.Target, cfg.Secret, cfg.PID)
@@ -326,7 +369,7 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		e.note("before the run other processes used %.0f%% of a core (load average %s): the machine was shared", c.Others, strings.Join(strings.Fields(string(load))[:3], " "))
 	}
 	rep := newReport(cfg, e, nofile)
-	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Scenario != "burst" && cfg.Scenario != "soak" && cfg.Only != "chatbox"
+	wantBaseline := (cfg.Baseline || cfg.Only == "baseline") && cfg.Scenario != "ttft" && cfg.Scenario != "burst" && cfg.Scenario != "soak" && cfg.Only != "chatbox" && cfg.Only != "centrifugo"
 	perProc := cfg.PerProcess
 	if perProc <= 0 {
 		perProc = max(int(nofile)-500, 100)
@@ -338,9 +381,10 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		os.MkdirAll(cfg.ProfileDir, 0o755)
 		return filepath.Join(cfg.ProfileDir, name)
 	}
-	// both runs a measurement against the baseline, then Chatbox (results
-	// are stored Chatbox first), waiting after each until the server is
-	// quiet again so that neither measures the other's leftover work.
+	// both runs a measurement against the baseline, then Centrifugo if it
+	// is in the run, then Chatbox (results are stored Chatbox first),
+	// waiting after each until the server is quiet again so that none
+	// measures another's leftover work.
 	both := func(fn func(t *target, tag string)) error {
 		if wantBaseline && ctx.Err() == nil {
 			b, err := e.baseline(ctx)
@@ -349,6 +393,10 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 			}
 			fn(b, "baseline")
 			e.waitQuiet(ctx, b)
+		}
+		if e.cent != nil && ctx.Err() == nil {
+			fn(e.cent, "centrifugo")
+			e.waitQuiet(ctx, e.cent)
 		}
 		if e.chatbox != nil && ctx.Err() == nil {
 			fn(e.chatbox, "chatbox")
@@ -426,7 +474,7 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		soak(soakOptions{Conns: def("conns", cfg.Conns, def("users", cfg.Users, 5000)), Rate: rate, Tokens: def("tokens", cfg.Tokens, 20),
 			TokenDelay: cfg.TokenDelay, Duration: d, Interval: soakInterval(d), Parallel: def("concurrency", cfg.Concurrency, 64)})
 	case "idle":
-		idle(idleOptions{Conns: cfg.Conns, Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
+		idle(idleOptions{Conns: cfg.Conns, Devices: def("devices", cfg.Devices, 1), Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
 	case "fanout":
 		fanout(fanoutOptions{Users: def("users", cfg.Users, 250), Devices: cfg.Devices, Tokens: cfg.Tokens, TokenDelay: cfg.TokenDelay,
 			Warmup: cfg.Warmup, Duration: defDur(20 * time.Second), Parallel: def("concurrency", cfg.Concurrency, 64)})

@@ -126,14 +126,15 @@ type cpuShare struct {
 	Server  float64 `json:"server_cpu_percent"`
 	Harness float64 `json:"harness_cpu_percent"`
 	Fake    float64 `json:"fake_provider_cpu_percent"`
-	Store   float64 `json:"store_cpu_percent,omitempty"` // the mongo stand-in, if any
+	Store   float64 `json:"store_cpu_percent,omitempty"`     // the mongo stand-in, if any
+	Pub     float64 `json:"publisher_cpu_percent,omitempty"` // the Centrifugo publisher, if any
 	Others  float64 `json:"other_processes_cpu_percent"`
 }
 
 type cpuMeter struct {
-	at                                 time.Time
-	pid                                int
-	machine, server, self, fake, store time.Duration
+	at                                      time.Time
+	pid                                     int
+	machine, server, self, fake, store, pub time.Duration
 }
 
 // fakePID is the fake provider's process, when it has one; its CPU is
@@ -142,7 +143,7 @@ var fakePID int
 
 func startCPU(pid int) cpuMeter {
 	return cpuMeter{at: time.Now(), pid: pid, machine: machineBusy(), server: cpuOf(pid),
-		self: procCPU(os.Getpid()), fake: cpuOf(fakePID), store: cpuOf(storePID)}
+		self: procCPU(os.Getpid()), fake: cpuOf(fakePID), store: cpuOf(storePID), pub: cpuOf(publisherPID)}
 }
 
 // cpuOf is procCPU of pid, -1 when there is no such process (pid 0).
@@ -163,7 +164,7 @@ func (m cpuMeter) stop() cpuShare {
 		return round(100*(b-a).Seconds()/secs, 1)
 	}
 	s := cpuShare{Machine: pct(m.machine, n.machine), Server: pct(m.server, n.server), Harness: pct(m.self, n.self),
-		Fake: pct(m.fake, n.fake), Store: pct(m.store, n.store)}
-	s.Others = round(max(0, s.Machine-s.Server-s.Harness-s.Fake-s.Store), 1)
+		Fake: pct(m.fake, n.fake), Store: pct(m.store, n.store), Pub: pct(m.pub, n.pub)}
+	s.Others = round(max(0, s.Machine-s.Server-s.Harness-s.Fake-s.Store-s.Pub), 1)
 	return s
 }

@@ -20,6 +20,7 @@ type Report struct {
 	Flags           map[string]string  `json:"flags"`
 	Chatbox         *TargetInfo        `json:"chatbox,omitempty"`
 	Baseline        *TargetInfo        `json:"baseline,omitempty"`
+	Centrifugo      *TargetInfo        `json:"centrifugo,omitempty"`
 	Idle            []idleResult       `json:"idle,omitempty"`
 	Fanout          []fanoutResult     `json:"fanout,omitempty"`
 	TTFT            *ttftResult        `json:"ttft,omitempty"`
@@ -27,6 +28,7 @@ type Report struct {
 	Soak            *soakResult        `json:"soak,omitempty"`
 	Churn           []churnResult      `json:"churn,omitempty"`
 	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
+	RatiosCent      map[string]float64 `json:"chatbox_over_centrifugo,omitempty"`
 	Targets         []Check            `json:"targets,omitempty"`
 	Notes           []string           `json:"notes,omitempty"`
 	DurationSeconds float64            `json:"duration_seconds"`
@@ -71,6 +73,9 @@ func newReport(cfg *config, e *env, nofile uint64) *Report {
 			r.Chatbox.Store = storeLabel(cfg.Store)
 		}
 	}
+	if c := e.cent; c != nil {
+		r.Centrifugo = &TargetInfo{URL: c.URL, PID: c.PID, Metrics: c.MetricsSource, Pprof: c.PprofURL != ""}
+	}
 	if r.GitRev == "" {
 		r.GitRev = gitRev(cfg.ChatboxSrc)
 		if cfg.ChatboxBin != "" || cfg.Target != "" {
@@ -95,7 +100,7 @@ func flagValue(cfg *config, name string) string {
 		"requests": cfg.Requests, "concurrency": cfg.Concurrency, "duration": cfg.Duration,
 		"warmup": cfg.Warmup, "timeout": cfg.Timeout, "baseline": cfg.Baseline, "instrument": cfg.Instrument,
 		"conns-per-process": cfg.PerProcess, "chatbox-bin": cfg.ChatboxBin, "pid": cfg.PID,
-		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "store": cfg.Store, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
+		"chatbox-src": cfg.ChatboxSrc, "only": cfg.Only, "centrifugo": cfg.Centrifugo.v, "centrifugo-publish": cfg.CentPublish, "store": cfg.Store, "rev": cfg.Rev, "profile": cfg.ProfileDir, "out": cfg.Out,
 	}
 	if v, ok := m[name]; ok {
 		return fmt.Sprint(v)
@@ -130,31 +135,37 @@ func (r *Report) finish(e *env, took time.Duration) {
 	if r.Soak != nil {
 		busy("soak chatbox", r.Soak.CPU)
 	}
-	r.Ratios = map[string]float64{}
-	ratio := func(name string, a, b *float64) {
-		if a != nil && b != nil && *b != 0 {
-			r.Ratios[name] = round(*a / *b, 2)
-		}
-	}
+	r.Ratios, r.RatiosCent = map[string]float64{}, map[string]float64{}
 	f := func(v float64) *float64 { return &v }
-
-	if c, b, ok := pair(r.Idle); ok {
-		ratio("idle_rss_per_conn", c.RSSPerConnKiB, b.RSSPerConnKiB)
-		ratio("idle_heap_per_conn", c.HeapPerConnKiB, b.HeapPerConnKiB)
-		ratio("idle_stack_per_conn", c.StackPerConnKiB, b.StackPerConnKiB)
-		ratio("idle_goroutines_per_conn", c.GoroutinesPerConn, b.GoroutinesPerConn)
-	}
-	if c, b, ok := pair(r.Fanout); ok {
-		ratio("fanout_frames_per_sec", f(c.FramesPerSec), f(b.FramesPerSec))
-		ratio("fanout_lag_p50", f(c.Lag.P50), f(b.Lag.P50))
-		ratio("fanout_lag_p99", f(c.Lag.P99), f(b.Lag.P99))
-		ratio("fanout_cpu_per_frame", c.CPUPerFrameUS, b.CPUPerFrameUS)
-	}
-	if c, b, ok := pair(r.Churn); ok {
-		ratio("churn_connects_per_sec", f(c.CyclesPerSec), f(b.CyclesPerSec))
+	// Chatbox over each peer: the baseline (Ratios) and Centrifugo.
+	for peer, m := range map[string]map[string]float64{"baseline": r.Ratios, "centrifugo": r.RatiosCent} {
+		ratio := func(name string, a, b *float64) {
+			if a != nil && b != nil && *b != 0 {
+				m[name] = round(*a / *b, 2)
+			}
+		}
+		if c, b, ok := pairWith(r.Idle, peer); ok {
+			ratio("idle_rss_per_conn", c.RSSPerConnKiB, b.RSSPerConnKiB)
+			ratio("idle_heap_per_conn", c.HeapPerConnKiB, b.HeapPerConnKiB)
+			ratio("idle_stack_per_conn", c.StackPerConnKiB, b.StackPerConnKiB)
+			ratio("idle_goroutines_per_conn", c.GoroutinesPerConn, b.GoroutinesPerConn)
+		}
+		if c, b, ok := pairWith(r.Fanout, peer); ok {
+			ratio("fanout_frames_per_sec", f(c.FramesPerSec), f(b.FramesPerSec))
+			ratio("fanout_tokens_per_sec", f(c.TokensPerSec), f(b.TokensPerSec))
+			ratio("fanout_lag_p50", f(c.Lag.P50), f(b.Lag.P50))
+			ratio("fanout_lag_p99", f(c.Lag.P99), f(b.Lag.P99))
+			ratio("fanout_cpu_per_frame", c.CPUPerFrameUS, b.CPUPerFrameUS)
+		}
+		if c, b, ok := pairWith(r.Churn, peer); ok {
+			ratio("churn_connects_per_sec", f(c.CyclesPerSec), f(b.CyclesPerSec))
+		}
 	}
 	if len(r.Ratios) == 0 {
 		r.Ratios = nil
+	}
+	if len(r.RatiosCent) == 0 {
+		r.RatiosCent = nil
 	}
 
 	met := func(ok bool) *bool { return &ok }
@@ -173,6 +184,16 @@ func (r *Report) finish(e *env, took time.Duration) {
 			ch.Measured = "no RSS (server process unknown)"
 		}
 		r.Targets = append(r.Targets, ch)
+		if p, ok := pick(r.Idle, "centrifugo"); ok && c.RSSPerConnKiB != nil && p.RSSPerConnKiB != nil && *p.RSSPerConnKiB > 0 {
+			r.Targets = append(r.Targets, Check{Name: "idle memory vs Centrifugo", Goal: "≤ 0.15× Centrifugo's RSS per idle connection, same clients, same run",
+				Measured: fmt.Sprintf("%.3f× (%.2f vs %.2f KiB)", *c.RSSPerConnKiB / *p.RSSPerConnKiB, *c.RSSPerConnKiB, *p.RSSPerConnKiB),
+				Met:      met(*c.RSSPerConnKiB <= 0.15**p.RSSPerConnKiB)})
+		}
+	}
+	if c, p, ok := pairWith(r.Fanout, "centrifugo"); ok && p.Lag.Count > 0 {
+		r.Targets = append(r.Targets, Check{Name: "fan-out vs Centrifugo", Goal: "tokens/s ≥ and lag p99 ≤ Centrifugo's, same clients, same run",
+			Measured: fmt.Sprintf("tokens/s %.2f× (%.0f vs %.0f), lag p99 %.1f vs %.1f ms", c.TokensPerSec/max(p.TokensPerSec, 1), c.TokensPerSec, p.TokensPerSec, c.Lag.P99, p.Lag.P99),
+			Met:      met(c.Lag.Count > 0 && c.TokensPerSec >= p.TokensPerSec && c.Lag.P99 <= p.Lag.P99)})
 	}
 	if c, ok := pick(r.Fanout, "chatbox"); ok {
 		scale := ""
@@ -238,10 +259,69 @@ func pick[T named](rs []T, name string) (T, bool) {
 }
 
 // pair returns the Chatbox and the baseline result of a scenario.
-func pair[T named](rs []T) (c, b T, ok bool) {
+func pair[T named](rs []T) (c, b T, ok bool) { return pairWith(rs, "baseline") }
+
+// pairWith returns the Chatbox result of a scenario and that of peer.
+func pairWith[T named](rs []T, peer string) (c, p T, ok bool) {
 	c, okc := pick(rs, "chatbox")
-	b, okb := pick(rs, "baseline")
-	return c, b, okc && okb
+	p, okp := pick(rs, peer)
+	return c, p, okc && okp
+}
+
+// peerOrder is the order of the columns of a report table.
+var peerOrder = []string{"chatbox", "baseline", "centrifugo"}
+
+// mdTable writes a table with one column per target measured (Chatbox,
+// baseline, Centrifugo) and a ratio column for Chatbox over each peer.
+type mdTable struct {
+	sb     *strings.Builder
+	names  []string
+	peers  []string
+	ratios []map[string]float64 // per peer column: Chatbox over that peer
+}
+
+func newMDTable[T named](sb *strings.Builder, r *Report, title string, rs []T) *mdTable {
+	t := &mdTable{sb: sb}
+	for _, n := range peerOrder {
+		if _, ok := pick(rs, n); ok {
+			t.names = append(t.names, n)
+		}
+	}
+	_, hasC := pick(rs, "chatbox")
+	for _, p := range []struct {
+		name string
+		m    map[string]float64
+	}{{"baseline", r.Ratios}, {"centrifugo", r.RatiosCent}} {
+		if _, ok := pick(rs, p.name); ok && hasC {
+			t.peers, t.ratios = append(t.peers, p.name), append(t.ratios, p.m)
+		}
+	}
+	fmt.Fprintf(sb, "### %s\n\n| figure |", title)
+	for _, n := range t.names {
+		fmt.Fprintf(sb, " %s |", n)
+	}
+	for _, p := range t.peers {
+		fmt.Fprintf(sb, " chatbox / %s |", p)
+	}
+	sb.WriteString("\n|---|" + strings.Repeat("---:|", len(t.names)+len(t.peers)) + "\n")
+	return t
+}
+
+// row writes one figure: value(name) for each target, then the ratios
+// stored under ratio (no ratio when it is ""), each followed by suffix.
+func (t *mdTable) row(label string, value func(name string) string, ratio, suffix string) {
+	fmt.Fprintf(t.sb, "| %s |", label)
+	for _, n := range t.names {
+		fmt.Fprintf(t.sb, " %s |", value(n))
+	}
+	for _, m := range t.ratios {
+		cell := ""
+		if v, ok := m[ratio]; ok && ratio != "" {
+			cell = fmt.Sprintf("%.2f×%s", v, suffix)
+		}
+		fmt.Fprintf(t.sb, " %s |", cell)
+	}
+	t.sb.WriteString("\n")
 }
 
 func gitRev(root string) string {
@@ -324,41 +404,75 @@ func markdown(r *Report) string {
 		return ""
 	}
 	if len(r.Idle) > 0 {
-		c, _ := pick(r.Idle, "chatbox")
-		b, _ := pick(r.Idle, "baseline")
-		c.Conns = max(c.Conns, b.Conns)
-		head(fmt.Sprintf("idle — %d connections", c.Conns))
-		row("connected / failed", fmt.Sprintf("%d / %d", c.Connected, c.Failed), fmt.Sprintf("%d / %d", b.Connected, b.Failed), "")
-		row("connects/s", fmt.Sprintf("%.0f", c.ConnectsPerSec), fmt.Sprintf("%.0f", b.ConnectsPerSec), "")
-		row("RSS per connection", fp(c.RSSPerConnKiB, " KiB"), fp(b.RSSPerConnKiB, " KiB"), rt("idle_rss_per_conn"))
-		row("Go heap per connection", fp(c.HeapPerConnKiB, " KiB"), fp(b.HeapPerConnKiB, " KiB"), rt("idle_heap_per_conn"))
-		row("goroutine stack per connection", fp(c.StackPerConnKiB, " KiB"), fp(b.StackPerConnKiB, " KiB"), rt("idle_stack_per_conn"))
-		row("goroutines per connection", fp(c.GoroutinesPerConn, ""), fp(b.GoroutinesPerConn, ""), rt("idle_goroutines_per_conn"))
-		row("RSS held (MiB)", fp(c.Connected_.RSSMiB, ""), fp(b.Connected_.RSSMiB, ""), "")
-		row("goroutines after close (before)", fmt.Sprintf("%s (%s)", fp(c.AfterClose.Goroutines, ""), fp(c.Before.Goroutines, "")),
-			fmt.Sprintf("%s (%s)", fp(b.AfterClose.Goroutines, ""), fp(b.Before.Goroutines, "")), "")
+		get := func(n string) idleResult { v, _ := pick(r.Idle, n); return v }
+		first := r.Idle[0]
+		title := fmt.Sprintf("idle — %d connections", first.Conns)
+		if first.Devices > 1 {
+			title += fmt.Sprintf(" (%d users × %d devices)", first.Users, first.Devices)
+		}
+		t := newMDTable(&sb, r, title, r.Idle)
+		t.row("connected / failed", func(n string) string { v := get(n); return fmt.Sprintf("%d / %d", v.Connected, v.Failed) }, "", "")
+		t.row("connects/s", func(n string) string { return fmt.Sprintf("%.0f", get(n).ConnectsPerSec) }, "", "")
+		t.row("RSS per connection", func(n string) string { return fp(get(n).RSSPerConnKiB, " KiB") }, "idle_rss_per_conn", "")
+		t.row("Go heap per connection", func(n string) string { return fp(get(n).HeapPerConnKiB, " KiB") }, "idle_heap_per_conn", "")
+		t.row("goroutine stack per connection", func(n string) string { return fp(get(n).StackPerConnKiB, " KiB") }, "idle_stack_per_conn", "")
+		t.row("goroutines per connection", func(n string) string { return fp(get(n).GoroutinesPerConn, "") }, "idle_goroutines_per_conn", "")
+		t.row("RSS held (MiB)", func(n string) string { return fp(get(n).Connected_.RSSMiB, "") }, "", "")
+		t.row("goroutines after close (before)", func(n string) string {
+			v := get(n)
+			return fmt.Sprintf("%s (%s)", fp(v.AfterClose.Goroutines, ""), fp(v.Before.Goroutines, ""))
+		}, "", "")
 		sb.WriteString("\n")
 	}
 	if len(r.Fanout) > 0 {
-		c, _ := pick(r.Fanout, "chatbox")
-		b, _ := pick(r.Fanout, "baseline")
-		if c.Streams == 0 {
-			c = fanoutResult{Users: b.Users, Devices: b.Devices, Streams: b.Streams, TokenDelayMS: b.TokenDelayMS, WindowSeconds: b.WindowSeconds, OfferedFramesSec: b.OfferedFramesSec}
+		get := func(n string) fanoutResult { v, _ := pick(r.Fanout, n); return v }
+		c := r.Fanout[0]
+		_, withCent := pick(r.Fanout, "centrifugo")
+		t := newMDTable(&sb, r, fmt.Sprintf("fanout — %d users × %d devices = %d streams, token every %.0f ms, %.0f s window", c.Users, c.Devices, c.Streams, c.TokenDelayMS, c.WindowSeconds), r.Fanout)
+		label := "delta frames/s (offered)"
+		if withCent {
+			label = "delta frames/s (offered); centrifugo: publications/s"
 		}
-		head(fmt.Sprintf("fanout — %d users × %d devices = %d streams, token every %.0f ms, %.0f s window", c.Users, c.Devices, c.Streams, c.TokenDelayMS, c.WindowSeconds))
-		row("delta frames/s (offered)", fmt.Sprintf("%.0f (%.0f)", c.FramesPerSec, c.OfferedFramesSec), fmt.Sprintf("%.0f", b.FramesPerSec), rt("fanout_frames_per_sec"))
-		row("tokens/s delivered", fmt.Sprintf("%.0f", c.TokensPerSec), fmt.Sprintf("%.0f", b.TokensPerSec), "")
-		row("lag p50 / p99 / p99.9 (ms)", fmt.Sprintf("%.2f / %.2f / %.2f", c.Lag.P50, c.Lag.P99, c.Lag.P999), fmt.Sprintf("%.2f / %.2f / %.2f", b.Lag.P50, b.Lag.P99, b.Lag.P999), rt("fanout_lag_p99")+" (p99)")
-		row("coalescing (tokens/frame)", fmt.Sprintf("%.3f", c.Coalescing), fmt.Sprintf("%.3f", b.Coalescing), "")
-		row("server CPU %", fp(c.ServerCPUPercent, ""), fp(b.ServerCPUPercent, ""), "")
-		row("server CPU per frame", fp(c.CPUPerFrameUS, " µs"), fp(b.CPUPerFrameUS, " µs"), rt("fanout_cpu_per_frame"))
-		row("server allocations per frame", fp(c.AllocsPerFrame, ""), fp(b.AllocsPerFrame, ""), "")
-		row("harness CPU %: clients / fake provider", fmt.Sprintf("%.1f / %.1f", c.CPU.Harness, c.CPU.Fake), fmt.Sprintf("%.1f / %.1f", b.CPU.Harness, b.CPU.Fake), "")
+		t.row(label, func(n string) string {
+			v := get(n)
+			if n == "chatbox" {
+				return fmt.Sprintf("%.0f (%.0f)", v.FramesPerSec, v.OfferedFramesSec)
+			}
+			return fmt.Sprintf("%.0f", v.FramesPerSec)
+		}, "fanout_frames_per_sec", "")
+		if withCent {
+			t.row("WebSocket frames/s", func(n string) string {
+				v := get(n)
+				if v.WSFramesPerSec != nil {
+					return fmt.Sprintf("%.0f", *v.WSFramesPerSec)
+				}
+				return fmt.Sprintf("%.0f", v.FramesPerSec) // one delta per frame
+			}, "", "")
+		}
+		t.row("tokens/s delivered", func(n string) string { return fmt.Sprintf("%.0f", get(n).TokensPerSec) }, "fanout_tokens_per_sec", "")
+		t.row("lag p50 / p99 / p99.9 (ms)", func(n string) string {
+			v := get(n)
+			return fmt.Sprintf("%.2f / %.2f / %.2f", v.Lag.P50, v.Lag.P99, v.Lag.P999)
+		}, "fanout_lag_p99", " (p99)")
+		t.row("coalescing (tokens/frame)", func(n string) string { return fmt.Sprintf("%.3f", get(n).Coalescing) }, "", "")
+		t.row("server CPU %", func(n string) string { return fp(get(n).ServerCPUPercent, "") }, "", "")
+		t.row("server CPU per frame", func(n string) string { return fp(get(n).CPUPerFrameUS, " µs") }, "fanout_cpu_per_frame", "")
+		t.row("server allocations per frame", func(n string) string { return fp(get(n).AllocsPerFrame, "") }, "", "")
+		t.row("harness CPU %: clients / fake provider", func(n string) string { v := get(n); return fmt.Sprintf("%.1f / %.1f", v.CPU.Harness, v.CPU.Fake) }, "", "")
 		if c.CPU.Store > 0 {
-			row("store stand-in CPU %", fmt.Sprintf("%.1f", c.CPU.Store), "", "")
+			t.row("store stand-in CPU %", func(n string) string { return fmt.Sprintf("%.1f", get(n).CPU.Store) }, "", "")
 		}
-		row("other processes' CPU % (shared machine)", fmt.Sprintf("%.1f", c.CPU.Others), fmt.Sprintf("%.1f", b.CPU.Others), "")
-		row("replies / offset gaps / errors", fmt.Sprintf("%d / %d / %v", c.Replies, c.Gaps, c.ErrorEvents), fmt.Sprintf("%d / %d / %v", b.Replies, b.Gaps, b.ErrorEvents), "")
+		if withCent {
+			t.row("publisher CPU % (centrifugo's backend)", func(n string) string { return fmt.Sprintf("%.1f", get(n).CPU.Pub) }, "", "")
+		}
+		t.row("other processes' CPU % (shared machine)", func(n string) string { return fmt.Sprintf("%.1f", get(n).CPU.Others) }, "", "")
+		t.row("replies / offset gaps / errors", func(n string) string {
+			v := get(n)
+			return fmt.Sprintf("%d / %d / %v", v.Replies, v.Gaps, v.ErrorEvents)
+		}, "", "")
+		if withCent {
+			t.row("unexpected disconnects", func(n string) string { return fmt.Sprint(get(n).Disconnects) }, "", "")
+		}
 		sb.WriteString("\n")
 	}
 	if t := r.TTFT; t != nil {

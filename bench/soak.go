@@ -116,7 +116,7 @@ func runSoak(ctx context.Context, e *env, t *target, o soakOptions) soakResult {
 	r := soakResult{Conns: o.Conns, Rate: o.Rate, TokensPerReply: o.Tokens, TokenDelayMS: float64(o.TokenDelay) / 1e6,
 		IntervalSeconds: o.Interval.Seconds()}
 	e.fake.Set(stampedReply(o.Tokens), o.TokenDelay)
-	clients, errs := connectUsers(ctx, t, o.Conns, o.Parallel, fmt.Sprintf("soak-%s-", e.runID), false)
+	clients, errs := connectUsers(ctx, t, o.Conns, o.Parallel, fmt.Sprintf("soak-%s-", e.runID), false, 0, 1)
 	r.Connected, r.ConnectFailures, r.FirstErrors = len(clients), errs.n, errs.first
 	e.logf("soak: %d/%d connected", r.Connected, o.Conns)
 	if len(clients) == 0 || ctx.Err() != nil {

@@ -31,6 +31,9 @@ type target struct {
 	MetricsSource string // where MetricsURL comes from, for the report
 	PprofURL      string // base of /debug/pprof; "" if none
 	LogPath       string // the child's log file, if self-started
+	PublisherURL  string // centrifugo: the publisher in front of its API
+
+	proto proto
 
 	tokMu  sync.Mutex
 	tokens map[string]string
@@ -46,15 +49,45 @@ func (t *target) Token(userID string) string {
 	if tok, ok := t.tokens[userID]; ok {
 		return tok
 	}
-	tok, err := auth.Sign(t.Secret, auth.Identity{UserID: userID, Name: userID}, 2*time.Hour, "", "")
-	if err != nil {
-		panic("sign bench token: " + err.Error())
+	var tok string
+	if t.proto == protoCentrifugo {
+		tok = centrifugoToken(t.Secret, userID, time.Now(), 2*time.Hour)
+	} else {
+		var err error
+		if tok, err = auth.Sign(t.Secret, auth.Identity{UserID: userID, Name: userID}, 2*time.Hour, "", ""); err != nil {
+			panic("sign bench token: " + err.Error())
+		}
 	}
 	if t.tokens == nil {
 		t.tokens = map[string]string{}
 	}
 	t.tokens[userID] = tok
 	return tok
+}
+
+// dialHello opens an authenticated connection for userID and waits for the
+// server's greeting: Chatbox's hello (token in the upgrade's Authorization
+// header), or for Centrifugo the reply to connect (token in the command).
+func (t *target) dialHello(ctx context.Context, o dialOptions, userID string) (*wsClient, error) {
+	tok := t.Token(userID)
+	if t.proto == protoCentrifugo {
+		tok = ""
+	}
+	c, err := dialWS(ctx, o, tok)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	if t.proto == protoCentrifugo {
+		err = centrifugoHello(c, t.Token(userID), userID, deadline)
+	} else {
+		err = c.expectHello(deadline)
+	}
+	if err != nil {
+		c.conn.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // sample is one reading of a server process.
@@ -249,3 +282,11 @@ func fetch(ctx context.Context, u, path string) error {
 	_, err = io.Copy(f, resp.Body)
 	return errors.Join(err, f.Close())
 }
+
+// proto is the wire protocol a target's clients speak.
+type proto int
+
+const (
+	protoChatbox    proto = iota // Chatbox's JSON frames (Chatbox and the baseline)
+	protoCentrifugo              // Centrifugo's JSON protocol
+)

@@ -133,7 +133,7 @@ type ttftSample struct {
 
 func chatboxTTFT(ctx context.Context, e *env, t *target, o ttftOptions) (ttfts, acks []time.Duration, errs *errSet, share cpuShare, elapsed time.Duration) {
 	prefix := fmt.Sprintf("ttft-%s-", e.runID)
-	clients, errs := connectUsers(ctx, t, o.Users, o.Parallel, prefix, false)
+	clients, errs := connectUsers(ctx, t, o.Users, o.Parallel, prefix, false, 0, 1)
 	results := make(chan ttftSample, o.Requests+len(clients)*2)
 	conns := make([]*ttftConn, len(clients))
 	var readers sync.WaitGroup
