@@ -41,9 +41,12 @@ type wsConn struct {
 
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 
-	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe), closed, pinger
+	// pingDue is when the keepalive of this socket is next due (unix
+	// nanos), 0 while one runs or once the socket is closed (keepalive.go).
+	pingDue atomic.Int64
+
+	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe), closed
 	closed bool
-	pinger *time.Timer
 }
 
 // commandSink takes what the reader decoded; *actors.Conn is the one in
@@ -182,20 +185,19 @@ func (c *wsConn) shutLocked() {
 // socket); c.mu is held.
 func (c *wsConn) detachLocked() {
 	c.closed = true
-	if c.pinger != nil {
-		c.pinger.Stop()
-	}
+	c.pingDue.Store(0)
 	c.poll.remove(c)
 }
 
 // start queues the reads: bytes already buffered are read at once, then
 // the socket is handed to the poller. Keepalive starts with it.
 func (c *wsConn) start() error {
-	c.lastSeen.Store(time.Now().UnixNano())
+	now := time.Now()
+	c.lastSeen.Store(now.UnixNano())
 	c.mu.Lock()
-	// A keepalive refused by a stopping server is not needed: Shutdown
-	// closes the socket.
-	c.pinger = time.AfterFunc(c.cfg.ping, func() { c.owner.Do(c.keepalive) })
+	if !c.closed {
+		c.pingDue.Store(now.Add(c.cfg.ping).UnixNano())
+	}
 	c.mu.Unlock()
 	for c.pending != nil && c.pending.Len() > 0 {
 		if why, stop := c.readMessage(); stop {
@@ -207,10 +209,11 @@ func (c *wsConn) start() error {
 	return c.poll.add(c)
 }
 
-// keepalive runs on the ping timer: it closes a peer silent past the idle
-// timeout and pings the others. A ping that cannot be written has closed
-// the connection (writeWith), so a peer that neither reads nor answers is
-// gone within idle + ping interval.
+// keepalive runs when the socket's ping is due (keepalive.go): it closes a
+// peer silent past the idle timeout and pings the others. A ping that
+// cannot be written has closed the connection (writeWith), so a peer that
+// neither reads nor answers is gone within idle + ping interval (and a
+// tick of the keepalive loop).
 func (c *wsConn) keepalive() {
 	if time.Since(time.Unix(0, c.lastSeen.Load())) > c.cfg.idle {
 		c.closeWith(uint16(ws.StatusGoingAway), "idle timeout", "idle_timeout")
@@ -221,7 +224,7 @@ func (c *wsConn) keepalive() {
 	}
 	c.mu.Lock()
 	if !c.closed {
-		c.pinger.Reset(c.cfg.ping)
+		c.pingDue.Store(time.Now().Add(c.cfg.ping).UnixNano())
 	}
 	c.mu.Unlock()
 }

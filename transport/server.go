@@ -233,6 +233,7 @@ func (s *Server) Listen() error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.ln, s.poll = jsonErrorListener{ln}, p
+	s.goroutines.Go(s.keepalives)
 	return nil
 }
 
