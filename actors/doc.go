@@ -3,14 +3,14 @@
 //
 //	directory                 one per node: finds or spawns a user's actor
 //	└── user/<user_id>        userActor: supervisor and fan-out point of one user
-//	    ├── conn/<conn_id>    connActor: one WebSocket's outbound queue
+//	    ├── conn/<conn_id>    connProcess: one WebSocket's outbound queue, a Process with a pid but no mailbox
 //	    └── session/<id>      sessionActor: one conversation, the only writer of its records
 //
 // Concurrency contract: conversation state lives inside actors and is
 // touched only by the actor that owns it, one message at a time. Three
 // small things are shared, each under its own mutex: a connection's outbox,
-// which hands frames from its connActor to the goroutine that writes its
-// socket (conn.go); the per-user limit state, which transport goroutines
+// into which its senders push events on their own goroutines and from which
+// a flusher (flushers.go) writes its socket (conn.go); the per-user limit state, which transport goroutines
 // read when they admit a connection (limits.go); and the response-time
 // windows that Stats reads (stats.go). Store and provider calls run on
 // goroutines the hub owns and report back to their actor by message: a
