@@ -78,10 +78,14 @@ func (d *directory) route(ctx actor.Context, userID string, msg any) {
 // <directory>/user-<user id>$<unique suffix> (SpawnPrefix adds the $).
 func userName(userID string) string { return "user-" + userID }
 
-// userOf is the user id in a user actor's pid id.
+// userOf is the user id in a local user actor's pid id, or "" for another
+// pid (a cluster kind's, which learns its user from ClusterInit).
 func userOf(pidID string) string {
-	_, name, _ := strings.Cut(pidID, "/user-")
-	return name[:strings.LastIndexByte(name, '$')]
+	_, name, found := strings.Cut(pidID, "/user-")
+	if i := strings.LastIndexByte(name, '$'); found && i >= 0 {
+		return name[:i]
+	}
+	return ""
 }
 
 // childSupervisor restarts a crashed session or connection actor (a session

@@ -121,3 +121,16 @@ func TestSweeperDoesNotRunAfterShutdown(t *testing.T) {
 		t.Fatal("the sweeper goroutine outlived Shutdown")
 	}
 }
+
+func TestAUserActorLearnsItsUserFromItsPidOnly(t *testing.T) {
+	for _, tt := range []struct{ pid, want string }{
+		{"$1/" + userName("alice") + "$2", "alice"},
+		{"$1/" + userName("a/b$c") + "$3f", "a/b$c"},
+		{"partition-activator/alice$7", ""},
+		{"$1/user-", ""},
+	} {
+		if got := userOf(tt.pid); got != tt.want {
+			t.Errorf("userOf(%q) = %q, want %q", tt.pid, got, tt.want)
+		}
+	}
+}

@@ -37,17 +37,25 @@ type userState struct {
 
 	mu       sync.Mutex // guards the fields below, and the counters' increments
 	swept    bool       // dropped from h.users: never changed again
+	day      int32      // UTC day of used (dayOf); one state per user, so it is kept small
 	tokens   float64    // message bucket level
-	refilled time.Time  // when tokens was last brought up to date
-	day      string     // UTC date of used
+	refilled int64      // when tokens was last brought up to date, unix nanos
 	used     int64      // model tokens used on day
+}
+
+// dayOf numbers t's UTC day.
+func dayOf(t time.Time) int32 { return int32(t.Unix() / (24 * 60 * 60)) }
+
+// sinceRefill is how long ago tokens was brought up to date.
+func (u *userState) sinceRefill(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, u.refilled))
 }
 
 func (h *Hub) user(id string) *userState {
 	if u, ok := h.users.Load(id); ok {
 		return u.(*userState)
 	}
-	u, _ := h.users.LoadOrStore(id, &userState{tokens: float64(h.cfg.Limits.MessageBurst), refilled: h.now()})
+	u, _ := h.users.LoadOrStore(id, &userState{tokens: float64(h.cfg.Limits.MessageBurst), refilled: h.now().UnixNano()})
 	return u.(*userState)
 }
 
@@ -120,8 +128,8 @@ func (h *Hub) allowMessage(userID string) (time.Duration, bool) {
 	h.withUser(userID, func(u *userState) {
 		now := h.now()
 		perSecond := float64(l.MessagesPerMinute) / 60
-		u.tokens = min(float64(max(l.MessageBurst, 1)), u.tokens+now.Sub(u.refilled).Seconds()*perSecond)
-		u.refilled = now
+		u.tokens = min(float64(max(l.MessageBurst, 1)), u.tokens+u.sinceRefill(now).Seconds()*perSecond)
+		u.refilled = now.UnixNano()
 		if u.tokens >= 1 {
 			u.tokens--
 			ok = true
@@ -155,7 +163,7 @@ func (h *Hub) quotaLeft(userID string) bool {
 	}
 	left := true
 	h.withUser(userID, func(u *userState) {
-		left = u.day != h.now().Format(time.DateOnly) || u.used < h.cfg.Limits.DailyTokens
+		left = u.day != dayOf(h.now()) || u.used < h.cfg.Limits.DailyTokens
 	})
 	return left
 }
@@ -166,7 +174,7 @@ func (h *Hub) spendTokens(userID string, n int64) {
 		return
 	}
 	h.withUser(userID, func(u *userState) {
-		if today := h.now().Format(time.DateOnly); u.day != today {
+		if today := dayOf(h.now()); u.day != today {
 			u.day, u.used = today, 0
 		}
 		u.used += n
@@ -179,13 +187,13 @@ func (h *Hub) spendTokens(userID string, n int64) {
 // before the drop moves on to the new one.
 func (h *Hub) sweepUsers() {
 	now := h.now()
-	today := now.Format(time.DateOnly)
+	today := dayOf(now)
 	burst := float64(h.cfg.Limits.MessageBurst)
 	perSecond := float64(h.cfg.Limits.MessagesPerMinute) / 60
 	h.users.Range(func(k, v any) bool {
 		u := v.(*userState)
 		u.mu.Lock()
-		full := u.tokens+now.Sub(u.refilled).Seconds()*perSecond >= burst
+		full := u.tokens+u.sinceRefill(now).Seconds()*perSecond >= burst
 		idle := u.conns.Load() == 0 && u.replies.Load() == 0 && full && (u.day != today || u.used == 0)
 		if idle && h.users.CompareAndDelete(k, v) {
 			u.swept = true
