@@ -50,6 +50,7 @@ type config struct {
 	TokenDelay  time.Duration
 	Rate        float64
 	Requests    int
+	Kills       int
 	Concurrency int
 	Duration    time.Duration
 	Warmup      time.Duration
@@ -63,7 +64,7 @@ type config struct {
 
 func (c *config) given(name string) bool { return c.set[name] }
 
-const scenarios = "idle, fanout, ttft, churn, burst, soak, quick"
+const scenarios = "idle, fanout, ttft, churn, burst, soak, failover, quick"
 
 func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error) {
 	c := &config{}
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50; soak: default 20)")
 	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout, soak: the fake provider's pause before each token")
 	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop); soak: sends per second, all connections together (default 20)")
+	fs.IntVar(&c.Kills, "kills", 10, "failover: kill -9 of the node hosting the user's actor, this many times")
 	fs.IntVar(&c.Requests, "requests", 1000, "ttft: requests per phase (direct, then through Chatbox)")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "parallel dialers: idle/fanout connect (default 64), churn loops (default 32)")
 	fs.DurationVar(&c.Duration, "duration", 0, "idle: hold after connecting (default 5s); fanout: measured window (default 20s); churn: length (default 20s); soak: length (default 10m)")
@@ -127,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 		return c, in, nil
 	}
 	switch c.Scenario {
-	case "idle", "fanout", "ttft", "churn", "burst", "soak", "quick":
+	case "idle", "fanout", "ttft", "churn", "burst", "soak", "failover", "quick":
 	case "":
 		fs.Usage()
 		return nil, nil, errors.New("-scenario is required")
@@ -289,8 +291,8 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 	e.fake = fake
 	fakePID = fake.PID
 
-	if cfg.Only == "baseline" {
-		// no Chatbox in this run
+	if cfg.Only == "baseline" || cfg.Scenario == "failover" {
+		// no single Chatbox in this run (failover starts its own cluster)
 	} else if cfg.Target != "" {
 		e.chatbox, err = externalTarget(cfg.Target, cfg.Secret, cfg.PID)
 		if err == nil && cfg.Scenario != "idle" && cfg.Scenario != "churn" {
@@ -425,6 +427,10 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		}
 		soak(soakOptions{Conns: def("conns", cfg.Conns, def("users", cfg.Users, 5000)), Rate: rate, Tokens: def("tokens", cfg.Tokens, 20),
 			TokenDelay: cfg.TokenDelay, Duration: d, Interval: soakInterval(d), Parallel: def("concurrency", cfg.Concurrency, 64)})
+	case "failover":
+		r, err := runFailover(ctx, e, failoverOptions{Kills: cfg.Kills})
+		rep.Failover = &r
+		err2 = err
 	case "idle":
 		idle(idleOptions{Conns: cfg.Conns, Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
 	case "fanout":

@@ -25,6 +25,7 @@ type Report struct {
 	TTFT            *ttftResult        `json:"ttft,omitempty"`
 	Burst           *burstResult       `json:"burst,omitempty"`
 	Soak            *soakResult        `json:"soak,omitempty"`
+	Failover        *failoverResult    `json:"failover,omitempty"`
 	Churn           []churnResult      `json:"churn,omitempty"`
 	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
 	Targets         []Check            `json:"targets,omitempty"`
@@ -417,6 +418,12 @@ func markdown(r *Report) string {
 			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, m)
 		}
 		sb.WriteString("\n")
+	}
+	if f := r.Failover; f != nil {
+		fmt.Fprintf(&sb, "### Failover (%d nodes, %d kills, %d missed)\n\n", f.Nodes, f.Kills, f.Missed)
+		fmt.Fprintf(&sb, "| figure | p50 | p99 | max |\n|---|---:|---:|---:|\n| kill -9 of the user's node → next send acked | %.0f ms | %.0f ms | %.0f ms |\n\n",
+			f.KillToAck.P50, f.KillToAck.P99, f.KillToAck.Max)
+		fmt.Fprintf(&sb, "Samples (ms): %v; sends tried: %d; rejoins not settled within 10 s: %d\n\n", f.SamplesMS, f.Attempts, f.Unsettled)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&sb, "- %s\n", n)
