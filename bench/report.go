@@ -423,7 +423,7 @@ func markdown(r *Report) string {
 		fmt.Fprintf(&sb, "### Failover (%d nodes, %d kills, %d missed)\n\n", f.Nodes, f.Kills, f.Missed)
 		fmt.Fprintf(&sb, "| figure | p50 | p99 | max |\n|---|---:|---:|---:|\n| kill -9 of the user's node → next send acked | %.0f ms | %.0f ms | %.0f ms |\n\n",
 			f.KillToAck.P50, f.KillToAck.P99, f.KillToAck.Max)
-		fmt.Fprintf(&sb, "Samples (ms): %v; sends tried: %d; rejoins not settled within 10 s: %d\n\n", f.SamplesMS, f.Attempts, f.Unsettled)
+		fmt.Fprintf(&sb, "Samples (ms): %v; sends tried: %d; probes repeated: %d\n\n", f.SamplesMS, f.Attempts, f.Unsettled)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&sb, "- %s\n", n)
