@@ -64,7 +64,7 @@ type config struct {
 
 func (c *config) given(name string) bool { return c.set[name] }
 
-const scenarios = "idle, fanout, ttft, churn, burst, soak, failover, quick"
+const scenarios = "idle, fanout, ttft, churn, burst, soak, failover, crossnode, quick"
 
 func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error) {
 	c := &config{}
@@ -129,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 		return c, in, nil
 	}
 	switch c.Scenario {
-	case "idle", "fanout", "ttft", "churn", "burst", "soak", "failover", "quick":
+	case "idle", "fanout", "ttft", "churn", "burst", "soak", "failover", "crossnode", "quick":
 	case "":
 		fs.Usage()
 		return nil, nil, errors.New("-scenario is required")
@@ -291,8 +291,8 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 	e.fake = fake
 	fakePID = fake.PID
 
-	if cfg.Only == "baseline" || cfg.Scenario == "failover" {
-		// no single Chatbox in this run (failover starts its own cluster)
+	if cfg.Only == "baseline" || cfg.Scenario == "failover" || cfg.Scenario == "crossnode" {
+		// no single Chatbox in this run (failover and crossnode start their own cluster)
 	} else if cfg.Target != "" {
 		e.chatbox, err = externalTarget(cfg.Target, cfg.Secret, cfg.PID)
 		if err == nil && cfg.Scenario != "idle" && cfg.Scenario != "churn" {
@@ -427,6 +427,11 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		}
 		soak(soakOptions{Conns: def("conns", cfg.Conns, def("users", cfg.Users, 5000)), Rate: rate, Tokens: def("tokens", cfg.Tokens, 20),
 			TokenDelay: cfg.TokenDelay, Duration: d, Interval: soakInterval(d), Parallel: def("concurrency", cfg.Concurrency, 64)})
+	case "crossnode":
+		r, err := runCrossnode(ctx, e, fanoutOptions{Users: def("users", cfg.Users, 20), Devices: cfg.Devices, Tokens: cfg.Tokens,
+			TokenDelay: cfg.TokenDelay, Warmup: cfg.Warmup, Duration: defDur(10 * time.Second), Parallel: def("concurrency", cfg.Concurrency, 16)})
+		rep.Crossnode = &r
+		err2 = err
 	case "failover":
 		r, err := runFailover(ctx, e, failoverOptions{Kills: cfg.Kills})
 		rep.Failover = &r
