@@ -20,6 +20,7 @@ type hubMetrics struct {
 	replies     *atomic.Int64 // generations in flight
 	takeovers   *metrics.Counter
 	checkpoints *metrics.Counter
+	reloads     *metrics.Counter // sessions reloaded after a fenced write lost to another writer
 	connects    *metrics.Counter
 	coalesced   *metrics.Counter
 	slowCloses  *metrics.Counter
@@ -47,6 +48,7 @@ func newHubMetrics(s *metrics.Set) hubMetrics {
 		replies:       replies,
 		takeovers:     s.NewCounter("chatbox_takeovers_total"),
 		checkpoints:   s.NewCounter("chatbox_reply_checkpoints_total"),
+		reloads:       s.NewCounter("chatbox_session_reloads_total"),
 		connects:      s.NewCounter("chatbox_connects_total"),
 		coalesced:     s.NewCounter("chatbox_deltas_coalesced_total"),
 		slowCloses:    s.NewCounter("chatbox_slow_consumer_closes_total"),

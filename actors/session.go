@@ -150,6 +150,7 @@ func (s *sessionActor) reloadIfStale(err error) {
 	}
 	s.log().Warn("session state was stale; reloading from the store")
 	s.reloads++
+	s.hub.metrics.reloads.Inc()
 	s.session, s.tree, s.loadErr = nil, nil, nil
 	s.load()
 }

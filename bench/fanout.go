@@ -23,6 +23,10 @@ type fanoutOptions struct {
 	Duration       time.Duration
 	Parallel       int
 	ProfilePath    string // CPU profile of the server over the window
+	// crossnode: user u's id, and the server of its device d (nil: the
+	// run's own prefix, and the target's URL).
+	UserID func(u int) string
+	URL    func(u, d int) string
 }
 
 type fanoutResult struct {
@@ -94,10 +98,17 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 	// Connect every device of every user: device i is device i%Devices of
 	// user i/Devices, and device 0 of each user sends.
 	prefix := fmt.Sprintf("fan-%s-%s-", e.runID, t.Name)
-	conns, errs := connectMany(ctx, t, connectOptions{
+	co := connectOptions{
 		N: r.Streams, Parallel: o.Parallel, ReadBuf: 16 << 10,
 		User: func(i int) string { return prefix + strconv.Itoa(i/o.Devices) },
-	})
+	}
+	if o.UserID != nil {
+		co.User = func(i int) string { return o.UserID(i / o.Devices) }
+	}
+	if o.URL != nil {
+		co.URL = func(i int) string { return o.URL(i/o.Devices, i%o.Devices) }
+	}
+	conns, errs := connectMany(ctx, t, co)
 	devs := make([]*device, 0, r.Streams)
 	for i, c := range conns {
 		if c != nil {

@@ -142,6 +142,7 @@ type connectOptions struct {
 	N           int                // connections
 	Parallel    int                // dialers at once; below 1 means 1
 	User        func(i int) string // user ID of connection i
+	URL         func(i int) string // server of connection i; nil: the target's URL
 	ReadBuf     int                // client read buffer in bytes; 0: 1024
 	DropReaders bool               // free the read buffer once hello is in (idle)
 }
@@ -163,6 +164,10 @@ func connectMany(ctx context.Context, t *target, o connectOptions) (conns []*wsC
 				i := int(next.Add(1) - 1)
 				if i >= o.N || ctx.Err() != nil {
 					return
+				}
+				opts := opts
+				if o.URL != nil {
+					opts.URL = o.URL(i)
 				}
 				c, err := t.dialHello(ctx, opts, o.User(i))
 				if err != nil {

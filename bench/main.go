@@ -53,6 +53,7 @@ type config struct {
 	TokenDelay  time.Duration
 	Rate        float64
 	Requests    int
+	Kills       int
 	Concurrency int
 	Duration    time.Duration
 	Warmup      time.Duration
@@ -66,7 +67,7 @@ type config struct {
 
 func (c *config) given(name string) bool { return c.set[name] }
 
-const scenarios = "idle, fanout, ttft, churn, burst, soak, quick"
+const scenarios = "idle, fanout, ttft, churn, burst, soak, failover, crossnode, quick"
 
 func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error) {
 	c := &config{}
@@ -94,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 	fs.IntVar(&c.Tokens, "tokens", 200, "fanout: tokens per reply (burst: default 50; soak: default 20)")
 	fs.DurationVar(&c.TokenDelay, "token-delay", 10*time.Millisecond, "fanout, soak: the fake provider's pause before each token")
 	fs.Float64Var(&c.Rate, "rate", 100, "ttft: requests per second (open loop); soak: sends per second, all connections together (default 20)")
+	fs.IntVar(&c.Kills, "kills", 10, "failover: kill -9 of the node hosting the user's actor, this many times")
 	fs.IntVar(&c.Requests, "requests", 1000, "ttft: requests per phase (direct, then through Chatbox)")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "parallel dialers: idle/fanout connect (default 64), churn loops (default 32)")
 	fs.DurationVar(&c.Duration, "duration", 0, "idle: hold after connecting (default 5s); fanout: measured window (default 20s); churn: length (default 20s); soak: length (default 10m)")
@@ -135,7 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, *internalFlags, error
 		return c, in, nil
 	}
 	switch c.Scenario {
-	case "idle", "fanout", "ttft", "churn", "burst", "soak", "quick":
+	case "idle", "fanout", "ttft", "churn", "burst", "soak", "failover", "crossnode", "quick":
 	case "":
 		fs.Usage()
 		return nil, nil, errors.New("-scenario is required")
@@ -332,8 +334,8 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 			e.note("centrifugo: prebuilt binary %s, run with a generated config (server-side personal channel per user, memory engine, no history); publications through its HTTP API (%s) from the harness's publisher process (its CPU is publisher_cpu_percent)", bin, publishLabel(cfg.CentPublish))
 		}
 	}
-	if cfg.Only == "baseline" || cfg.Only == "centrifugo" {
-		// no Chatbox in this run
+	if cfg.Only == "baseline" || cfg.Only == "centrifugo" || cfg.Scenario == "failover" || cfg.Scenario == "crossnode" {
+		// no single Chatbox in this run (failover and crossnode start their own cluster)
 	} else if cfg.Target != "" {
 		e.chatbox, err = externalTarget(cfg.Target, cfg.Secret, cfg.PID)
 		if err == nil && cfg.Scenario != "idle" && cfg.Scenario != "churn" {
@@ -473,6 +475,15 @@ func runScenario(ctx context.Context, cfg *config, stderr io.Writer) (*Report, e
 		}
 		soak(soakOptions{Conns: def("conns", cfg.Conns, def("users", cfg.Users, 5000)), Rate: rate, Tokens: def("tokens", cfg.Tokens, 20),
 			TokenDelay: cfg.TokenDelay, Duration: d, Interval: soakInterval(d), Parallel: def("concurrency", cfg.Concurrency, 64)})
+	case "crossnode":
+		r, err := runCrossnode(ctx, e, fanoutOptions{Users: def("users", cfg.Users, 20), Devices: cfg.Devices, Tokens: cfg.Tokens,
+			TokenDelay: cfg.TokenDelay, Warmup: cfg.Warmup, Duration: defDur(10 * time.Second), Parallel: def("concurrency", cfg.Concurrency, 16)})
+		rep.Crossnode = &r
+		err2 = err
+	case "failover":
+		r, err := runFailover(ctx, e, failoverOptions{Kills: cfg.Kills})
+		rep.Failover = &r
+		err2 = err
 	case "idle":
 		idle(idleOptions{Conns: cfg.Conns, Devices: def("devices", cfg.Devices, 1), Parallel: def("concurrency", cfg.Concurrency, 64), Hold: defDur(5 * time.Second), PerProcess: perProc})
 	case "fanout":

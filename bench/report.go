@@ -26,6 +26,8 @@ type Report struct {
 	TTFT            *ttftResult        `json:"ttft,omitempty"`
 	Burst           *burstResult       `json:"burst,omitempty"`
 	Soak            *soakResult        `json:"soak,omitempty"`
+	Failover        *failoverResult    `json:"failover,omitempty"`
+	Crossnode       *crossnodeResult   `json:"crossnode,omitempty"`
 	Churn           []churnResult      `json:"churn,omitempty"`
 	Ratios          map[string]float64 `json:"chatbox_over_baseline,omitempty"`
 	RatiosCent      map[string]float64 `json:"chatbox_over_centrifugo,omitempty"`
@@ -529,6 +531,24 @@ func markdown(r *Report) string {
 				m += " (" + t.Note + ")"
 			}
 			fmt.Fprintf(&sb, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, m)
+		}
+		sb.WriteString("\n")
+	}
+	if f := r.Failover; f != nil {
+		fmt.Fprintf(&sb, "### Failover (%d nodes, %d kills, %d missed)\n\n", f.Nodes, f.Kills, f.Missed)
+		fmt.Fprintf(&sb, "| figure | p50 | p99 | max |\n|---|---:|---:|---:|\n| kill -9 of the user's node → next send acked | %.0f ms | %.0f ms | %.0f ms |\n\n",
+			f.KillToAck.P50, f.KillToAck.P99, f.KillToAck.Max)
+		fmt.Fprintf(&sb, "Samples (ms): %v; sends tried: %d; devices split over two activations before a kill (then connected again): %d\n\n", f.SamplesMS, f.Attempts, f.Split)
+	}
+	if c := r.Crossnode; c != nil {
+		fmt.Fprintf(&sb, "### Cross-node delivery (%d nodes; %d users × %d devices, %d tokens %.0f ms apart)\n\n", c.Nodes, c.Cross.Users, c.Cross.Devices, c.Cross.TokensPerReply, c.Cross.TokenDelayMS)
+		sb.WriteString("| devices | delta frames/s | tokens/s | lag p50 | lag p99 | offset gaps | errors | disconnects |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, f := range []fanoutResult{c.Cross, c.Local} {
+			errs := 0
+			for _, v := range f.ErrorEvents {
+				errs += v
+			}
+			fmt.Fprintf(&sb, "| %s (%d connected) | %.0f | %.0f | %.2f ms | %.2f ms | %d | %d | %d |\n", f.Target, f.Connected, f.FramesPerSec, f.TokensPerSec, f.Lag.P50, f.Lag.P99, f.Gaps, errs, f.Disconnects)
 		}
 		sb.WriteString("\n")
 	}

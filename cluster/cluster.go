@@ -30,10 +30,24 @@ const UserKind = "user"
 // request, immediate on a refused connection).
 const staticRefresh = 500 * time.Millisecond
 
+// lookupWait bounds how long Get waits for the identity lookup.
+// protoactor's disthash lookup asks the identity's owner with a fixed 5 s
+// timeout (identitylookup/disthash/manager.go; cluster.WithRequestTimeout
+// does not reach it), so a lookup made after a member died but before the
+// provider dropped it from the topology waited 5 s for a dead node. Get
+// gives up after lookupWait and answers nil instead; its callers ask again
+// (a connection every 200 ms), and once the topology has changed (a static
+// peer's death is seen within staticRefresh) the lookup goes to the new
+// owner. A live owner answers an activation request in milliseconds; the
+// abandoned lookup ends by itself within its 5 s.
+const lookupWait = time.Second
+
 // Node is this process as a member of the cluster.
 type Node struct {
 	cfg config.Cluster
 	log *slog.Logger
+
+	lookups sync.WaitGroup // Get's lookups still running, abandoned or not
 
 	mu        sync.Mutex // guards the fields below
 	c         *pcluster.Cluster
@@ -149,9 +163,30 @@ func (n *Node) staticProvider() (pcluster.ClusterProvider, error) {
 }
 
 // Get returns the pid of userID's actor, activating it on the member the
-// identity lookup places it on; nil when no member answers in time.
+// identity lookup places it on; nil when no member answers within
+// lookupWait, or once the node is shutting down.
 func (n *Node) Get(userID string) *actor.PID {
-	return n.cluster().Get(userID, UserKind)
+	n.mu.Lock()
+	c := n.c
+	if n.stopped || c == nil {
+		n.mu.Unlock()
+		return nil
+	}
+	n.lookups.Add(1)
+	n.mu.Unlock()
+	found := make(chan *actor.PID, 1)
+	go func() {
+		defer n.lookups.Done()
+		found <- c.Get(userID, UserKind)
+	}()
+	t := time.NewTimer(lookupWait)
+	defer t.Stop()
+	select {
+	case pid := <-found:
+		return pid
+	case <-t.C:
+		return nil
+	}
 }
 
 // Forget drops a cached pid of userID's actor that turned out dead, so the
@@ -211,4 +246,5 @@ func (n *Node) Shutdown() {
 	} else if ln != nil {
 		ln.Close()
 	}
+	n.lookups.Wait() // each within protoactor's 5 s
 }

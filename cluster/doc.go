@@ -10,6 +10,8 @@
 // user's actor; everything else about who talks to whom stays there.
 //
 // Concurrency: New does no I/O; Start joins (once, from one goroutine);
-// Get, Members and Ready may be called from any goroutine after Start;
+// Get, Members and Ready may be called from any goroutine after Start (Get
+// waits at most lookupWait; a lookup it gave up on runs out on a goroutine
+// that Shutdown waits for);
 // Shutdown is idempotent.
 package cluster

@@ -44,11 +44,26 @@ func GenerateKey() (string, error) {
 // data_dir created 0700), so tokens and stored messages survive restarts.
 //
 // In production mode nothing is generated: an empty or placeholder secret is
-// refused, as is a jwt_secret shorter than 32 bytes. Errors name the key and
-// never include its value.
+// refused, as is a jwt_secret shorter than 32 bytes. Nor in cluster mode: a
+// key generated under one node's data_dir would make every other node read
+// that node's messages as unreadable and refuse its tokens, so both must be
+// configured, the same on every node. Errors name the key and never
+// include its value.
 func (c *Config) PrepareSecrets() error {
 	if c.Server.Mode == ModeProduction {
 		return c.checkProductionSecrets()
+	}
+	if c.Cluster.Enabled {
+		var p problems
+		if c.Auth.JWTSecret == "" && c.Auth.JWTPublicKeyFile == "" {
+			p.add("auth.jwt_secret", "must be set with cluster.enabled, the same on every node (or set auth.jwt_public_key_file)")
+		}
+		if c.Storage.EncryptionKey == "" {
+			p.add("storage.encryption_key", `must be set with cluster.enabled, the same on every node; generate one with "chatbox keygen"`)
+		}
+		if err := p.err(); err != nil {
+			return err
+		}
 	}
 	if c.Auth.JWTSecret == "" && c.Auth.JWTPublicKeyFile == "" {
 		s, err := devSecret(c.Storage.DataDir, jwtSecretFile, func(s string) error {

@@ -93,6 +93,19 @@ func TestPrepareSecretsDevKeepsConfigured(t *testing.T) {
 	})
 }
 
+func TestPrepareSecretsDevClusterGeneratesNothing(t *testing.T) {
+	c := devConfig(t)
+	c.Cluster.Enabled = true
+	wantErr(t, c.PrepareSecrets(), "auth.jwt_secret", "storage.encryption_key", "cluster.enabled")
+	if _, err := os.Stat(c.Storage.DataDir); !os.IsNotExist(err) {
+		t.Errorf("data_dir created: %v", err)
+	}
+	c.Auth.JWTSecret, c.Storage.EncryptionKey = "configured", testKey
+	if err := c.PrepareSecrets(); err != nil {
+		t.Fatalf("both configured: %v", err)
+	}
+}
+
 func TestPrepareSecretsDevBadFile(t *testing.T) {
 	tests := []struct{ file, content, want string }{
 		{"encryption_key", "short\n", "storage.encryption_key: "},
