@@ -77,13 +77,14 @@ func (c *conn) push(ev *protocol.Event) {
 }
 
 // connProcess is a connection in the actor tree, conn/<conn_id> under its
-// user's actor, without an actor of its own. It is a protoactor Process:
-// registered under a pid, so the user's actor, admins' actors and other
-// nodes address it like any actor, watch it and stop it; but a message sent
-// to it is pushed into the outbox on the sender's goroutine. The outbox is
-// already the connection's bounded queue, and a mailbox in front of it
-// would be a second one, with its own memory per connection and one more
-// hop for every frame (docs/architecture.md, "What each actor is").
+// user's actor, without an actor of its own. It is a protoactor Process
+// with a pid (resolved by the hub, see connAddress), so the user's actor
+// and admins' actors address it like any actor, watch it and stop it; but a
+// message sent to it is pushed into the outbox on the sender's goroutine.
+// The outbox is already the connection's bounded queue, and a mailbox in
+// front of it would be a second one, with its own memory per connection
+// and one more hop for every frame (docs/architecture.md, "What each actor
+// is").
 type connProcess struct {
 	conn
 	pid *actor.PID
@@ -99,13 +100,42 @@ var _ actor.Process = (*connProcess)(nil)
 // and queues its hello.
 func (h *Hub) spawnConn(parent *actor.PID, m *attach) (*connProcess, error) {
 	c := &connProcess{conn: newConn(h, m)}
-	pid, ok := h.system.ProcessRegistry.Add(c, parent.Id+"/conn-"+m.connID)
-	if !ok {
+	c.pid = actor.NewPID(connAddress, parent.Id+"/conn-"+m.connID)
+	h.localMu.Lock()
+	_, taken := h.local[c.pid.Id]
+	if !taken {
+		h.local[c.pid.Id] = c
+	}
+	h.localMu.Unlock()
+	if taken {
 		return nil, fmt.Errorf("register connection %s: the id is taken", m.connID)
 	}
-	c.pid = pid
-	c.start(pid)
+	c.start(c.pid)
 	return c, nil
+}
+
+// connAddress is the address of this node's connections in single-node
+// mode. protoactor's process registry keeps a map per shard, 32,768 of
+// them, and a pid alone in its map costs a whole map group (about 260
+// bytes); a connection per user doubled that. So connections live in one
+// map of the hub instead, which the registry reaches through an address
+// resolver (resolveConn), the extension point it has for pids it does not
+// hold; a pid looks its process up once and keeps it. In cluster mode
+// connections are actors at the node's own address (cluster.go).
+const connAddress = "conns.local"
+
+// resolveConn is the process registry's resolver for connAddress.
+func (h *Hub) resolveConn(pid *actor.PID) (actor.Process, bool) {
+	if pid.Address != connAddress {
+		return nil, false
+	}
+	h.localMu.Lock()
+	c, ok := h.local[pid.Id]
+	h.localMu.Unlock()
+	if !ok {
+		return h.system.DeadLetter, true
+	}
+	return c, true
 }
 
 // SendUserMessage takes an event for the socket, or a poison pill.
@@ -157,7 +187,9 @@ func (c *connProcess) stop(code uint16, reason string) {
 	watchers := c.watchers
 	c.watchers = nil
 	c.mu.Unlock()
-	c.hub.system.ProcessRegistry.Remove(c.pid)
+	c.hub.localMu.Lock()
+	delete(c.hub.local, c.pid.Id)
+	c.hub.localMu.Unlock()
 	c.out.closeAfterFlush(code, reason)
 	for _, w := range watchers {
 		c.terminated(w)

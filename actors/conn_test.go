@@ -6,11 +6,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chatbox/chatbox/persistence/storetest"
 	"github.com/chatbox/chatbox/protocol"
 	"github.com/chatbox/chatbox/providers"
 	"github.com/chatbox/chatbox/providers/demo"
@@ -299,4 +301,44 @@ func TestAConnectionIsWatchedAndStoppedLikeAnActor(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a watcher of a stopped connection was not told at once")
 	}
+}
+
+// BenchmarkIdleConnectionHeap reports the Go heap the actors keep per idle
+// connection of a single-device user (the transport's share is not in it),
+// measured after a collection with every connection attached. Run it with
+// -benchtime 1x: the user actors of one round outlive it (UserIdle).
+func BenchmarkIdleConnectionHeap(b *testing.B) {
+	const conns = 5000
+	cfg := testConfig()
+	cfg.Models, cfg.Store = demoCatalog(b), storetest.SQLite(b)
+	h, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Start()
+	defer h.Shutdown(b.Context())
+	var perConn float64
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		open := make([]*Conn, conns)
+		for i := range open {
+			user := "user-" + strconv.Itoa(i)
+			ticket, err := h.Admit(user)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if open[i], err = h.Connect(ticket, Identity{UserID: user, Name: "U"}, &countSink{want: 1 << 62}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perConn = float64(after.HeapAlloc-before.HeapAlloc) / conns
+		for _, c := range open {
+			c.Close()
+		}
+	}
+	b.ReportMetric(perConn, "heap-B/conn")
 }

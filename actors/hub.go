@@ -97,6 +97,10 @@ type Hub struct {
 	directory *actor.PID
 	admins    *actor.PID
 	userProps *actor.Props // every local user actor's (directory.go)
+	// local holds this node's connections by pid id in single-node mode
+	// (conn.go, connAddress).
+	localMu sync.Mutex // guards local
+	local   map[string]*connProcess
 	// Cluster mode (cluster.go): the parent of this node's connection
 	// actors, the user actors hosted here (pid id → pid), and their metrics.
 	conns    *actor.PID
@@ -160,6 +164,10 @@ func (h *Hub) Start() {
 	h.baseCtx, h.cancelBase = context.WithCancel(context.Background())
 	props := actor.PropsFromProducer(func() actor.Actor { return &directory{hub: h, users: newChildren()} },
 		actor.WithSupervisor(childSupervisor))
+	if !h.clustered() {
+		h.local = map[string]*connProcess{}
+		h.system.ProcessRegistry.RegisterAddressResolver(h.resolveConn)
+	}
 	h.userProps = actor.PropsFromProducer(func() actor.Actor { return newUserActor(h, "") }, actor.WithSupervisor(childSupervisor))
 	h.directory = h.root.Spawn(props)
 	h.admins, _ = h.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &admins{hub: h, conns: map[string]*actor.PID{}} }), adminsName)
