@@ -3,10 +3,10 @@ package actors
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"runtime"
 	"testing"
 	"time"
 
