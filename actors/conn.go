@@ -96,11 +96,11 @@ type connProcess struct {
 
 var _ actor.Process = (*connProcess)(nil)
 
-// spawnConn registers the connection of m under the user actor parent
-// and queues its hello.
-func (h *Hub) spawnConn(parent *actor.PID, m *attach) (*connProcess, error) {
+// spawnConn registers the connection of m under parent (its user actor's
+// pid id, or where it will be) and queues its hello.
+func (h *Hub) spawnConn(parent string, m *attach) (*connProcess, error) {
 	c := &connProcess{conn: newConn(h, m)}
-	c.pid = actor.NewPID(connAddress, parent.Id+"/conn-"+m.connID)
+	c.pid = actor.NewPID(connAddress, parent+"/conn-"+m.connID)
 	h.localMu.Lock()
 	_, taken := h.local[c.pid.Id]
 	if !taken {

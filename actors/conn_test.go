@@ -197,12 +197,13 @@ func BenchmarkFanOutDeltaToThreeDevices(b *testing.B) {
 		}
 		conn = c
 	}
+	user := conn.userActor() // the connections were parked: this spawns the actor
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		// Distinct replies so the outbox never merges: every event is a frame.
 		ev := protocol.NewDelta("s", strconv.Itoa(i), 2, 0, " token")
-		h.root.Send(conn.user, &deliver{event: ev})
+		h.root.Send(user, &deliver{event: ev})
 	}
 	for _, s := range sinks {
 		<-s.done

@@ -18,17 +18,37 @@ import (
 type directory struct {
 	hub     *Hub
 	users   children
-	erasing erasures // made on first use
+	parked  map[string][]*connProcess // connections of users with no actor yet (parked.go); made on first use
+	erasing erasures                  // made on first use
 }
 
 func (d *directory) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *attach:
-		d.route(ctx, m.identity.UserID, m)
+		if _, live := d.users.get(m.identity.UserID); live || d.erasing.active(m.identity.UserID) {
+			d.route(ctx, m.identity.UserID, m)
+			return
+		}
+		d.park(ctx, m)
+	case *ensureUser:
+		if d.erasing.active(m.userID) {
+			m.reply <- nil
+			return
+		}
+		m.reply <- d.userActorOf(ctx, m.userID)
+	case *detach: // a connection that never had its user's actor, or one adopted since
+		if !d.unpark(m.userID, m.connID) {
+			if _, live := d.users.get(m.userID); live {
+				d.users.send(ctx, m.userID, m)
+			}
+		}
 	case *closeConns:
+		d.closeParked("", CloseGoingAway, closeReasonServer)
 		for name := range d.users.pids {
 			d.users.send(ctx, name, m)
 		}
+	case *actor.Stopping:
+		d.closeParked("", CloseGoingAway, closeReasonServer)
 	case *forUser:
 		// An HTTP request's future is the sender; it gets the answer.
 		switch r := m.msg.(type) {
@@ -65,10 +85,7 @@ func (d *directory) route(ctx actor.Context, userID string, msg any) {
 		d.refuseErasing(ctx, msg)
 		return
 	}
-	if _, ok := d.users.get(userID); !ok {
-		d.users.add(userID, ctx.SpawnPrefix(d.hub.userProps, userName(userID)))
-		d.hub.metrics.users.Add(1)
-	}
+	d.userActorOf(ctx, userID)
 	d.users.send(ctx, userID, msg)
 }
 

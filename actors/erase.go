@@ -101,6 +101,7 @@ func (d *directory) startErase(ctx actor.Context, m *eraseUser) {
 		d.erasing.byUser, d.erasing.stopping = map[string]*eraseUser{}, map[string]*eraseUser{}
 	}
 	d.erasing.byUser[m.userID] = m
+	d.closeParked(m.userID, CloseErased, closeReasonErased)
 	pid, ok := d.users.get(m.userID)
 	if !ok {
 		d.eraseStored(ctx, m)

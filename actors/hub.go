@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -235,7 +236,7 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 			select {
 			case late := <-reply:
 				if late.conn != nil {
-					h.root.Send(late.user, &detach{connID: connID})
+					h.root.Send(cmp.Or(late.user, h.directory), &detach{connID: connID, userID: identity.UserID})
 				}
 			case <-h.baseCtx.Done():
 			}
@@ -246,7 +247,9 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 		return nil, errors.New("attach connection: no answer from the actors")
 	}
 	h.metrics.connects.Inc()
-	return &Conn{hub: h, id: connID, user: a.user, pid: a.conn, ticket: ticket}, nil
+	c := &Conn{hub: h, id: connID, userID: identity.UserID, pid: a.conn, ticket: ticket}
+	c.user.Store(a.user) // nil for a parked connection (parked.go)
+	return c, nil
 }
 
 // Conn is the transport's handle on one attached connection. Command and
@@ -255,7 +258,8 @@ func (h *Hub) Connect(ticket *Ticket, identity Identity, sink Sink) (*Conn, erro
 type Conn struct {
 	hub    *Hub
 	id     string
-	user   *actor.PID
+	userID string
+	user   atomic.Pointer[actor.PID] // its user's actor; nil until a parked connection's first command
 	pid    *actor.PID
 	ticket *Ticket
 	closed atomic.Bool
@@ -266,7 +270,9 @@ func (c *Conn) ID() string { return c.id }
 
 // Command hands a decoded client command to the user's actor.
 func (c *Conn) Command(cmd protocol.Command) {
-	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: cmd})
+	if u := c.userActor(); u != nil {
+		c.hub.root.Send(u, &command{connID: c.id, conn: c.pid, cmd: cmd})
+	}
 }
 
 // Reject answers a frame that could not be decoded, in order with the
@@ -274,7 +280,9 @@ func (c *Conn) Command(cmd protocol.Command) {
 // client id is id. err is shown as protocol.AsError makes it.
 func (c *Conn) Reject(id string, err error) {
 	ev := protocol.NewError(id, "", protocol.AsError(err))
-	c.hub.root.Send(c.user, &command{connID: c.id, conn: c.pid, cmd: protocol.Command{ID: id}, reject: ev})
+	if u := c.userActor(); u != nil {
+		c.hub.root.Send(u, &command{connID: c.id, conn: c.pid, cmd: protocol.Command{ID: id}, reject: ev})
+	}
 }
 
 // Close detaches the connection after its socket ended. Idempotent.
@@ -283,7 +291,9 @@ func (c *Conn) Close() {
 		return
 	}
 	c.ticket.Release()
-	c.hub.root.Send(c.user, &detach{connID: c.id})
+	// A parked connection's detach goes to the directory, which forwards
+	// it if the user's actor adopted the connection meanwhile.
+	c.hub.root.Send(cmp.Or(c.user.Load(), c.hub.directory), &detach{connID: c.id, userID: c.userID})
 }
 
 // drainPoll is how often Drain looks at the replies in flight.

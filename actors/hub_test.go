@@ -134,3 +134,16 @@ func TestAUserActorLearnsItsUserFromItsPidOnly(t *testing.T) {
 		}
 	}
 }
+
+// userActors counts the registered user actors of userID.
+func (h *Hub) userActors(userID string) int {
+	n := 0
+	for _, m := range h.system.ProcessRegistry.LocalPIDs.LocalPIDs {
+		for _, id := range m.Keys() {
+			if userOf(id) == userID {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -54,7 +54,7 @@ type command struct {
 }
 
 // detach says a connection's socket is gone.
-type detach struct{ connID string }
+type detach struct{ connID, userID string }
 
 // sessionCommand is a command forwarded by the user actor to a session.
 // conn receives the events that answer it (nil for HTTP calls); when

@@ -191,7 +191,7 @@ func (u *userActor) terminated(ctx actor.Context, who *actor.PID) {
 func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
 	case *attach:
-		c, err := u.hub.spawnConn(ctx.Self(), m)
+		c, err := u.hub.spawnConn(ctx.Self().Id, m)
 		if err != nil {
 			u.hub.log.Error("attach connection", slog.String("conn_id", m.connID), slog.Any("err", err))
 			m.reply <- &attached{}
@@ -199,6 +199,12 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 		}
 		u.conns = append(u.conns, &connEntry{id: m.connID, pid: c.pid, proc: c, identity: m.identity})
 		m.reply <- &attached{user: ctx.Self(), conn: c.pid}
+	case *adopt:
+		u.adopt(m)
+	case *detach:
+		if c := u.conns.remove(m.connID); c != nil {
+			c.close(ctx, CloseGoingAway, closeReasonServer)
+		}
 	case *call:
 		u.runCall(ctx, m)
 	case *setShare:
