@@ -137,7 +137,8 @@ type adminOnline struct{ conn *actor.PID }
 type alertAdmins struct{ event *protocol.Event }
 
 // deliver is an event from a session to its user actor: to one connection,
-// or to all of them (and watchers) when to is nil.
+// or to all of them (and watchers) when to is nil. A plain broadcast, the
+// common case (every delta), is sent as the bare *protocol.Event instead.
 type deliver struct {
 	event  *protocol.Event
 	to     *actor.PID

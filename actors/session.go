@@ -535,7 +535,7 @@ func (s *sessionActor) reply(ctx actor.Context, conn *actor.PID, ev *protocol.Ev
 
 // broadcast sends ev to every connection of the user.
 func (s *sessionActor) broadcast(ctx actor.Context, ev *protocol.Event) {
-	ctx.Send(ctx.Parent(), &deliver{event: ev})
+	ctx.Send(ctx.Parent(), ev) // a bare event is a broadcast (userActor.Receive): no deliver per token
 }
 
 // storeError classifies a store error for clients.

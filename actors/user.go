@@ -106,6 +106,8 @@ func (u *userActor) Receive(ctx actor.Context) {
 		u.command(ctx, m)
 	case *deliver:
 		u.deliver(ctx, m)
+	case *protocol.Event: // a session's broadcast
+		u.broadcast(ctx, m, nil, false)
 	case *relay:
 		u.hub.send(ctx, m.to, m.msg)
 	case *callAnswer:
@@ -156,18 +158,24 @@ func (u *userActor) deliver(ctx actor.Context, m *deliver) {
 		u.hub.send(ctx, m.to, m.event)
 		return
 	}
+	u.broadcast(ctx, m.event, m.except, m.adminsOnly)
+}
+
+// broadcast sends ev to every connection of the user but except (unless
+// adminsOnly) and to the admins watching its session.
+func (u *userActor) broadcast(ctx actor.Context, ev *protocol.Event, except *actor.PID, adminsOnly bool) {
 	for _, c := range u.conns {
 		switch {
-		case m.adminsOnly || c.pid.Equal(m.except):
+		case adminsOnly || c.pid.Equal(except):
 		case c.proc != nil:
-			c.proc.push(m.event) // what a send to its pid does, without the lookup
+			c.proc.push(ev) // what a send to its pid does, without the lookup
 		default:
-			u.hub.send(ctx, c.pid, m.event)
+			u.hub.send(ctx, c.pid, ev)
 		}
 	}
-	for _, w := range u.watchers[m.event.SessionID] {
-		if !w.Equal(m.except) {
-			u.hub.send(ctx, w, m.event)
+	for _, w := range u.watchers[ev.SessionID] {
+		if !w.Equal(except) {
+			u.hub.send(ctx, w, ev)
 		}
 	}
 }
