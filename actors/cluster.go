@@ -250,9 +250,11 @@ func (g *userGrain) Receive(ctx actor.Context) {
 		h.cmetrics.activations.Inc()
 		h.grains.Store(ctx.Self().Id, ctx.Self())
 	case *actor.Stopping:
-		if g.moving {
-			// Not closed: each connection watches this actor and attaches
-			// to the owner once it has stopped.
+		if owner := h.cfg.Placement.Owner(g.userID); g.moving || (owner != "" && owner != ctx.Self().Address) {
+			// Stopped because the user moved (by checkOwner, or by
+			// protoactor's placement actor on a topology change): the
+			// connections are not closed; each watches this actor and
+			// attaches to the owner once it has stopped.
 			g.conns = nil
 			return
 		}

@@ -20,6 +20,7 @@ func TestClusterErasingAUserFromAThirdNodeClosesItsDevicesEverywhereFirst(t *tes
 	devices := []*client{nodes[0].dial(t, alice, false), nodes[1].dial(t, alice, false)}
 	devices[0].send(map[string]any{"type": "send", "id": "1", "text": "first"})
 	sid := devices[0].next(isType("ack")).str("session_id")
+	devices[0].next(isFinal)
 	devices[1].next(isFinal)
 	var link map[string]string
 	if code := nodes[1].doJSON(t, "POST", alice, "/api/sessions/"+sid+"/share", "", &link); code != 200 {
@@ -32,6 +33,7 @@ func TestClusterErasingAUserFromAThirdNodeClosesItsDevicesEverywhereFirst(t *tes
 	// A reply in flight when the erasure comes: stored as interrupted,
 	// then erased with the rest.
 	devices[1].send(map[string]any{"type": "send", "id": "2", "session_id": sid, "text": "a long story please"})
+	devices[1].next(isType("ack"))
 	devices[0].next(isType("delta"))
 
 	var res struct {
