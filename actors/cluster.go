@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +34,9 @@ type Placement interface {
 	Get(userID string) *actor.PID
 	// Forget drops a cached pid that turned out dead.
 	Forget(userID string)
+	// Owner is the member address the identity lookup places the user's
+	// actor on, per this node's latest topology; "" when it has none.
+	Owner(userID string) string
 	// Members lists the member addresses this node sees.
 	Members() []string
 	// Shutdown leaves the cluster; after the actors are stopped.
@@ -45,6 +49,7 @@ type clusterMetrics struct {
 	activations *metrics.Counter // user actors activated on this node
 	failovers   *metrics.Counter // connections that attached again after their user's actor stopped or moved
 	dropped     *metrics.Counter // envelopes of a kind this node does not know
+	strays      *metrics.Counter // user actors stopped because another member owns their user
 }
 
 func newClusterMetrics(s *metrics.Set, p Placement) *clusterMetrics {
@@ -54,6 +59,7 @@ func newClusterMetrics(s *metrics.Set, p Placement) *clusterMetrics {
 		activations: s.NewCounter("chatbox_cluster_activations_total"),
 		failovers:   s.NewCounter("chatbox_cluster_failovers_total"),
 		dropped:     s.NewCounter("chatbox_cluster_dropped_total"),
+		strays:      s.NewCounter("chatbox_cluster_strays_stopped_total"),
 	}
 }
 
@@ -124,7 +130,44 @@ func (h *Hub) startCluster() error {
 		actor.WithSupervisor(childSupervisor)))
 	props := actor.PropsFromProducer(func() actor.Actor { return &userGrain{userActor: newUserActor(h, "")} },
 		actor.WithSupervisor(childSupervisor))
-	return h.cfg.Placement.Start(h.system, props)
+	if err := h.cfg.Placement.Start(h.system, props); err != nil {
+		return err
+	}
+	h.goroutines.Go(h.checkOwners)
+	return nil
+}
+
+// While the topology settles (ownerSettle after this node last saw it
+// change), every ownerCheckEvery each user actor here checks that this
+// node still owns its user (userGrain.checkOwner).
+const (
+	ownerCheckEvery = time.Second
+	ownerSettle     = 10 * time.Second
+)
+
+// checkOwners runs the owner checks until the hub's goroutines stop.
+func (h *Hub) checkOwners() {
+	tick := time.NewTicker(ownerCheckEvery)
+	defer tick.Stop()
+	var members []string
+	var changed time.Time
+	for {
+		select {
+		case <-h.goroutines.Stopping():
+			return
+		case now := <-tick.C:
+			if m := h.cfg.Placement.Members(); !slices.Equal(m, members) {
+				members, changed = m, now
+			}
+			if now.Sub(changed) > ownerSettle {
+				continue
+			}
+			h.grains.Range(func(_, v any) bool {
+				h.root.Send(v.(*actor.PID), &ownerCheck{})
+				return true
+			})
+		}
+	}
 }
 
 // Nodes lists the cluster members this node sees; nil on a single node.
@@ -165,6 +208,14 @@ func (h *Hub) envelope(msg any) *wire.Envelope {
 		env.Body = &wire.Envelope_Event{Event: eventToWire(m)}
 	case *callAnswer:
 		env.Body = &wire.Envelope_CallAnswer{CallAnswer: answerToWire(m)}
+	case *closeConn:
+		env.Body = &wire.Envelope_CloseConn{CloseConn: &wire.CloseConn{Code: uint32(m.code), Reason: m.reason}}
+	case *shareAnswer:
+		a := &wire.ShareAnswer{ShareId: m.shareID}
+		if m.err != nil {
+			a.ErrorCode, a.ErrorMessage = m.err.Code, m.err.Message
+		}
+		env.Body = &wire.Envelope_ShareAnswer{ShareAnswer: a}
 	default:
 		return nil
 	}
@@ -178,9 +229,15 @@ func (h *Hub) dropUnknown(env *wire.Envelope) {
 }
 
 // userGrain is the user actor as a cluster kind: it reads envelopes from
-// other nodes into the user actor's own messages.
+// other nodes into the user actor's own messages. While its user is being
+// erased (erase.go) it refuses everything that would write for the user;
+// when this node's topology says another member owns the user it stops
+// (ownerCheck), and its connections attach to the owner.
 type userGrain struct {
 	*userActor
+	erasing *grainErasure // non-nil from EraseStart until the actor stops
+	strayed bool          // the last ownerCheck found another member owns the user
+	moving  bool          // stopping because another member owns the user
 }
 
 func (g *userGrain) Receive(ctx actor.Context) {
@@ -192,14 +249,69 @@ func (g *userGrain) Receive(ctx actor.Context) {
 		h.metrics.users.Add(1)
 		h.cmetrics.activations.Inc()
 		h.grains.Store(ctx.Self().Id, ctx.Self())
+	case *actor.Stopping:
+		if owner := h.cfg.Placement.Owner(g.userID); g.moving || (owner != "" && owner != ctx.Self().Address) {
+			// Stopped because the user moved (by checkOwner, or by
+			// protoactor's placement actor on a topology change): the
+			// connections are not closed; each watches this actor and
+			// attaches to the owner once it has stopped.
+			g.conns = nil
+			return
+		}
+		g.userActor.Receive(ctx)
 	case *actor.Stopped:
 		h.metrics.users.Add(-1)
 		h.grains.Delete(ctx.Self().Id)
 		g.userActor.Receive(ctx)
 	case *wire.Envelope:
+		if g.erasing != nil {
+			g.refuseErasing(ctx, m)
+			return
+		}
 		g.envelope(ctx, m)
+	case *ownerCheck:
+		g.checkOwner(ctx)
+	case *eraseExpired:
+		if g.erasing != nil {
+			ctx.Poison(ctx.Self())
+		}
+	case *actor.ReceiveTimeout:
+		if g.erasing == nil { // an erasing actor stops at EraseDone, not idle
+			g.userActor.Receive(ctx)
+		}
+	case *actor.Terminated:
+		g.userActor.Receive(ctx)
+		g.eraseReady(ctx)
 	default:
 		g.userActor.Receive(ctx)
+	}
+}
+
+// ownerCheck asks a user actor whether this node still owns its user.
+type ownerCheck struct{}
+
+// checkOwner stops the actor when this node's topology has placed its user
+// on another member at two checks in a row: protoactor's placement actor
+// stops an actor whose owner changed only on the topology change it sees
+// itself, so a node whose view lagged behind the others' (a killed node
+// rejoining) can activate a user another member owns, and keep it. Two
+// checks, so that a view that differs for a moment (a dead member not yet
+// dropped) stops nothing.
+func (g *userGrain) checkOwner(ctx actor.Context) {
+	owner := g.hub.cfg.Placement.Owner(g.userID)
+	if owner == "" || owner == ctx.Self().Address || g.erasing != nil {
+		g.strayed = false
+		return
+	}
+	if !g.strayed {
+		g.strayed = true
+		return
+	}
+	if !g.moving {
+		g.moving = true
+		g.hub.cmetrics.strays.Inc()
+		g.hub.log.Info("stopping a user actor another member owns", slog.String("user_id", g.userID), slog.String("owner", owner))
+		ctx.Poison(ctx.Self())
 	}
 }
 
@@ -235,9 +347,30 @@ func (g *userGrain) envelope(ctx actor.Context, env *wire.Envelope) {
 		g.runCall(ctx, cl)
 	case *wire.Envelope_CallAnswer:
 		g.callDone(ctx, b.CallAnswer.ConnId)
+	case *wire.Envelope_SetShare:
+		g.toSession(ctx, b.SetShare.SessionId, false, &setShare{sessionID: b.SetShare.SessionId, on: b.SetShare.On, replyTo: ctx.Sender()})
+	case *wire.Envelope_EraseStart:
+		g.startErase(ctx, time.Duration(b.EraseStart.HoldMs)*time.Millisecond)
 	default:
 		g.hub.dropUnknown(env)
 	}
+}
+
+// closeConn asks a connection's actor to close its socket with code once
+// what is queued on it is written, and to stop without attaching again.
+type closeConn struct {
+	code   uint16
+	reason string
+}
+
+// closeClusterConn sends pid, a connection's actor, a closeConn: as an
+// envelope when pid is on another node.
+func closeClusterConn(ctx actor.Context, pid *actor.PID, code uint16, reason string) {
+	if pid.Address != ctx.ActorSystem().Address() {
+		ctx.Send(pid, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_CloseConn{CloseConn: &wire.CloseConn{Code: uint32(code), Reason: reason}}})
+		return
+	}
+	ctx.Send(pid, &closeConn{code: code, reason: reason})
 }
 
 // connParent is the parent of this node's connection actors in cluster
@@ -312,11 +445,16 @@ func (c *clusterConn) Receive(ctx actor.Context) {
 		c.detach(ctx)
 		ctx.Stop(ctx.Self())
 	case *wire.Envelope:
-		if ev := m.GetEvent(); ev != nil {
-			c.push(eventFromWire(ev))
-		} else {
+		switch {
+		case m.GetEvent() != nil:
+			c.push(eventFromWire(m.GetEvent()))
+		case m.GetCloseConn() != nil:
+			c.closeWith(ctx, &closeConn{code: uint16(m.GetCloseConn().GetCode()), reason: m.GetCloseConn().GetReason()})
+		default:
 			c.hub.dropUnknown(m)
 		}
+	case *closeConn:
+		c.closeWith(ctx, m)
 	case *actor.Terminated:
 		if c.user != nil && m.Who.Equal(c.user) {
 			// The user's actor stopped or moved (a topology change): attach
@@ -337,6 +475,14 @@ func (c *clusterConn) Receive(ctx actor.Context) {
 		// Frames already queued (a reply's final message) still go out.
 		c.out.closeAfterFlush(CloseGoingAway, closeReasonServer)
 	}
+}
+
+// closeWith closes the socket with m's code after what is queued, and stops
+// the actor without attaching again.
+func (c *clusterConn) closeWith(ctx actor.Context, m *closeConn) {
+	c.detach(ctx)
+	c.out.closeAfterFlush(m.code, m.reason)
+	ctx.Stop(ctx.Self())
 }
 
 func (c *clusterConn) toUser(ctx actor.Context, env *wire.Envelope) {
@@ -421,16 +567,44 @@ func (c *clusterConn) attachDone(ctx actor.Context, m *attachResult) {
 	c.queued = nil
 }
 
-// clusterRequest sends msg (a *call) to the user's actor wherever it is and
-// waits for its answer, asking the identity lookup again once if the first
-// pid is dead.
+// clusterRequest sends msg (a *call or *setShare) to the user's actor
+// wherever it is and waits for its answer.
 func (h *Hub) clusterRequest(ctx context.Context, userID string, msg any, timeout time.Duration) (any, error) {
-	cl, ok := msg.(*call)
-	if !ok {
+	env := &wire.Envelope{Version: wire.Version}
+	switch m := msg.(type) {
+	case *call:
+		env.Body = &wire.Envelope_Call{Call: &wire.Call{Identity: identityToWire(m.identity), ConnId: m.connID, Cmd: commandToWire(m.cmd)}}
+	case *setShare:
+		env.Body = &wire.Envelope_SetShare{SetShare: &wire.SetShare{SessionId: m.sessionID, On: m.on}}
+	default:
 		return nil, protocol.Errf(protocol.CodeUnsupported, "not available in cluster mode yet")
 	}
-	env := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Call{Call: &wire.Call{
-		Identity: identityToWire(cl.identity), ConnId: cl.connID, Cmd: commandToWire(cl.cmd)}}}
+	_, res, err := h.clusterAsk(ctx, userID, env, timeout)
+	if err != nil {
+		return nil, err
+	}
+	switch r := res.(type) {
+	case *callAnswer, *shareAnswer: // the user's actor is on this node
+		return r, nil
+	case *wire.Envelope:
+		if a := r.GetCallAnswer(); a != nil {
+			return answerFromWire(a), nil
+		}
+		if a := r.GetShareAnswer(); a != nil {
+			s := &shareAnswer{shareID: a.ShareId}
+			if a.ErrorCode != "" {
+				s.err = &protocol.Error{Code: a.ErrorCode, Message: a.ErrorMessage}
+			}
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("unexpected answer %T", res)
+}
+
+// clusterAsk sends env to the user's actor wherever it is and returns its
+// answer and the pid that gave it, asking the identity lookup again once if
+// the first pid is dead.
+func (h *Hub) clusterAsk(ctx context.Context, userID string, env *wire.Envelope, timeout time.Duration) (*actor.PID, any, error) {
 	deadline := time.Now().Add(timeout)
 	for attempt := 0; ; attempt++ {
 		pid := h.cfg.Placement.Get(userID)
@@ -440,20 +614,14 @@ func (h *Hub) clusterRequest(ctx context.Context, userID string, msg any, timeou
 			res, err = h.root.RequestFuture(pid, env, time.Until(deadline)).Result()
 		}
 		if err == nil {
-			if a, ok := res.(*callAnswer); ok { // the user's actor is on this node
-				return a, nil
-			}
-			if e, ok := res.(*wire.Envelope); ok && e.GetCallAnswer() != nil {
-				return answerFromWire(e.GetCallAnswer()), nil
-			}
 			if _, dead := res.(*actor.DeadLetterResponse); !dead {
-				return nil, fmt.Errorf("unexpected answer %T", res)
+				return pid, res, nil
 			}
 			err = actor.ErrDeadLetter
 		}
 		h.cfg.Placement.Forget(userID)
 		if attempt > 0 || time.Until(deadline) < time.Second || ctx.Err() != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 }

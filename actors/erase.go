@@ -3,15 +3,18 @@ package actors
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chatbox/chatbox/cluster/wire"
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/protocol"
 )
 
-// Erasure of a user (CONTRACT §8). The directory runs it, since it alone
-// reaches user actors by id:
+// Erasure of a user (CONTRACT §8). On one node the directory runs it, since
+// it alone reaches user actors by id (cluster mode: below):
 //
 //  1. It marks the user as being erased: while the mark stands, a new
 //     connection of the user is refused and calls into the user's sessions
@@ -68,6 +71,14 @@ type forgetUser struct{ userID string }
 func (h *Hub) EraseUser(ctx context.Context, userID string, record *persistence.AuditEntry) (persistence.EraseResult, error) {
 	if h.baseCtx.Err() != nil {
 		return persistence.EraseResult{}, ErrShuttingDown
+	}
+	if h.clustered() {
+		res, err := h.eraseClustered(ctx, userID, record)
+		if err != nil {
+			return res, fmt.Errorf("erase user %s: %w", userID, err)
+		}
+		h.metrics.erasures.Inc()
+		return res, nil
 	}
 	req := &eraseUser{ctx: ctx, userID: userID, record: record, reply: make(chan eraseAnswer, 1)}
 	h.root.Send(h.directory, req)
@@ -188,5 +199,143 @@ func (u *userActor) forget(userID string) {
 		if owner == userID {
 			delete(u.owners, sid)
 		}
+	}
+}
+
+// Erasure in cluster mode. The user's actor (a cluster kind, on whichever
+// node owns the user) takes the directory's part: it is the one place every
+// connection of the user, on any node, attaches to and every command and
+// call for the user goes through.
+//
+//  1. The erasing node asks the user's actor (EraseStart). It closes every
+//     connection attached to it with CloseErased, after what is queued,
+//     and stops its sessions (a reply in flight is stored as interrupted);
+//     from then on it refuses every attach (the connection is closed with
+//     CloseErased), command, call and share change, as if the user had
+//     nothing. It answers EraseReady once none of its sessions runs.
+//  2. The erasing node erases the user in the store, with the audit record.
+//  3. It tells the user's actor (EraseDone), which forgets the user's limit
+//     state and stops. Should EraseDone never come (the erasing node died),
+//     the actor stops after eraseHold.
+
+// eraseHold bounds how long a user's actor refuses everything for an
+// erasure whose node never said it was done.
+const eraseHold = 2 * time.Minute
+
+// eraseExpired: eraseHold has passed since EraseStart.
+type eraseExpired struct{}
+
+// grainErasure is a user actor's erasure in progress.
+type grainErasure struct {
+	waiting []*actor.PID // EraseStart's senders still waiting for EraseReady
+	ready   bool
+}
+
+// eraseClustered runs the steps above.
+func (h *Hub) eraseClustered(ctx context.Context, userID string, record *persistence.AuditEntry) (persistence.EraseResult, error) {
+	timeout := callTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	start := &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_EraseStart{EraseStart: &wire.EraseStart{HoldMs: eraseHold.Milliseconds()}}}
+	pid, res, err := h.clusterAsk(ctx, userID, start, timeout)
+	if err == nil {
+		if env, ok := res.(*wire.Envelope); !ok || env.GetEraseReady() == nil {
+			err = fmt.Errorf("unexpected answer %T", res)
+		}
+	}
+	if err != nil {
+		// Nothing is erased: the user's connections may still be open.
+		h.log.Warn("erase: the user's actor did not answer", slog.String("user_id", userID), slog.Any("err", err))
+		return persistence.EraseResult{}, protocol.Errf(protocol.CodeBusy, "the user's actor did not answer; try again")
+	}
+	erased, err := h.cfg.Store.EraseUser(ctx, userID, record)
+	h.send(h.root, pid, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_EraseDone{EraseDone: &wire.EraseDone{}}})
+	h.users.Delete(userID)
+	return erased, err
+}
+
+// startErase runs step 1 in the user's actor.
+func (g *userGrain) startErase(ctx actor.Context, hold time.Duration) {
+	g.erasing = &grainErasure{waiting: []*actor.PID{ctx.Sender()}}
+	for _, c := range g.conns {
+		ctx.Unwatch(c.pid)
+		c.close(ctx, CloseErased, closeReasonErased)
+	}
+	g.conns = nil
+	for _, pid := range g.sessions.pids {
+		ctx.Poison(pid)
+	}
+	self, h := ctx.Self(), g.hub
+	h.goroutines.Go(func() {
+		t := time.NewTimer(hold)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			h.root.Send(self, &eraseExpired{})
+		case <-h.goroutines.Stopping():
+		}
+	})
+	g.eraseReady(ctx)
+}
+
+// eraseReady answers EraseReady once none of the actor's sessions runs.
+func (g *userGrain) eraseReady(ctx actor.Context) {
+	e := g.erasing
+	if e == nil || g.sessions.len() > 0 {
+		return
+	}
+	e.ready = true
+	for _, to := range e.waiting {
+		if to != nil {
+			g.hub.send(ctx, to, &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_EraseReady{EraseReady: &wire.EraseReady{}}})
+		}
+	}
+	e.waiting = nil
+}
+
+// refuseErasing answers what reaches the user's actor while its user is
+// erased as if the user had nothing: no connection, no session.
+func (g *userGrain) refuseErasing(ctx actor.Context, env *wire.Envelope) {
+	notFound := protocol.Err(protocol.CodeNotFound)
+	h := g.hub
+	switch b := env.Body.(type) {
+	case *wire.Envelope_Attach:
+		if conn := pidFromWire(b.Attach.Conn); conn != nil {
+			closeClusterConn(ctx, conn, CloseErased, closeReasonErased)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(&wire.Envelope{Version: wire.Version, Body: &wire.Envelope_Attached{Attached: &wire.Attached{ConnId: b.Attach.ConnId}}})
+		}
+	case *wire.Envelope_Command:
+		if conn := pidFromWire(b.Command.Conn); conn != nil {
+			cmd := b.Command.GetCmd()
+			h.send(ctx, conn, protocol.NewError(cmd.GetId(), cmd.GetSessionId(), notFound))
+		}
+	case *wire.Envelope_Call:
+		c := b.Call
+		if conn := pidFromWire(c.Conn); conn != nil {
+			h.send(ctx, conn, protocol.NewError(c.GetCmd().GetId(), c.GetCmd().GetSessionId(), notFound))
+		}
+		replyTo := pidFromWire(c.ReplyTo)
+		if replyTo == nil {
+			replyTo = ctx.Sender()
+		}
+		if replyTo != nil {
+			h.send(ctx, replyTo, &callAnswer{connID: c.ConnId, err: notFound})
+		}
+	case *wire.Envelope_SetShare:
+		if ctx.Sender() != nil {
+			h.send(ctx, ctx.Sender(), &shareAnswer{err: notFound})
+		}
+	case *wire.Envelope_EraseStart:
+		if g.erasing.ready {
+			h.send(ctx, ctx.Sender(), &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_EraseReady{EraseReady: &wire.EraseReady{}}})
+		} else {
+			g.erasing.waiting = append(g.erasing.waiting, ctx.Sender())
+		}
+	case *wire.Envelope_EraseDone:
+		h.users.Delete(g.userID)
+		ctx.Poison(ctx.Self())
 	}
 }

@@ -30,10 +30,10 @@ func (h *Hub) Share(ctx context.Context, userID, sessionID string, on bool) (str
 
 // share sets or clears the session's share id, a header write like any
 // other (fenced), and answers m.replyTo. The session actor belongs to
-// its owner, and the directory routed m to the owner's actor, so the caller
-// is the owner.
+// its owner, and the directory (or, in cluster mode, the identity lookup)
+// routed m to the owner's actor, so the caller is the owner.
 func (s *sessionActor) share(ctx actor.Context, m *setShare) {
-	defer onPanic(func() { ctx.Send(m.replyTo, &shareAnswer{err: protocol.Err(protocol.CodeInternal)}) })
+	defer onPanic(func() { s.hub.send(ctx, m.replyTo, &shareAnswer{err: protocol.Err(protocol.CodeInternal)}) })
 	a := &shareAnswer{}
 	if s.loadErr != nil {
 		a.err = storeError(s.loadErr)
@@ -44,7 +44,7 @@ func (s *sessionActor) share(ctx actor.Context, m *setShare) {
 	if a.err == nil {
 		a.shareID = s.session.ShareID
 	}
-	ctx.Send(m.replyTo, a)
+	s.hub.send(ctx, m.replyTo, a) // an envelope to a future on another node
 }
 
 func (s *sessionActor) setShareID(on bool) *protocol.Error {

@@ -66,14 +66,14 @@ func (s *connSet) remove(id string) *connEntry {
 }
 
 // close closes the connection with code and reason once what is queued on
-// it is written. A connection on another node gets a poison pill: it
-// closes with 1001 after what was sent before.
+// it is written. A connection's actor in cluster mode gets the close as a
+// message, behind what was sent to it before (cluster.go).
 func (c *connEntry) close(ctx actor.Context, code uint16, reason string) {
 	if c.proc != nil {
 		c.proc.stop(code, reason)
 		return
 	}
-	ctx.Poison(c.pid)
+	closeClusterConn(ctx, c.pid, code, reason)
 }
 
 func newUserActor(hub *Hub, userID string) *userActor {

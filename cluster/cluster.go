@@ -51,8 +51,9 @@ type Node struct {
 
 	mu        sync.Mutex // guards the fields below
 	c         *pcluster.Cluster
-	discovery net.Listener // static: the membership endpoint
-	members   []string     // addresses of the latest topology, sorted
+	discovery net.Listener         // static: the membership endpoint
+	members   []string             // addresses of the latest topology, sorted
+	owners    *pcluster.Rendezvous // disthash's placement over the latest topology
 	stopped   bool
 }
 
@@ -106,8 +107,10 @@ func (n *Node) Start(system *actor.ActorSystem, userProps *actor.Props) error {
 			addrs = append(addrs, m.Address())
 		}
 		slices.Sort(addrs)
+		owners := pcluster.NewRendezvous()
+		owners.UpdateMembers(t.Members)
 		n.mu.Lock()
-		n.members = addrs
+		n.members, n.owners = addrs, owners
 		n.mu.Unlock()
 	})
 	n.c = pcluster.New(system, cfg)
@@ -193,6 +196,19 @@ func (n *Node) Get(userID string) *actor.PID {
 // next Get asks the identity lookup again.
 func (n *Node) Forget(userID string) {
 	n.cluster().PidCache.Remove(userID, UserKind)
+}
+
+// Owner is the address of the member that disthash places userID's actor
+// on, per the latest topology this node has seen (disthash's own rule:
+// rendezvous hashing over the members' addresses); "" before the first.
+func (n *Node) Owner(userID string) string {
+	n.mu.Lock()
+	owners := n.owners
+	n.mu.Unlock()
+	if owners == nil {
+		return ""
+	}
+	return owners.GetByClusterIdentity(&pcluster.ClusterIdentity{Kind: UserKind, Identity: userID})
 }
 
 // Members lists the addresses of the members this node sees, itself included.

@@ -45,6 +45,12 @@ type Envelope struct {
 	//	*Envelope_CallAnswer
 	//	*Envelope_AdminAlert
 	//	*Envelope_AdminOnline
+	//	*Envelope_CloseConn
+	//	*Envelope_EraseStart
+	//	*Envelope_EraseReady
+	//	*Envelope_EraseDone
+	//	*Envelope_SetShare
+	//	*Envelope_ShareAnswer
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -175,6 +181,60 @@ func (x *Envelope) GetAdminOnline() *AdminOnline {
 	return nil
 }
 
+func (x *Envelope) GetCloseConn() *CloseConn {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_CloseConn); ok {
+			return x.CloseConn
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEraseStart() *EraseStart {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_EraseStart); ok {
+			return x.EraseStart
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEraseReady() *EraseReady {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_EraseReady); ok {
+			return x.EraseReady
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetEraseDone() *EraseDone {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_EraseDone); ok {
+			return x.EraseDone
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSetShare() *SetShare {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SetShare); ok {
+			return x.SetShare
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetShareAnswer() *ShareAnswer {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_ShareAnswer); ok {
+			return x.ShareAnswer
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -215,6 +275,30 @@ type Envelope_AdminOnline struct {
 	AdminOnline *AdminOnline `protobuf:"bytes,18,opt,name=admin_online,json=adminOnline,proto3,oneof"`
 }
 
+type Envelope_CloseConn struct {
+	CloseConn *CloseConn `protobuf:"bytes,19,opt,name=close_conn,json=closeConn,proto3,oneof"`
+}
+
+type Envelope_EraseStart struct {
+	EraseStart *EraseStart `protobuf:"bytes,20,opt,name=erase_start,json=eraseStart,proto3,oneof"`
+}
+
+type Envelope_EraseReady struct {
+	EraseReady *EraseReady `protobuf:"bytes,21,opt,name=erase_ready,json=eraseReady,proto3,oneof"`
+}
+
+type Envelope_EraseDone struct {
+	EraseDone *EraseDone `protobuf:"bytes,22,opt,name=erase_done,json=eraseDone,proto3,oneof"`
+}
+
+type Envelope_SetShare struct {
+	SetShare *SetShare `protobuf:"bytes,23,opt,name=set_share,json=setShare,proto3,oneof"`
+}
+
+type Envelope_ShareAnswer struct {
+	ShareAnswer *ShareAnswer `protobuf:"bytes,24,opt,name=share_answer,json=shareAnswer,proto3,oneof"`
+}
+
 func (*Envelope_Attach) isEnvelope_Body() {}
 
 func (*Envelope_Attached) isEnvelope_Body() {}
@@ -232,6 +316,18 @@ func (*Envelope_CallAnswer) isEnvelope_Body() {}
 func (*Envelope_AdminAlert) isEnvelope_Body() {}
 
 func (*Envelope_AdminOnline) isEnvelope_Body() {}
+
+func (*Envelope_CloseConn) isEnvelope_Body() {}
+
+func (*Envelope_EraseStart) isEnvelope_Body() {}
+
+func (*Envelope_EraseReady) isEnvelope_Body() {}
+
+func (*Envelope_EraseDone) isEnvelope_Body() {}
+
+func (*Envelope_SetShare) isEnvelope_Body() {}
+
+func (*Envelope_ShareAnswer) isEnvelope_Body() {}
 
 // Pid is an actor's address: the node and the actor's id there.
 type Pid struct {
@@ -1049,12 +1145,305 @@ func (x *AdminOnline) GetConn() *Pid {
 	return nil
 }
 
+// CloseConn tells a connection's actor to close its socket with code and
+// reason once what is queued on it is written, and to stop without
+// attaching again (an erasure's 4001).
+type CloseConn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseConn) Reset() {
+	*x = CloseConn{}
+	mi := &file_wire_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseConn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseConn) ProtoMessage() {}
+
+func (x *CloseConn) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseConn.ProtoReflect.Descriptor instead.
+func (*CloseConn) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CloseConn) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CloseConn) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// EraseStart tells a user's actor that its user is being erased: it closes
+// every connection attached to it with 4001, stops its sessions (a reply in
+// flight is stored as interrupted) and from then on refuses attaches,
+// commands and calls; once no session of it runs it answers EraseReady.
+// It refuses for hold_ms at most, should EraseDone never come.
+type EraseStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HoldMs        int64                  `protobuf:"varint,1,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseStart) Reset() {
+	*x = EraseStart{}
+	mi := &file_wire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseStart) ProtoMessage() {}
+
+func (x *EraseStart) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseStart.ProtoReflect.Descriptor instead.
+func (*EraseStart) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EraseStart) GetHoldMs() int64 {
+	if x != nil {
+		return x.HoldMs
+	}
+	return 0
+}
+
+type EraseReady struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseReady) Reset() {
+	*x = EraseReady{}
+	mi := &file_wire_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseReady) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseReady) ProtoMessage() {}
+
+func (x *EraseReady) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseReady.ProtoReflect.Descriptor instead.
+func (*EraseReady) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{15}
+}
+
+// EraseDone: the store has erased the user; the user's actor forgets the
+// user's limit state and stops.
+type EraseDone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseDone) Reset() {
+	*x = EraseDone{}
+	mi := &file_wire_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseDone) ProtoMessage() {}
+
+func (x *EraseDone) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseDone.ProtoReflect.Descriptor instead.
+func (*EraseDone) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{16}
+}
+
+// SetShare creates (on) or revokes a session's read-only share link, on
+// behalf of the session's owner; answered by ShareAnswer.
+type SetShare struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	On            bool                   `protobuf:"varint,2,opt,name=on,proto3" json:"on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetShare) Reset() {
+	*x = SetShare{}
+	mi := &file_wire_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetShare) ProtoMessage() {}
+
+func (x *SetShare) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetShare.ProtoReflect.Descriptor instead.
+func (*SetShare) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetShare) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SetShare) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+type ShareAnswer struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ShareId string                 `protobuf:"bytes,1,opt,name=share_id,json=shareId,proto3" json:"share_id,omitempty"`
+	// error_code is empty on success.
+	ErrorCode     string `protobuf:"bytes,2,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,3,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareAnswer) Reset() {
+	*x = ShareAnswer{}
+	mi := &file_wire_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareAnswer) ProtoMessage() {}
+
+func (x *ShareAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareAnswer.ProtoReflect.Descriptor instead.
+func (*ShareAnswer) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ShareAnswer) GetShareId() string {
+	if x != nil {
+		return x.ShareId
+	}
+	return ""
+}
+
+func (x *ShareAnswer) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *ShareAnswer) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\x12chatbox.cluster.v1\"\xbc\x04\n" +
+	"wire.proto\x12\x12chatbox.cluster.v1\"\xc5\a\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x124\n" +
 	"\x06attach\x18\n" +
@@ -1068,7 +1457,17 @@ const file_wire_proto_rawDesc = "" +
 	"callAnswer\x12A\n" +
 	"\vadmin_alert\x18\x11 \x01(\v2\x1e.chatbox.cluster.v1.AdminAlertH\x00R\n" +
 	"adminAlert\x12D\n" +
-	"\fadmin_online\x18\x12 \x01(\v2\x1f.chatbox.cluster.v1.AdminOnlineH\x00R\vadminOnlineB\x06\n" +
+	"\fadmin_online\x18\x12 \x01(\v2\x1f.chatbox.cluster.v1.AdminOnlineH\x00R\vadminOnline\x12>\n" +
+	"\n" +
+	"close_conn\x18\x13 \x01(\v2\x1d.chatbox.cluster.v1.CloseConnH\x00R\tcloseConn\x12A\n" +
+	"\verase_start\x18\x14 \x01(\v2\x1e.chatbox.cluster.v1.EraseStartH\x00R\n" +
+	"eraseStart\x12A\n" +
+	"\verase_ready\x18\x15 \x01(\v2\x1e.chatbox.cluster.v1.EraseReadyH\x00R\n" +
+	"eraseReady\x12>\n" +
+	"\n" +
+	"erase_done\x18\x16 \x01(\v2\x1d.chatbox.cluster.v1.EraseDoneH\x00R\teraseDone\x12;\n" +
+	"\tset_share\x18\x17 \x01(\v2\x1c.chatbox.cluster.v1.SetShareH\x00R\bsetShare\x12D\n" +
+	"\fshare_answer\x18\x18 \x01(\v2\x1f.chatbox.cluster.v1.ShareAnswerH\x00R\vshareAnswerB\x06\n" +
 	"\x04body\"/\n" +
 	"\x03Pid\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
@@ -1136,7 +1535,25 @@ const file_wire_proto_rawDesc = "" +
 	"AdminAlert\x12/\n" +
 	"\x05event\x18\x01 \x01(\v2\x19.chatbox.cluster.v1.EventR\x05event\":\n" +
 	"\vAdminOnline\x12+\n" +
-	"\x04conn\x18\x01 \x01(\v2\x17.chatbox.cluster.v1.PidR\x04connB)Z'github.com/chatbox/chatbox/cluster/wireb\x06proto3"
+	"\x04conn\x18\x01 \x01(\v2\x17.chatbox.cluster.v1.PidR\x04conn\"7\n" +
+	"\tCloseConn\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"%\n" +
+	"\n" +
+	"EraseStart\x12\x17\n" +
+	"\ahold_ms\x18\x01 \x01(\x03R\x06holdMs\"\f\n" +
+	"\n" +
+	"EraseReady\"\v\n" +
+	"\tEraseDone\"9\n" +
+	"\bSetShare\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x0e\n" +
+	"\x02on\x18\x02 \x01(\bR\x02on\"l\n" +
+	"\vShareAnswer\x12\x19\n" +
+	"\bshare_id\x18\x01 \x01(\tR\ashareId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessageB)Z'github.com/chatbox/chatbox/cluster/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1150,7 +1567,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),      // 0: chatbox.cluster.v1.Envelope
 	(*Pid)(nil),           // 1: chatbox.cluster.v1.Pid
@@ -1165,6 +1582,12 @@ var file_wire_proto_goTypes = []any{
 	(*CallAnswer)(nil),    // 10: chatbox.cluster.v1.CallAnswer
 	(*AdminAlert)(nil),    // 11: chatbox.cluster.v1.AdminAlert
 	(*AdminOnline)(nil),   // 12: chatbox.cluster.v1.AdminOnline
+	(*CloseConn)(nil),     // 13: chatbox.cluster.v1.CloseConn
+	(*EraseStart)(nil),    // 14: chatbox.cluster.v1.EraseStart
+	(*EraseReady)(nil),    // 15: chatbox.cluster.v1.EraseReady
+	(*EraseDone)(nil),     // 16: chatbox.cluster.v1.EraseDone
+	(*SetShare)(nil),      // 17: chatbox.cluster.v1.SetShare
+	(*ShareAnswer)(nil),   // 18: chatbox.cluster.v1.ShareAnswer
 }
 var file_wire_proto_depIdxs = []int32{
 	3,  // 0: chatbox.cluster.v1.Envelope.attach:type_name -> chatbox.cluster.v1.Attach
@@ -1176,22 +1599,28 @@ var file_wire_proto_depIdxs = []int32{
 	10, // 6: chatbox.cluster.v1.Envelope.call_answer:type_name -> chatbox.cluster.v1.CallAnswer
 	11, // 7: chatbox.cluster.v1.Envelope.admin_alert:type_name -> chatbox.cluster.v1.AdminAlert
 	12, // 8: chatbox.cluster.v1.Envelope.admin_online:type_name -> chatbox.cluster.v1.AdminOnline
-	2,  // 9: chatbox.cluster.v1.Attach.identity:type_name -> chatbox.cluster.v1.Identity
-	1,  // 10: chatbox.cluster.v1.Attach.conn:type_name -> chatbox.cluster.v1.Pid
-	1,  // 11: chatbox.cluster.v1.Command.conn:type_name -> chatbox.cluster.v1.Pid
-	5,  // 12: chatbox.cluster.v1.Command.cmd:type_name -> chatbox.cluster.v1.ClientCommand
-	8,  // 13: chatbox.cluster.v1.Command.reject:type_name -> chatbox.cluster.v1.Event
-	2,  // 14: chatbox.cluster.v1.Call.identity:type_name -> chatbox.cluster.v1.Identity
-	1,  // 15: chatbox.cluster.v1.Call.conn:type_name -> chatbox.cluster.v1.Pid
-	5,  // 16: chatbox.cluster.v1.Call.cmd:type_name -> chatbox.cluster.v1.ClientCommand
-	1,  // 17: chatbox.cluster.v1.Call.reply_to:type_name -> chatbox.cluster.v1.Pid
-	8,  // 18: chatbox.cluster.v1.AdminAlert.event:type_name -> chatbox.cluster.v1.Event
-	1,  // 19: chatbox.cluster.v1.AdminOnline.conn:type_name -> chatbox.cluster.v1.Pid
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	13, // 9: chatbox.cluster.v1.Envelope.close_conn:type_name -> chatbox.cluster.v1.CloseConn
+	14, // 10: chatbox.cluster.v1.Envelope.erase_start:type_name -> chatbox.cluster.v1.EraseStart
+	15, // 11: chatbox.cluster.v1.Envelope.erase_ready:type_name -> chatbox.cluster.v1.EraseReady
+	16, // 12: chatbox.cluster.v1.Envelope.erase_done:type_name -> chatbox.cluster.v1.EraseDone
+	17, // 13: chatbox.cluster.v1.Envelope.set_share:type_name -> chatbox.cluster.v1.SetShare
+	18, // 14: chatbox.cluster.v1.Envelope.share_answer:type_name -> chatbox.cluster.v1.ShareAnswer
+	2,  // 15: chatbox.cluster.v1.Attach.identity:type_name -> chatbox.cluster.v1.Identity
+	1,  // 16: chatbox.cluster.v1.Attach.conn:type_name -> chatbox.cluster.v1.Pid
+	1,  // 17: chatbox.cluster.v1.Command.conn:type_name -> chatbox.cluster.v1.Pid
+	5,  // 18: chatbox.cluster.v1.Command.cmd:type_name -> chatbox.cluster.v1.ClientCommand
+	8,  // 19: chatbox.cluster.v1.Command.reject:type_name -> chatbox.cluster.v1.Event
+	2,  // 20: chatbox.cluster.v1.Call.identity:type_name -> chatbox.cluster.v1.Identity
+	1,  // 21: chatbox.cluster.v1.Call.conn:type_name -> chatbox.cluster.v1.Pid
+	5,  // 22: chatbox.cluster.v1.Call.cmd:type_name -> chatbox.cluster.v1.ClientCommand
+	1,  // 23: chatbox.cluster.v1.Call.reply_to:type_name -> chatbox.cluster.v1.Pid
+	8,  // 24: chatbox.cluster.v1.AdminAlert.event:type_name -> chatbox.cluster.v1.Event
+	1,  // 25: chatbox.cluster.v1.AdminOnline.conn:type_name -> chatbox.cluster.v1.Pid
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1209,6 +1638,12 @@ func file_wire_proto_init() {
 		(*Envelope_CallAnswer)(nil),
 		(*Envelope_AdminAlert)(nil),
 		(*Envelope_AdminOnline)(nil),
+		(*Envelope_CloseConn)(nil),
+		(*Envelope_EraseStart)(nil),
+		(*Envelope_EraseReady)(nil),
+		(*Envelope_EraseDone)(nil),
+		(*Envelope_SetShare)(nil),
+		(*Envelope_ShareAnswer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1216,7 +1651,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
