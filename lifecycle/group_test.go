@@ -3,8 +3,8 @@ package lifecycle
 import (
 	"context"
 	"errors"
-	"sync"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
