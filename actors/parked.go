@@ -129,5 +129,7 @@ func (c *Conn) userActor() *actor.PID {
 		return u
 	case <-t.C:
 		return nil
+	case <-c.hub.baseCtx.Done():
+		return nil
 	}
 }
