@@ -99,6 +99,7 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
+	upgrader   ws.HTTPUpgrader // one for every upgrade: it holds only settings
 	closing    atomic.Bool     // Shutdown has begun: refuse upgrades, report not ready
 	shareLimit *addrLimiter    // the anonymous share route, per client address
 	goroutines lifecycle.Group // the poller's loop, reads, keepalives
@@ -158,6 +159,7 @@ func New(cfg Config) (*Server, error) {
 		s.origins[o] = true
 	}
 	s.shareLimit = newAddrLimiter(cfg.ShareRequestsPerMinute, time.Now)
+	s.upgrader = ws.HTTPUpgrader{Timeout: cfg.WriteTimeout, Protocol: func(p string) bool { return p == Subprotocol }}
 	// ReadTimeout covers the headers too (ReadHeaderTimeout is left zero);
 	// an upgraded socket's deadlines are cleared by the upgrade.
 	s.http = &http.Server{
