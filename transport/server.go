@@ -97,7 +97,10 @@ type Server struct {
 	log     *slog.Logger
 	origins map[string]bool
 	http    *http.Server
-	ln      net.Listener
+	ln      net.Listener   // what net/http serves: the front's hand-overs
+	frontLn *frontListener // accepts the sockets; made by Listen
+	// frontUpgrades counts the upgrades the front made without net/http.
+	frontUpgrades atomic.Int64
 
 	upgrader   ws.HTTPUpgrader // one for every upgrade: it holds only settings
 	closing    atomic.Bool     // Shutdown has begun: refuse upgrades, report not ready
@@ -234,7 +237,8 @@ func (s *Server) Listen() error {
 		p.close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln, s.poll = jsonErrorListener{ln}, p
+	s.frontLn = newFrontListener(s, ln)
+	s.ln, s.poll = jsonErrorListener{s.frontLn}, p
 	return nil
 }
 
@@ -243,7 +247,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve serves until Shutdown; it returns nil after a clean shutdown.
 func (s *Server) Serve() error {
+	if !s.goroutines.Go(s.frontLn.run) {
+		return http.ErrServerClosed
+	}
 	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.frontLn.Close()
 		return err
 	}
 	return nil
@@ -269,6 +277,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.BeginShutdown()
 	err := s.http.Shutdown(ctx)
+	if s.frontLn != nil {
+		s.frontLn.Close() // if Serve had not begun, net/http did not
+	}
 	if werr := s.waitConns(ctx); werr != nil {
 		err = errors.Join(err, werr)
 		s.closeConns()
@@ -372,12 +383,16 @@ type ctxKey struct{}
 // on every log line about it.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
+		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func requestID(r *http.Request) string {

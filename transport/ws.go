@@ -26,32 +26,63 @@ const closeTooLarge uint16 = 1009
 // handleWS checks Origin and token on the plain HTTP request, so a rejected
 // client costs one HTTP response and no upgrade, then hands the socket to
 // the poller and returns: the connection lives on without this goroutine.
+// Most upgrades never reach it: the front (front.go) upgrades a plain
+// handshake that passes every check itself and hands net/http the rest,
+// which this answers.
 //
 // It is on the connect path of every client, so it builds no per-request
 // logger: the rare lines it logs name the request id themselves.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.admitRequest(w, r)
-	if !ok {
+	id, refuse := s.checkRequest(r)
+	if refuse != nil {
+		refuse(w)
 		return
 	}
+	ticket, refuse := s.admit(id)
+	if refuse != nil {
+		refuse(w)
+		return
+	}
+	s.upgrade(w, r, id, ticket)
+}
+
+// admit asks the hub for room for one more connection of id's user. A
+// refusal comes back as the answer to write.
+func (s *Server) admit(id auth.Identity) (*actors.Ticket, func(http.ResponseWriter)) {
 	ticket, err := s.cfg.Hub.Admit(id.UserID)
 	switch {
 	case errors.Is(err, actors.ErrServerFull):
-		s.rejections("server_full").Inc()
-		writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Errf(protocol.CodeBusy, "the server is at capacity; try again shortly"))
-		return
+		return nil, func(w http.ResponseWriter) {
+			s.rejections("server_full").Inc()
+			writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Errf(protocol.CodeBusy, "the server is at capacity; try again shortly"))
+		}
 	case errors.Is(err, actors.ErrTooManyConnections):
-		s.rejections("user_connections").Inc()
-		writeError(w, protocol.Errf(protocol.CodeRateLimited, "too many connections for this user"))
-		return
+		return nil, func(w http.ResponseWriter) {
+			s.rejections("user_connections").Inc()
+			writeError(w, protocol.Errf(protocol.CodeRateLimited, "too many connections for this user"))
+		}
 	}
+	return ticket, nil
+}
+
+// upgrade answers 101 on w (which must hijack), and attaches the socket to
+// the hub and the poller.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, id auth.Identity, ticket *actors.Ticket) {
 	netConn, rw, _, err := s.upgrader.Upgrade(r, w)
 	if err != nil {
+		// The upgrader has answered (a malformed subprotocol list); the
+		// socket is ours since the hijack, so it is closed here.
 		ticket.Release()
+		if netConn != nil {
+			netConn.Close()
+		}
 		s.log.Info("websocket upgrade", slog.String("request_id", requestID(r)), slog.Any("err", err))
 		return
 	}
 	netConn = unwrapConn(netConn)
+	if rc, ok := netConn.(*replayConn); ok && len(rc.prefix) == 0 {
+		netConn = rc.Conn // handed over by the front, its bytes all read
+	}
 	c := &wsConn{conn: netConn, poll: s.poll, owner: &s.goroutines, cfg: s.connConfig()}
 	if !s.track(c) {
 		// Shutdown began during the upgrade and would not wait for it.
@@ -91,43 +122,61 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// admitRequest is what handleWS checks before it asks the hub for room:
-// the Origin, the token (as authenticate does, with its answers and log
-// line), that the server is not shutting down, and the handshake itself.
-// It answers a refusal itself and reports false.
+// admitRequest is checkRequest answering a refusal itself: true when the
+// upgrade may go on.
 func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request) (auth.Identity, bool) {
-	if origin := first(r.Header["Origin"]); origin != "" && !s.origins[origin] {
-		s.rejections("origin").Inc()
-		s.log.Info("websocket refused: origin not allowed", slog.String("request_id", requestID(r)), slog.String("origin", origin))
-		writeError(w, protocol.Err(protocol.CodeForbidden))
-		return auth.Identity{}, false
-	}
-	token, _ := auth.BearerToken(r)
-	if token == "" {
-		s.rejections("unauthorized").Inc()
-		writeError(w, protocol.Err(protocol.CodeUnauthorized))
-		return auth.Identity{}, false
-	}
-	id, err := s.cfg.Verifier.Verify(token)
-	if err != nil {
-		s.rejections("unauthorized").Inc()
-		s.log.Info("token refused", slog.String("request_id", requestID(r)), slog.Any("err", err))
-		writeError(w, protocol.Err(protocol.CodeUnauthorized))
-		return auth.Identity{}, false
-	}
-	if s.closing.Load() {
-		writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Err(protocol.CodeBusy))
-		return auth.Identity{}, false
-	}
-	if status, e := checkHandshake(r); e != nil {
-		s.rejections("handshake").Inc()
-		if status == http.StatusUpgradeRequired {
-			w.Header().Set("Sec-WebSocket-Version", "13")
-		}
-		writeErrorStatus(w, status, e)
+	id, refuse := s.checkRequest(r)
+	if refuse != nil {
+		refuse(w)
 		return auth.Identity{}, false
 	}
 	return id, true
+}
+
+// checkRequest is what an upgrade must pass before the hub is asked for
+// room: the Origin, the token (as authenticate does, with its answers and
+// log line), that the server is not shutting down, and the handshake
+// itself. It writes nothing: a refusal comes back as the answer to write,
+// which counts and logs it, so that the front can hand the request to
+// net/http untouched.
+func (s *Server) checkRequest(r *http.Request) (auth.Identity, func(http.ResponseWriter)) {
+	if origin := first(r.Header["Origin"]); origin != "" && !s.origins[origin] {
+		return auth.Identity{}, func(w http.ResponseWriter) {
+			s.rejections("origin").Inc()
+			s.log.Info("websocket refused: origin not allowed", slog.String("request_id", requestID(r)), slog.String("origin", origin))
+			writeError(w, protocol.Err(protocol.CodeForbidden))
+		}
+	}
+	token, _ := auth.BearerToken(r)
+	if token == "" {
+		return auth.Identity{}, func(w http.ResponseWriter) {
+			s.rejections("unauthorized").Inc()
+			writeError(w, protocol.Err(protocol.CodeUnauthorized))
+		}
+	}
+	id, err := s.cfg.Verifier.Verify(token)
+	if err != nil {
+		return auth.Identity{}, func(w http.ResponseWriter) {
+			s.rejections("unauthorized").Inc()
+			s.log.Info("token refused", slog.String("request_id", requestID(r)), slog.Any("err", err))
+			writeError(w, protocol.Err(protocol.CodeUnauthorized))
+		}
+	}
+	if s.closing.Load() {
+		return auth.Identity{}, func(w http.ResponseWriter) {
+			writeErrorStatus(w, http.StatusServiceUnavailable, protocol.Err(protocol.CodeBusy))
+		}
+	}
+	if status, e := checkHandshake(r); e != nil {
+		return auth.Identity{}, func(w http.ResponseWriter) {
+			s.rejections("handshake").Inc()
+			if status == http.StatusUpgradeRequired {
+				w.Header().Set("Sec-WebSocket-Version", "13")
+			}
+			writeErrorStatus(w, status, e)
+		}
+	}
+	return id, nil
 }
 
 // checkHandshake refuses, in CONTRACT §5's JSON shape, what the upgrader
