@@ -232,7 +232,10 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	// No TCP keepalive: the WebSocket pings and idle timeout, and
+	// http_idle_timeout for HTTP, find dead peers already, and turning it on
+	// costs four setsockopt calls on every accepted socket.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", s.cfg.Listen)
 	if err != nil {
 		p.close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
