@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -187,4 +188,109 @@ func TestShutdownClosesASocketThatSentNothing(t *testing.T) {
 		t.Errorf("Shutdown took %v", d)
 	}
 	waitClosed(t, conn, 2*time.Second)
+}
+
+// answerOf sends req on a new connection and reads one answer: its status
+// line and headers, and its body unless it is a 101.
+func answerOf(t *testing.T, addr, req string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, req); err != nil {
+		return "write: " + err.Error()
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return "no answer"
+	}
+	defer resp.Body.Close()
+	resp.Header.Del("Date")
+	resp.Header.Del("X-Request-Id")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", resp.Status)
+	resp.Header.Write(&b)
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		b.Write(body)
+	}
+	return b.String()
+}
+
+// Random handshakes, valid and not, in every part the front looks at: the
+// front and net/http alone give the same answer to each.
+func TestFrontAnswersLikeNetHTTPOnRandomRequests(t *testing.T) {
+	s := startServer(t, allowApp)
+	direct, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := &http.Server{Handler: s.Handler(), ReadTimeout: s.cfg.HTTPReadTimeout, MaxHeaderBytes: s.cfg.MaxHeaderBytes}
+	go plain.Serve(jsonErrorListener{direct})
+	t.Cleanup(func() { plain.Close() })
+
+	r := mrand.New(mrand.NewPCG(18, 2))
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	n := 200
+	if testing.Short() {
+		n = 40
+	}
+	upgraded := 0
+	for i := range n {
+		tok := token(t, fmt.Sprintf("rnd-%d", i))
+		nl := pick("\r\n", "\r\n", "\r\n", "\n")
+		lines := []string{
+			pick("GET", "GET", "GET", "POST", "get", "HEAD") + " " + pick("/ws", "/ws", "/ws", "/ws?x=1", "/ws/", "//ws", "/WS", "/w%73", "http://x/ws", "*") + " " + pick("HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0"),
+			pick("Host: x", "Host: x", "Host: x:80", "Host: [::1]:80", "Host: ", "Host: x/y", "Host: x\r\nHost: y", ""),
+			pick("Upgrade: websocket", "Upgrade: websocket", "Upgrade: WebSocket", "Upgrade: h2c", ""),
+			pick("Connection: Upgrade", "Connection: Upgrade", "Connection: keep-alive, Upgrade", "Connection: upgrade, close", "Connection: close", ""),
+			pick("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Key: short", ""),
+			pick("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8", "Sec-WebSocket-Version: 13, 8", ""),
+			pick("Origin: https://app.example", "", "", "Origin: https://evil.example", "Origin: null"),
+			pick("Authorization: Bearer "+tok, "Authorization: Bearer "+tok, "Authorization: bearer "+tok, "Authorization: Bearer "+tok[:len(tok)-2]+"xx", "Authorization: Basic eDp5", "",
+				"Sec-WebSocket-Protocol: chatbox.v1, bearer."+tok, "Sec-WebSocket-Protocol: chatbox.v1,, bearer."+tok),
+			pick("", "", "", "", "Content-Length: 0", "Content-Length: 2", "Transfer-Encoding: chunked", "Expect: 100-continue",
+				"X-Pad: "+strings.Repeat("p", 4200), "X-Name: Zoë", "Host : x", "X(y): z", " folded", "X-Ctl: a\x01b", "Cookie: a=b"),
+		}
+		if r.IntN(2) == 0 {
+			// A valid handshake with at most one of its lines changed.
+			valid := []string{"GET /ws HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade",
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", "Origin: https://app.example",
+				"Authorization: Bearer " + tok, ""}
+			if k := r.IntN(2 * len(valid)); k < len(valid) {
+				valid[k] = lines[k]
+			}
+			lines = valid
+		}
+		var req strings.Builder
+		for _, l := range lines {
+			if l != "" {
+				req.WriteString(l + nl)
+			}
+		}
+		req.WriteString(nl)
+		if strings.Contains(req.String(), "Content-Length: 2") {
+			req.WriteString("{}")
+		}
+		before := s.frontUpgrades.Load()
+		got := answerOf(t, s.Addr().String(), req.String())
+		front := s.frontUpgrades.Load() != before
+		// The same request once more, for another user: the first
+		// connection may still count against the user's limit.
+		req2 := strings.ReplaceAll(req.String(), tok, token(t, fmt.Sprintf("rnd-%d-direct", i)))
+		want := answerOf(t, direct.Addr().String(), req2)
+		if got != want {
+			t.Fatalf("request %q\nthrough the front (upgraded by it: %v):\n%s\nnet/http alone:\n%s", req.String(), front, got, want)
+		}
+		if front {
+			upgraded++
+		}
+	}
+	if upgraded == 0 {
+		t.Error("the front upgraded none of them")
+	}
+	t.Logf("%d of %d upgraded by the front", upgraded, n)
 }

@@ -3,6 +3,11 @@
 // keepalive, and the HTTP API. It hands decoded commands to the actors
 // through actors.Hub and reads stored data through persistence.Store.
 //
+// Sockets are accepted by the front (front.go): it reads each socket's
+// first request and upgrades a plain WebSocket handshake that passes every
+// check itself, without net/http; every other request, refusals included,
+// is replayed to net/http, which answers it as it always has.
+//
 // Concurrency: after the upgrade the HTTP handler returns and the socket is
 // watched by the poller: on Linux one epoll instance and one goroutine for
 // every socket (poll_linux.go), elsewhere a goroutine per socket
