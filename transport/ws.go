@@ -122,17 +122,6 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, id auth.Identit
 	}
 }
 
-// admitRequest is checkRequest answering a refusal itself: true when the
-// upgrade may go on.
-func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request) (auth.Identity, bool) {
-	id, refuse := s.checkRequest(r)
-	if refuse != nil {
-		refuse(w)
-		return auth.Identity{}, false
-	}
-	return id, true
-}
-
 // checkRequest is what an upgrade must pass before the hub is asked for
 // room: the Origin, the token (as authenticate does, with its answers and
 // log line), that the server is not shutting down, and the handshake

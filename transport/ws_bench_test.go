@@ -52,7 +52,8 @@ func BenchmarkAdmitRequest(b *testing.B) {
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := s.admitRequest(w, r); !ok {
+		if _, refuse := s.checkRequest(r); refuse != nil {
+			refuse(w)
 			b.Fatalf("refused: %d %s", w.Code, w.Body)
 		}
 	}
