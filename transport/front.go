@@ -2,12 +2,15 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -19,8 +22,8 @@ import (
 // costs a goroutine it starts to read ahead (stopped again by Hijack with a
 // deadline in the past and a wait for it), its buffers, a context and a
 // request id header nobody sees. The front accepts the sockets itself,
-// reads the first request of each with http.ReadRequest (the parser
-// net/http uses), and when it is a plain handshake for the WebSocket route
+// reads the first request of each (its strict form only: parseHead), and
+// when it is a plain handshake for the WebSocket route
 // that passes every check (checkRequest and Admit, as handleWS makes them)
 // upgrades it on the spot. Anything else — another route, a request that
 // would be refused, an unusual request (a body, non-ASCII or control bytes
@@ -33,9 +36,6 @@ import (
 // maxFrontHead bounds what the front reads of a request before it decides:
 // net/http's first read (its 4 KiB bufio.Reader) takes all of it back.
 const maxFrontHead = 4096
-
-// errFrontHead stops http.ReadRequest at maxFrontHead.
-var errFrontHead = errors.New("request head longer than the front reads")
 
 // frontListener accepts the TCP sockets, gives each to Server.front on a
 // goroutine of the server's group, and is itself the listener net/http
@@ -155,35 +155,16 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// recorder keeps every byte read from conn, up to maxFrontHead.
-type recorder struct {
-	conn net.Conn
-	read []byte
-	err  error // what conn.Read returned last, if an error
-}
-
-func (r *recorder) Read(p []byte) (int, error) {
-	room := maxFrontHead - len(r.read)
-	if room <= 0 {
-		return 0, errFrontHead
-	}
-	n, err := r.conn.Read(p[:min(len(p), room)])
-	r.read = append(r.read, p[:n]...)
-	if err != nil {
-		r.err = err
-	}
-	return n, err
-}
-
 // frontState is the front's buffers for one socket, pooled.
 type frontState struct {
-	rec recorder
-	br  *bufio.Reader
-	bw  *bufio.Writer
+	read []byte // every byte read from the socket, up to maxFrontHead
+	more bytes.Reader
+	br   *bufio.Reader // what followed the head, for the upgrade
+	bw   *bufio.Writer
 }
 
 var frontStates = sync.Pool{New: func() any {
-	return &frontState{rec: recorder{read: make([]byte, 0, maxFrontHead)}, br: bufio.NewReaderSize(nil, maxFrontHead), bw: bufio.NewWriterSize(nil, 512)}
+	return &frontState{read: make([]byte, 0, maxFrontHead), br: bufio.NewReaderSize(nil, maxFrontHead), bw: bufio.NewWriterSize(nil, 512)}
 }}
 
 // front reads c's first request and upgrades it, hands c to net/http, or
@@ -191,50 +172,171 @@ var frontStates = sync.Pool{New: func() any {
 // those without an answer too).
 func (s *Server) front(l *frontListener, c net.Conn) {
 	st := frontStates.Get().(*frontState)
-	st.rec.conn, st.rec.read, st.rec.err = c, st.rec.read[:0], nil
-	st.br.Reset(&st.rec)
 	c.SetReadDeadline(time.Now().Add(s.cfg.HTTPReadTimeout))
-	r, err := http.ReadRequest(st.br)
+	head, err := readHead(c, &st.read)
 	l.untrack(c)
-	if err != nil && quietReadError(st.rec.err, len(st.rec.read)) {
+	switch {
+	case err != nil && quietReadError(err, len(st.read)):
 		c.Close()
 		s.putFrontState(st, true)
 		return
+	case err != nil:
+		s.handOver(l, c, st)
+		return
 	}
-	head := len(st.rec.read) - st.br.Buffered()
-	if err != nil || !s.frontable(r, st.rec.read[:head]) {
-		read := st.rec.read
-		s.putFrontState(st, false) // read now belongs to the socket
-		l.handOver(c, read)
+	r, ok := parseHead(st.read[:head])
+	if !ok || !s.frontable(r, st.read[:head]) {
+		s.handOver(l, c, st)
 		return
 	}
 	id, refuse := s.checkRequest(r)
 	if refuse != nil {
-		read := st.rec.read
-		s.putFrontState(st, false)
-		l.handOver(c, read)
+		s.handOver(l, c, st)
 		return
 	}
 	ticket, refuse := s.admit(id)
 	if refuse != nil {
-		read := st.rec.read
-		s.putFrontState(st, false)
-		l.handOver(c, read)
+		s.handOver(l, c, st)
 		return
 	}
 	r.RemoteAddr = c.RemoteAddr().String()
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, newRequestID()))
+	// Bytes behind the head (frames sent with the handshake) reach the
+	// upgrade as the reader's buffered bytes, as net/http's would.
+	st.more.Reset(st.read[head:])
+	st.br.Reset(&st.more)
+	st.br.Peek(len(st.read) - head)
 	st.bw.Reset(c)
 	s.frontUpgrades.Add(1)
 	s.upgrade(&frontWriter{conn: c, rw: bufio.NewReadWriter(st.br, st.bw)}, r, id, ticket)
 	s.putFrontState(st, true)
 }
 
-func (s *Server) putFrontState(st *frontState, keepRead bool) {
-	st.rec.conn = nil
-	if !keepRead {
-		st.rec.read = make([]byte, 0, maxFrontHead)
+// handOver gives c to net/http with what was read from it.
+func (s *Server) handOver(l *frontListener, c net.Conn, st *frontState) {
+	read := st.read
+	s.putFrontState(st, false) // read now belongs to the socket
+	l.handOver(c, read)
+}
+
+// errFrontHead: the head is longer than the front reads, or does not end
+// in CRLF CRLF.
+var errFrontHead = errors.New("request head the front does not read")
+
+// readHead reads from c into *read until the head's end, CRLF CRLF, and
+// returns its length. A head that ends otherwise (bare LF) or does not
+// fit in maxFrontHead is errFrontHead.
+func readHead(c net.Conn, read *[]byte) (int, error) {
+	b := (*read)[:0]
+	defer func() { *read = b }()
+	for {
+		if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 {
+			if j := bytes.Index(b, []byte("\n\n")); j >= 0 && j < i {
+				return 0, errFrontHead
+			}
+			return i + 3, nil
+		}
+		if bytes.Contains(b, []byte("\n\n")) || len(b) == cap(b) {
+			return 0, errFrontHead
+		}
+		n, err := c.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			return 0, err
+		}
 	}
+}
+
+// canonicalKeys are the header names of a browser's handshake, by which
+// parseHead files them without building a canonical key.
+var canonicalKeys = [...]string{
+	"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
+	"Sec-Websocket-Extensions", "Origin", "Authorization", "User-Agent", "Accept-Encoding", "Accept-Language",
+	"Cache-Control", "Pragma", "Cookie", "Accept",
+}
+
+// parseHead parses a request head ending in CRLF CRLF into a request as
+// http.ReadRequest would, for the strict form only: "GET <origin-form>
+// HTTP/1.1", header lines "Name: value" ending in CRLF, no folding, one
+// Host. It reports false for anything else, which net/http then parses.
+func parseHead(b []byte) (*http.Request, bool) {
+	head := string(b) // one string: the values are substrings of it
+	line, rest, _ := strings.Cut(head, "\r\n")
+	if !plainText(line) || strings.IndexByte(line, '\t') >= 0 { // a URL takes no tab
+		return nil, false
+	}
+	target, ok := strings.CutPrefix(line, "GET ")
+	if !ok {
+		return nil, false
+	}
+	target, ok = strings.CutSuffix(target, " HTTP/1.1")
+	if !ok || target == "" || target[0] != '/' || strings.IndexByte(target, ' ') >= 0 {
+		return nil, false
+	}
+	path, query, _ := strings.Cut(target, "?")
+	if !plainPath(path) {
+		return nil, false // escapes and the like: net/url decides
+	}
+	r := &http.Request{
+		Method: http.MethodGet, URL: &url.URL{Path: path, RawQuery: query}, RequestURI: target,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header, 8), Body: http.NoBody,
+	}
+	// One backing array for the values, as textproto does: a header's
+	// first value is a one-element slice of it.
+	strs := make([]string, strings.Count(rest, "\r\n"))
+	hosts := 0
+	for {
+		line, rest, ok = strings.Cut(rest, "\r\n")
+		if !ok {
+			return nil, false
+		}
+		if line == "" {
+			break
+		}
+		if !plainText(line) {
+			return nil, false // a bare CR or LF, a control or non-ASCII byte
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !fieldName(name) {
+			return nil, false // also a folded line, which starts with a space
+		}
+		value = strings.Trim(value, " \t")
+		if strings.EqualFold(name, "Host") {
+			hosts++
+			r.Host = value
+			continue
+		}
+		key := ""
+		for _, k := range canonicalKeys {
+			if strings.EqualFold(name, k) {
+				key = k
+				break
+			}
+		}
+		if key == "" {
+			key = textproto.CanonicalMIMEHeaderKey(name)
+		}
+		if vs, ok := r.Header[key]; ok {
+			r.Header[key] = append(vs, value)
+		} else {
+			strs[0] = value
+			r.Header[key], strs = strs[:1:1], strs[1:]
+		}
+	}
+	if hosts != 1 || rest != "" {
+		return nil, false
+	}
+	r.Close = hasToken(r.Header["Connection"], "close")
+	return r, true
+}
+
+func (s *Server) putFrontState(st *frontState, keepRead bool) {
+	if keepRead {
+		st.read = st.read[:0]
+	} else {
+		st.read = make([]byte, 0, maxFrontHead)
+	}
+	st.more.Reset(nil)
 	st.br.Reset(nil)
 	st.bw.Reset(nil)
 	frontStates.Put(st)
@@ -316,6 +418,30 @@ func plainHost(h string) bool {
 		switch c := h[i]; {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '-', c == '.', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// plainText: printable ASCII and tabs only.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 || c > 0x7e) && c != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPath: letters, digits, "-._~" and "/" only, which net/url takes as
+// they are (no escape, no RawPath).
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '/':
 		default:
 			return false
 		}

@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -253,7 +254,9 @@ func TestFrontAnswersLikeNetHTTPOnRandomRequests(t *testing.T) {
 			pick("Authorization: Bearer "+tok, "Authorization: Bearer "+tok, "Authorization: bearer "+tok, "Authorization: Bearer "+tok[:len(tok)-2]+"xx", "Authorization: Basic eDp5", "",
 				"Sec-WebSocket-Protocol: chatbox.v1, bearer."+tok, "Sec-WebSocket-Protocol: chatbox.v1,, bearer."+tok),
 			pick("", "", "", "", "Content-Length: 0", "Content-Length: 2", "Transfer-Encoding: chunked", "Expect: 100-continue",
-				"X-Pad: "+strings.Repeat("p", 4200), "X-Name: Zoë", "Host : x", "X(y): z", " folded", "X-Ctl: a\x01b", "Cookie: a=b"),
+				"X-Pad: "+strings.Repeat("p", 4200), "X-Name: Zoë", "Host : x", "X(y): z", " folded", "X-Ctl: a\x01b", "Cookie: a=b",
+				"X-Foo: a\nOrigin: https://evil.example", "X-Foo: a\rOrigin: https://evil.example", "x-pad:\tv ", "sec-websocket-version: 13",
+				"Origin: https://evil.example", "Authorization: Bearer x", "Connection: close", "Host: y", "\tfolded: x"),
 		}
 		if r.IntN(2) == 0 {
 			// A valid handshake with at most one of its lines changed.
@@ -293,4 +296,37 @@ func TestFrontAnswersLikeNetHTTPOnRandomRequests(t *testing.T) {
 		t.Error("the front upgraded none of them")
 	}
 	t.Logf("%d of %d upgraded by the front", upgraded, n)
+}
+
+// Whatever head parseHead takes, http.ReadRequest reads the same request
+// from it: method, target, host, headers, close.
+func FuzzParseHead(f *testing.F) {
+	for _, h := range []string{
+		"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+		"GET /ws?a=b&c HTTP/1.1\r\nHost: x:80\r\nX-A:  v \t\r\nX-A: w\r\nx_b: 1\r\nCookie: a=b; c=d\r\nConnection: close\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\nX: a\nOrigin: y\r\n\r\n", "GET /ws HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "GET /w%73 HTTP/1.1\r\nHost: x\r\n\r\n", "GET http://x/ws HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n", "GET /ws?a\tb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /ws?a=%zz#f HTTP/1.1\r\nHost: x\r\nX:\tv\t\r\n\r\n",
+	} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, head string) {
+		r, ok := parseHead([]byte(head))
+		if !ok {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			t.Fatalf("parseHead took %q, ReadRequest: %v", head, err)
+		}
+		delete(want.Header, "Cache-Control") // added for "Pragma: no-cache"; nothing reads it
+		delete(r.Header, "Cache-Control")
+		if r.Method != want.Method || r.URL.Path != want.URL.Path || r.URL.RawQuery != want.URL.RawQuery || r.URL.RawPath != want.URL.RawPath ||
+			r.RequestURI != want.RequestURI || r.Host != want.Host || r.Close != want.Close || r.ProtoMinor != want.ProtoMinor ||
+			!reflect.DeepEqual(r.Header, want.Header) {
+			t.Fatalf("head %q:\nparseHead   %s %q %q host=%q close=%v %v\nReadRequest %s %q %q host=%q close=%v %v", head,
+				r.Method, r.URL.Path, r.URL.RawQuery, r.Host, r.Close, r.Header, want.Method, want.URL.Path, want.URL.RawQuery, want.Host, want.Close, want.Header)
+		}
+	})
 }
