@@ -17,6 +17,8 @@ const subprotocolPrefix = "bearer."
 // subprotocol other than the token. It returns "", false when there is none.
 // Tokens are never read from the URL, where they would end up in logs.
 func BearerToken(r *http.Request) (token string, fromSubprotocol bool) {
+	// The canonical keys index the map directly: Header.Get and Values
+	// would canonicalise "Sec-WebSocket-Protocol" into a new string each call.
 	if h := strings.TrimSpace(r.Header.Get("Authorization")); h != "" {
 		scheme, rest, _ := strings.Cut(h, " ")
 		if strings.EqualFold(scheme, "Bearer") {
@@ -25,7 +27,7 @@ func BearerToken(r *http.Request) (token string, fromSubprotocol bool) {
 			}
 		}
 	}
-	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+	for _, h := range r.Header["Sec-Websocket-Protocol"] {
 		for p := range strings.SplitSeq(h, ",") {
 			if t, ok := strings.CutPrefix(strings.TrimSpace(p), subprotocolPrefix); ok && t != "" {
 				return t, true

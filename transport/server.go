@@ -3,6 +3,11 @@
 // keepalive, and the HTTP API. It hands decoded commands to the actors
 // through actors.Hub and reads stored data through persistence.Store.
 //
+// Sockets are accepted by the front (front.go): it reads each socket's
+// first request and upgrades a plain WebSocket handshake that passes every
+// check itself, without net/http; every other request, refusals included,
+// is replayed to net/http, which answers it as it always has.
+//
 // Concurrency: after the upgrade the HTTP handler returns and the socket is
 // watched by the poller: on Linux one epoll instance and one goroutine for
 // every socket (poll_linux.go), elsewhere a goroutine per socket
@@ -97,8 +102,12 @@ type Server struct {
 	log     *slog.Logger
 	origins map[string]bool
 	http    *http.Server
-	ln      net.Listener
+	ln      net.Listener   // what net/http serves: the front's hand-overs
+	frontLn *frontListener // accepts the sockets; made by Listen
+	// frontUpgrades counts the upgrades the front made without net/http.
+	frontUpgrades atomic.Int64
 
+	upgrader   ws.HTTPUpgrader // one for every upgrade: it holds only settings
 	closing    atomic.Bool     // Shutdown has begun: refuse upgrades, report not ready
 	shareLimit *addrLimiter    // the anonymous share route, per client address
 	goroutines lifecycle.Group // the poller's loop, reads, keepalives
@@ -158,6 +167,7 @@ func New(cfg Config) (*Server, error) {
 		s.origins[o] = true
 	}
 	s.shareLimit = newAddrLimiter(cfg.ShareRequestsPerMinute, time.Now)
+	s.upgrader = ws.HTTPUpgrader{Timeout: cfg.WriteTimeout, Protocol: func(p string) bool { return p == Subprotocol }}
 	// ReadTimeout covers the headers too (ReadHeaderTimeout is left zero);
 	// an upgraded socket's deadlines are cleared by the upgrade.
 	s.http = &http.Server{
@@ -227,12 +237,16 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	// No TCP keepalive: the WebSocket pings and idle timeout, and
+	// http_idle_timeout for HTTP, find dead peers already, and turning it on
+	// costs four setsockopt calls on every accepted socket.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", s.cfg.Listen)
 	if err != nil {
 		p.close()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.ln, s.poll = jsonErrorListener{ln}, p
+	s.frontLn = newFrontListener(s, ln)
+	s.ln, s.poll = jsonErrorListener{s.frontLn}, p
 	s.goroutines.Go(s.keepalives)
 	return nil
 }
@@ -242,7 +256,11 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve serves until Shutdown; it returns nil after a clean shutdown.
 func (s *Server) Serve() error {
+	if !s.goroutines.Go(s.frontLn.run) {
+		return http.ErrServerClosed
+	}
 	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.frontLn.Close()
 		return err
 	}
 	return nil
@@ -268,6 +286,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.BeginShutdown()
 	err := s.http.Shutdown(ctx)
+	if s.frontLn != nil {
+		s.frontLn.Close() // if Serve had not begun, net/http did not
+	}
 	if werr := s.waitConns(ctx); werr != nil {
 		err = errors.Join(err, werr)
 		s.closeConns()
@@ -371,12 +392,16 @@ type ctxKey struct{}
 // on every log line about it.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b [8]byte
-		rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
+		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 	})
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func requestID(r *http.Request) string {

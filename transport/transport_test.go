@@ -47,13 +47,13 @@ func testConfig() Config {
 
 // startServer runs the real server (hub, store, transport) on 127.0.0.1:0,
 // with the test config changed by opts.
-func startServer(t *testing.T, opts ...func(*Config)) *Server {
+func startServer(t testing.TB, opts ...func(*Config)) *Server {
 	t.Helper()
 	return startServerOn(t, storetest.Open(t), opts...)
 }
 
 // startServerOn is startServer on store.
-func startServerOn(t *testing.T, store persistence.Store, opts ...func(*Config)) *Server {
+func startServerOn(t testing.TB, store persistence.Store, opts ...func(*Config)) *Server {
 	t.Helper()
 	catalog, err := providers.NewCatalog([]providers.Entry{{ID: "demo", Name: "Demo", Provider: &demo.Provider{}}}, "demo")
 	if err != nil {
