@@ -87,11 +87,12 @@ func (c *Config) validate() error {
 // with New, then Start; Shutdown stops every actor and waits for every
 // goroutine the hub started.
 type Hub struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics hubMetrics
-	models  []protocol.ModelInfo
-	names   map[string]string // model id → display name
+	cfg       Config
+	log       *slog.Logger
+	metrics   hubMetrics
+	models    []protocol.ModelInfo
+	names     map[string]string // model id → display name
+	helloTmpl *protocol.HelloTemplate
 
 	system    *actor.ActorSystem
 	root      *actor.RootContext
@@ -150,6 +151,7 @@ func New(cfg Config) (*Hub, error) {
 		h.models = append(h.models, protocol.ModelInfo{ID: m.ID, Name: m.Name})
 		h.names[m.ID] = m.Name
 	}
+	h.helloTmpl = protocol.NewHelloTemplate(h.models, cfg.Models.Default())
 	return h, nil
 }
 
@@ -360,10 +362,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 func (h *Hub) hello(id Identity, connID string) *protocol.Event {
-	return protocol.NewHello(protocol.Hello{
-		UserID: id.UserID, Name: id.Name, ConnectionID: connID, Admin: id.Admin,
-		Models: h.models, DefaultModel: h.cfg.Models.Default(),
-	})
+	return h.helloTmpl.Event(protocol.Hello{UserID: id.UserID, Name: id.Name, ConnectionID: connID, Admin: id.Admin})
 }
 
 func (h *Hub) notifyHelp(sessionID, userID string) {

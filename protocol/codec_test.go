@@ -181,3 +181,23 @@ func TestAppendDeltaFrameIsTheFrameOfTheConcatenation(t *testing.T) {
 		}
 	})
 }
+
+// A hello from the template is byte for byte NewHello's (encoding/json's).
+func TestHelloTemplateEncodesAsNewHello(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		models := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) ModelInfo {
+			return ModelInfo{ID: rapid.String().Draw(t, "id"), Name: rapid.String().Draw(t, "name")}
+		}), 0, 3).Draw(t, "models")
+		rawBytes := rapid.Map(rapid.SliceOf(rapid.Byte()), func(b []byte) string { return string(b) })
+		h := Hello{
+			UserID: rapid.OneOf(rapid.String(), rawBytes).Draw(t, "user"), Name: rapid.OneOf(rapid.String(), rawBytes).Draw(t, "name"),
+			ConnectionID: rapid.String().Draw(t, "conn"), Admin: rapid.Bool().Draw(t, "admin"),
+			Models: models, DefaultModel: rapid.String().Draw(t, "default"),
+		}
+		got := NewHelloTemplate(h.Models, h.DefaultModel).Event(h)
+		want := NewHello(h)
+		if !bytes.Equal(got.Wire, want.Wire) || got.Kind != want.Kind {
+			t.Fatalf("template %q, NewHello %q", got.Wire, want.Wire)
+		}
+	})
+}

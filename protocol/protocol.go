@@ -10,6 +10,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/chatbox/chatbox/persistence"
@@ -189,6 +190,43 @@ func NewHello(h Hello) *Event {
 		Type string `json:"type"`
 		Hello
 	}{TypeHello, h})
+}
+
+// HelloTemplate encodes hello events without reflection: what is the same
+// on every connection of a server (its models and default model) is
+// encoded once, and each hello appends only who connected. Its output is
+// byte for byte NewHello's.
+type HelloTemplate struct {
+	tail []byte // `,"models":...,"default_model":...}`
+}
+
+// NewHelloTemplate encodes the constant part of every hello.
+func NewHelloTemplate(models []ModelInfo, defaultModel string) *HelloTemplate {
+	full := marshal(struct {
+		Models       []ModelInfo `json:"models"`
+		DefaultModel string      `json:"default_model"`
+	}{models, defaultModel})
+	return &HelloTemplate{tail: append([]byte{','}, full[1:]...)} // drop the '{'
+}
+
+// Event is the hello of one connection; h.Models and h.DefaultModel are
+// the template's.
+func (t *HelloTemplate) Event(h Hello) *Event {
+	buf := make([]byte, maxHeader, maxHeader+64+len(h.UserID)+len(h.Name)+len(h.ConnectionID)+len(t.tail))
+	buf = append(buf, `{"type":"hello","user_id":`...)
+	buf = appendString(buf, h.UserID)
+	buf = append(buf, `,"name":`...)
+	buf = appendString(buf, h.Name)
+	buf = append(buf, `,"connection_id":`...)
+	buf = appendString(buf, h.ConnectionID)
+	buf = append(buf, `,"admin":`...)
+	buf = strconv.AppendBool(buf, h.Admin)
+	buf = append(buf, t.tail...)
+	var hdr [maxHeader]byte
+	head := AppendFrameHeader(hdr[:0], len(buf)-maxHeader)
+	start := maxHeader - len(head)
+	copy(buf[start:], head)
+	return &Event{Kind: KindOther, Wire: buf[start:], Frame: buf[maxHeader:]}
 }
 
 // NewAck encodes the ack of the send whose client id is id.
