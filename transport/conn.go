@@ -45,8 +45,12 @@ type wsConn struct {
 	// nanos), 0 while one runs or once the socket is closed (keepalive.go).
 	pingDue atomic.Int64
 
-	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe), closed
+	mu     sync.Mutex // guards writes to conn (gobwas writes are not goroutine-safe), closed, preamble
 	closed bool
+	// preamble is the handshake's 101 response, when the front upgraded
+	// the socket: it goes out in front of the first frame, in the same
+	// writev as hello (one system call per connect fewer).
+	preamble []byte
 }
 
 // commandSink takes what the reader decoded; *actors.Conn is the one in
@@ -73,7 +77,12 @@ var _ actors.Sink = (*wsConn)(nil)
 func (c *wsConn) WriteFrames(wires [][]byte) error {
 	return c.writeWith(func() error {
 		bufs := writevBufs.Get().(*net.Buffers)
-		all := append((*bufs)[:0], wires...)
+		all := (*bufs)[:0]
+		if c.preamble != nil {
+			all = append(all, c.preamble)
+			c.preamble = nil
+		}
+		all = append(all, wires...)
 		*bufs = all
 		_, err := bufs.WriteTo(c.conn) // it consumes *bufs
 		clear(all)
@@ -89,7 +98,12 @@ func (c *wsConn) WriteFrames(wires [][]byte) error {
 var writevBufs = sync.Pool{New: func() any { return new(net.Buffers) }}
 
 func (c *wsConn) write(f ws.Frame) error {
-	return c.writeWith(func() error { return ws.WriteFrame(c.conn, f) })
+	return c.writeWith(func() error {
+		if err := c.writePreambleLocked(); err != nil {
+			return err
+		}
+		return ws.WriteFrame(c.conn, f)
+	})
 }
 
 // writeWith runs one write under the write deadline. A write that fails or
@@ -117,6 +131,17 @@ func (c *wsConn) writeWith(write func() error) error {
 	return err
 }
 
+// writePreambleLocked writes the 101 response if no frame has carried it
+// yet; c.mu is held and the write deadline set.
+func (c *wsConn) writePreambleLocked() error {
+	if c.preamble == nil {
+		return nil
+	}
+	_, err := c.conn.Write(c.preamble)
+	c.preamble = nil
+	return err
+}
+
 // closeWriteTimeout bounds the courtesy close frame to a peer that may be gone.
 const closeWriteTimeout = time.Second
 
@@ -135,7 +160,10 @@ func (c *wsConn) closeWith(code uint16, reason, why string) {
 		code, reason = uint16(ws.StatusNormalClosure), ""
 	}
 	c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	err := ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	err := c.writePreambleLocked()
+	if err == nil {
+		err = ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	}
 	if err == nil {
 		c.lingerLocked()
 	} else {

@@ -131,3 +131,39 @@ func TestAFailedWriteEndsTheConnectionWithNothingAfterThePartialFrame(t *testing
 		})
 	}
 }
+
+// The front holds the 101 back for the first write: it goes out exactly
+// once, in front of whatever is written first (hello, in the same writev;
+// or a ping or a close frame), and never again.
+func TestThe101GoesOutOnceInFrontOfTheFirstWrite(t *testing.T) {
+	const answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+	hello := protocol.NewPong("hello-standing-in").Wire
+	var ping, closeFrame bytes.Buffer
+	ws.WriteFrame(&ping, ws.NewPingFrame(nil))
+	ws.WriteFrame(&closeFrame, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "bye")))
+	tests := []struct {
+		name  string
+		first func(c *wsConn)
+		want  []byte
+	}{
+		{"hello", func(c *wsConn) { c.WriteFrames([][]byte{hello}) }, hello},
+		{"a ping", func(c *wsConn) { c.keepalive() }, ping.Bytes()},
+		{"a close", func(c *wsConn) { c.Close(uint16(ws.StatusGoingAway), "bye") }, closeFrame.Bytes()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, sc, _ := stuckWSConn(1 << 20)
+			c.preamble = []byte(answer)
+			tt.first(c)
+			c.WriteFrames([][]byte{hello}) // refused after a close
+			written, _, _ := sc.state()
+			want := append([]byte(answer), tt.want...)
+			if tt.name != "a close" {
+				want = append(want, hello...)
+			}
+			if !bytes.Equal(written, want) {
+				t.Fatalf("written %q, want %q", written, want)
+			}
+		})
+	}
+}

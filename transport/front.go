@@ -161,6 +161,9 @@ type frontState struct {
 	more bytes.Reader
 	br   *bufio.Reader // what followed the head, for the upgrade
 	bw   *bufio.Writer
+	// preamble catches what the upgrader writes (the 101), which goes out
+	// with the connection's first frame (wsConn.preamble).
+	preamble bytes.Buffer
 }
 
 var frontStates = sync.Pool{New: func() any {
@@ -206,9 +209,10 @@ func (s *Server) front(l *frontListener, c net.Conn) {
 	st.more.Reset(st.read[head:])
 	st.br.Reset(&st.more)
 	st.br.Peek(len(st.read) - head)
-	st.bw.Reset(c)
+	st.preamble.Reset()
+	st.bw.Reset(&st.preamble)
 	s.frontUpgrades.Add(1)
-	s.upgrade(&frontWriter{conn: c, rw: bufio.NewReadWriter(st.br, st.bw)}, r, id, ticket)
+	s.upgrade(&frontWriter{conn: c, rw: bufio.NewReadWriter(st.br, st.bw), preamble: &st.preamble}, r, id, ticket)
 	s.putFrontState(st, true)
 }
 
@@ -452,9 +456,10 @@ func plainPath(p string) bool {
 // frontWriter is the http.ResponseWriter of a request the front upgrades:
 // it only hijacks, which is all the upgrader asks of it.
 type frontWriter struct {
-	conn   net.Conn
-	rw     *bufio.ReadWriter
-	header http.Header
+	conn     net.Conn
+	rw       *bufio.ReadWriter
+	preamble *bytes.Buffer // what the upgrader wrote through rw, not yet sent
+	header   http.Header
 }
 
 func (w *frontWriter) Header() http.Header {

@@ -69,11 +69,20 @@ func (s *Server) admit(id auth.Identity) (*actors.Ticket, func(http.ResponseWrit
 // the hub and the poller.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, id auth.Identity, ticket *actors.Ticket) {
 	netConn, rw, _, err := s.upgrader.Upgrade(r, w)
+	// Through the front, the upgrader's answer is held back: the 101 goes
+	// out with hello, a refusal at once.
+	var preamble []byte
+	if fw, ok := w.(*frontWriter); ok && fw.preamble.Len() > 0 {
+		preamble = bytes.Clone(fw.preamble.Bytes())
+	}
 	if err != nil {
 		// The upgrader has answered (a malformed subprotocol list); the
 		// socket is ours since the hijack, so it is closed here.
 		ticket.Release()
 		if netConn != nil {
+			if preamble != nil {
+				netConn.Write(preamble)
+			}
 			netConn.Close()
 		}
 		s.log.Info("websocket upgrade", slog.String("request_id", requestID(r)), slog.Any("err", err))
@@ -83,11 +92,14 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, id auth.Identit
 	if rc, ok := netConn.(*replayConn); ok && len(rc.prefix) == 0 {
 		netConn = rc.Conn // handed over by the front, its bytes all read
 	}
-	c := &wsConn{conn: netConn, poll: s.poll, owner: &s.goroutines, cfg: s.connConfig()}
+	c := &wsConn{conn: netConn, poll: s.poll, owner: &s.goroutines, cfg: s.connConfig(), preamble: preamble}
 	if !s.track(c) {
 		// Shutdown began during the upgrade and would not wait for it.
 		ticket.Release()
 		netConn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		if preamble != nil {
+			netConn.Write(preamble)
+		}
 		ws.WriteFrame(netConn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "server shutting down")))
 		netConn.Close()
 		return
