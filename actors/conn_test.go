@@ -60,6 +60,23 @@ func (s *gateSink) Close(code uint16, _ string) {
 	}
 }
 
+// connectRecorded connects id with a sink that records every frame and
+// the close code, its gate open.
+func connectRecorded(t *testing.T, h *Hub, id Identity) (*Conn, *gateSink) {
+	t.Helper()
+	sink := newGateSink()
+	close(sink.gate)
+	ticket, err := h.Admit(id.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Connect(ticket, id, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, sink
+}
+
 func (s *gateSink) snapshot() ([][]byte, uint16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,16 +279,7 @@ func TestOutboxMergesOnlyDirectContinuations(t *testing.T) {
 // was queued and its watchers get Terminated; a late watcher at once.
 func TestAConnectionIsWatchedAndStoppedLikeAnActor(t *testing.T) {
 	h, _ := newTestHub(t, &stepModel{})
-	sink := newGateSink()
-	close(sink.gate)
-	ticket, err := h.Admit(alice.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := h.Connect(ticket, alice, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, sink := connectRecorded(t, h, alice)
 	terminated := make(chan *actor.PID, 2)
 	watcher := func(pid *actor.PID) {
 		h.root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {

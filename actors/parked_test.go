@@ -13,15 +13,7 @@ import (
 // parked in the directory. Erasing the user still closes it with 4001.
 func TestAParkedConnectionOfAnErasedUserClosesWith4001(t *testing.T) {
 	h, _ := newTestHub(t, &stepModel{})
-	sink := newGateSink()
-	close(sink.gate)
-	ticket, err := h.Admit(alice.UserID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Connect(ticket, alice, sink); err != nil {
-		t.Fatal(err)
-	}
+	_, sink := connectRecorded(t, h, alice)
 	if n := h.userActors(alice.UserID); n != 0 {
 		t.Fatalf("%d user actors for a user who sent nothing, want none", n)
 	}
