@@ -216,6 +216,12 @@ func (h *Hub) envelope(msg any) *wire.Envelope {
 			a.ErrorCode, a.ErrorMessage = m.err.Code, m.err.Message
 		}
 		env.Body = &wire.Envelope_ShareAnswer{ShareAnswer: a}
+	case []protocol.Watcher:
+		ws := &wire.Watchers{}
+		for _, w := range m {
+			ws.Watchers = append(ws.Watchers, &wire.Watcher{AdminId: w.AdminID, Name: w.Name})
+		}
+		env.Body = &wire.Envelope_Watchers{Watchers: ws}
 	default:
 		return nil
 	}
@@ -268,14 +274,16 @@ func (g *userGrain) Receive(ctx actor.Context) {
 			g.refuseErasing(ctx, m)
 			return
 		}
+		g.idleT.touch()
 		g.envelope(ctx, m)
+		g.armIdle(ctx) // an attach or a detach from another node changes whether it is idle
 	case *ownerCheck:
 		g.checkOwner(ctx)
 	case *eraseExpired:
 		if g.erasing != nil {
 			ctx.Poison(ctx.Self())
 		}
-	case *actor.ReceiveTimeout:
+	case *idleTick:
 		if g.erasing == nil { // an erasing actor stops at EraseDone, not idle
 			g.userActor.Receive(ctx)
 		}
@@ -349,6 +357,10 @@ func (g *userGrain) envelope(ctx actor.Context, env *wire.Envelope) {
 		g.callDone(ctx, b.CallAnswer.ConnId)
 	case *wire.Envelope_SetShare:
 		g.toSession(ctx, b.SetShare.SessionId, false, &setShare{sessionID: b.SetShare.SessionId, on: b.SetShare.On, replyTo: ctx.Sender()})
+	case *wire.Envelope_WatchersOf:
+		if ctx.Sender() != nil {
+			g.hub.send(ctx, ctx.Sender(), g.watcherList(b.WatchersOf.SessionId))
+		}
 	case *wire.Envelope_EraseStart:
 		g.startErase(ctx, time.Duration(b.EraseStart.HoldMs)*time.Millisecond)
 	default:
@@ -576,6 +588,8 @@ func (h *Hub) clusterRequest(ctx context.Context, userID string, msg any, timeou
 		env.Body = &wire.Envelope_Call{Call: &wire.Call{Identity: identityToWire(m.identity), ConnId: m.connID, Cmd: commandToWire(m.cmd)}}
 	case *setShare:
 		env.Body = &wire.Envelope_SetShare{SetShare: &wire.SetShare{SessionId: m.sessionID, On: m.on}}
+	case *watchersOf:
+		env.Body = &wire.Envelope_WatchersOf{WatchersOf: &wire.WatchersOf{SessionId: m.sessionID}}
 	default:
 		return nil, protocol.Errf(protocol.CodeUnsupported, "not available in cluster mode yet")
 	}
@@ -584,9 +598,16 @@ func (h *Hub) clusterRequest(ctx context.Context, userID string, msg any, timeou
 		return nil, err
 	}
 	switch r := res.(type) {
-	case *callAnswer, *shareAnswer: // the user's actor is on this node
+	case *callAnswer, *shareAnswer, []protocol.Watcher: // the user's actor is on this node
 		return r, nil
 	case *wire.Envelope:
+		if a := r.GetWatchers(); a != nil {
+			ws := []protocol.Watcher{}
+			for _, w := range a.Watchers {
+				ws = append(ws, protocol.Watcher{AdminID: w.AdminId, Name: w.Name})
+			}
+			return ws, nil
+		}
 		if a := r.GetCallAnswer(); a != nil {
 			return answerFromWire(a), nil
 		}

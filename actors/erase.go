@@ -328,6 +328,10 @@ func (g *userGrain) refuseErasing(ctx actor.Context, env *wire.Envelope) {
 		if ctx.Sender() != nil {
 			h.send(ctx, ctx.Sender(), &shareAnswer{err: notFound})
 		}
+	case *wire.Envelope_WatchersOf: // nobody watches a session being erased
+		if ctx.Sender() != nil {
+			h.send(ctx, ctx.Sender(), []protocol.Watcher{})
+		}
 	case *wire.Envelope_EraseStart:
 		if g.erasing.ready {
 			h.send(ctx, ctx.Sender(), &wire.Envelope{Version: wire.Version, Body: &wire.Envelope_EraseReady{EraseReady: &wire.EraseReady{}}})

@@ -38,7 +38,8 @@ type sessionActor struct {
 	reloads int                  // times the session was reloaded after losing a write
 	tree    *convTree            // the conversation's messages, for paths and for the model's context
 	gen     *generation          // the reply in flight, if any
-	genSeq  uint64               // id of the latest generation
+	idle    idleTimer
+	genSeq  uint64 // id of the latest generation
 }
 
 func newSessionActor(hub *Hub, spec *sessionSpec) *sessionActor {
@@ -46,20 +47,24 @@ func newSessionActor(hub *Hub, spec *sessionSpec) *sessionActor {
 }
 
 func (s *sessionActor) Receive(ctx actor.Context) {
+	if _, tick := ctx.Message().(*idleTick); !tick {
+		s.idle.touch()
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.hub.metrics.sessions.Add(1)
 		s.load()
+		s.idle.arm(s.hub, ctx.Self(), s.hub.cfg.SessionIdle)
 	case *actor.Stopped:
 		s.hub.metrics.sessions.Add(-1)
-		return
+		s.idle.stop()
 	case *actor.Restarting:
 		// A restart skips Stopped and runs Started again on a new instance.
 		s.hub.metrics.sessions.Add(-1)
+		s.idle.stop()
 		if s.gen != nil {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
-		return
 	case *routed:
 		s.spec.seen++
 		switch r := m.msg.(type) {
@@ -76,21 +81,20 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		if g := s.gen; g != nil && g.id == m.gen && g.checkpoint == m.write {
 			s.checkpointed(g)
 		}
-	case *actor.ReceiveTimeout:
-		if s.gen == nil {
-			s.askToStop(ctx)
+	case *idleTick:
+		// Every period while it lives: it asks to stop after a quiet one
+		// with no reply in flight (its parent may still keep it, having
+		// routed it a message meanwhile).
+		if s.idle.armed() {
+			if s.idle.quiet() && s.gen == nil {
+				s.askToStop(ctx)
+			}
+			s.idle.arm(s.hub, ctx.Self(), s.hub.cfg.SessionIdle)
 		}
 	case *actor.Stopping:
 		if s.gen != nil {
 			s.finish(ctx, persistence.StatusInterrupted)
 		}
-		return
-	}
-	// protoactor's receive timeout fires once: set it again, so a session
-	// that was busy when it fired, or whose parent found a message in
-	// flight, still stops once idle.
-	if ctx.ReceiveTimeout() == 0 {
-		ctx.SetReceiveTimeout(s.hub.cfg.SessionIdle)
 	}
 }
 

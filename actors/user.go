@@ -39,6 +39,7 @@ type userActor struct {
 	// for presence (desk.go).
 	watcherIDs map[string]Identity
 	grain      bool // a cluster kind (cluster.go): it stops itself when idle
+	idleT      idleTimer
 }
 
 // connSet is a user's connections, most often one or a few: a slice
@@ -82,6 +83,9 @@ func newUserActor(hub *Hub, userID string) *userActor {
 }
 
 func (u *userActor) Receive(ctx actor.Context) {
+	if _, tick := ctx.Message().(*idleTick); !tick {
+		u.idleT.touch()
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if u.userID == "" {
@@ -96,8 +100,10 @@ func (u *userActor) Receive(ctx actor.Context) {
 			c.close(ctx, CloseGoingAway, closeReasonServer)
 		}
 		u.conns = nil
+		u.idleT.stop()
 		return
 	case *actor.Stopped:
+		u.idleT.stop()
 		return
 	case *routed:
 		u.seen++
@@ -122,13 +128,16 @@ func (u *userActor) Receive(ctx actor.Context) {
 		u.sessions.stopIfIdle(ctx, m)
 	case *actor.Terminated:
 		u.terminated(ctx, m.Who)
-	case *actor.ReceiveTimeout:
-		if u.idle() {
+	case *idleTick:
+		if u.idleT.armed() && u.idleT.quiet() && u.idle() {
 			if u.grain {
 				ctx.Poison(ctx.Self()) // the identity lookup activates it again on the next message
 				return
 			}
 			ctx.Send(ctx.Parent(), &childIdle{name: u.userID, seen: u.seen})
+		}
+		if u.idleT.armed() {
+			u.idleT.arm(u.hub, ctx.Self(), u.hub.cfg.UserIdle) // its parent may keep it: ask again later
 		}
 	}
 	u.armIdle(ctx)
@@ -139,17 +148,14 @@ func (u *userActor) idle() bool {
 	return len(u.conns) == 0 && u.sessions.len() == 0 && len(u.watchers) == 0
 }
 
-// armIdle keeps the receive timeout set exactly while the actor is idle.
-// A connected user's actor has no timer (one per user, most of whom are
-// idle but connected); protoactor's timeout fires once, so it is set again
-// after firing if the actor is still idle (its parent found a message in
-// flight and kept it).
+// armIdle keeps the idle timer (idle.go) running exactly while the actor
+// is idle: a connected user's actor has no timer.
 func (u *userActor) armIdle(ctx actor.Context) {
-	switch armed := ctx.ReceiveTimeout() > 0; {
+	switch armed := u.idleT.armed(); {
 	case u.idle() && !armed:
-		ctx.SetReceiveTimeout(u.hub.cfg.UserIdle)
+		u.idleT.arm(u.hub, ctx.Self(), u.hub.cfg.UserIdle)
 	case !u.idle() && armed:
-		ctx.CancelReceiveTimeout()
+		u.idleT.stop()
 	}
 }
 
@@ -226,7 +232,7 @@ func (u *userActor) receiveRouted(ctx actor.Context, msg any) {
 	case *forgetUser:
 		u.forget(m.userID)
 	case *watchersOf:
-		ctx.Send(m.replyTo, u.watcherList(m.sessionID))
+		u.hub.send(ctx, m.replyTo, u.watcherList(m.sessionID))
 	}
 }
 

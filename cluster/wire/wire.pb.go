@@ -51,6 +51,8 @@ type Envelope struct {
 	//	*Envelope_EraseDone
 	//	*Envelope_SetShare
 	//	*Envelope_ShareAnswer
+	//	*Envelope_WatchersOf
+	//	*Envelope_Watchers
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -235,6 +237,24 @@ func (x *Envelope) GetShareAnswer() *ShareAnswer {
 	return nil
 }
 
+func (x *Envelope) GetWatchersOf() *WatchersOf {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_WatchersOf); ok {
+			return x.WatchersOf
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetWatchers() *Watchers {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Watchers); ok {
+			return x.Watchers
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -299,6 +319,14 @@ type Envelope_ShareAnswer struct {
 	ShareAnswer *ShareAnswer `protobuf:"bytes,24,opt,name=share_answer,json=shareAnswer,proto3,oneof"`
 }
 
+type Envelope_WatchersOf struct {
+	WatchersOf *WatchersOf `protobuf:"bytes,25,opt,name=watchers_of,json=watchersOf,proto3,oneof"`
+}
+
+type Envelope_Watchers struct {
+	Watchers *Watchers `protobuf:"bytes,26,opt,name=watchers,proto3,oneof"`
+}
+
 func (*Envelope_Attach) isEnvelope_Body() {}
 
 func (*Envelope_Attached) isEnvelope_Body() {}
@@ -328,6 +356,10 @@ func (*Envelope_EraseDone) isEnvelope_Body() {}
 func (*Envelope_SetShare) isEnvelope_Body() {}
 
 func (*Envelope_ShareAnswer) isEnvelope_Body() {}
+
+func (*Envelope_WatchersOf) isEnvelope_Body() {}
+
+func (*Envelope_Watchers) isEnvelope_Body() {}
 
 // Pid is an actor's address: the node and the actor's id there.
 type Pid struct {
@@ -1438,12 +1470,154 @@ func (x *ShareAnswer) GetErrorMessage() string {
 	return ""
 }
 
+// WatchersOf asks the user's actor who watches one of its sessions (the
+// admin session view's presence); answered by Watchers.
+type WatchersOf struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchersOf) Reset() {
+	*x = WatchersOf{}
+	mi := &file_wire_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchersOf) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchersOf) ProtoMessage() {}
+
+func (x *WatchersOf) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchersOf.ProtoReflect.Descriptor instead.
+func (*WatchersOf) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchersOf) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type Watchers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Watchers      []*Watcher             `protobuf:"bytes,1,rep,name=watchers,proto3" json:"watchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Watchers) Reset() {
+	*x = Watchers{}
+	mi := &file_wire_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Watchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Watchers) ProtoMessage() {}
+
+func (x *Watchers) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Watchers.ProtoReflect.Descriptor instead.
+func (*Watchers) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Watchers) GetWatchers() []*Watcher {
+	if x != nil {
+		return x.Watchers
+	}
+	return nil
+}
+
+type Watcher struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AdminId       string                 `protobuf:"bytes,1,opt,name=admin_id,json=adminId,proto3" json:"admin_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Watcher) Reset() {
+	*x = Watcher{}
+	mi := &file_wire_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Watcher) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Watcher) ProtoMessage() {}
+
+func (x *Watcher) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Watcher.ProtoReflect.Descriptor instead.
+func (*Watcher) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Watcher) GetAdminId() string {
+	if x != nil {
+		return x.AdminId
+	}
+	return ""
+}
+
+func (x *Watcher) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\x12chatbox.cluster.v1\"\xc5\a\n" +
+	"wire.proto\x12\x12chatbox.cluster.v1\"\xc4\b\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x124\n" +
 	"\x06attach\x18\n" +
@@ -1467,7 +1641,10 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"erase_done\x18\x16 \x01(\v2\x1d.chatbox.cluster.v1.EraseDoneH\x00R\teraseDone\x12;\n" +
 	"\tset_share\x18\x17 \x01(\v2\x1c.chatbox.cluster.v1.SetShareH\x00R\bsetShare\x12D\n" +
-	"\fshare_answer\x18\x18 \x01(\v2\x1f.chatbox.cluster.v1.ShareAnswerH\x00R\vshareAnswerB\x06\n" +
+	"\fshare_answer\x18\x18 \x01(\v2\x1f.chatbox.cluster.v1.ShareAnswerH\x00R\vshareAnswer\x12A\n" +
+	"\vwatchers_of\x18\x19 \x01(\v2\x1e.chatbox.cluster.v1.WatchersOfH\x00R\n" +
+	"watchersOf\x12:\n" +
+	"\bwatchers\x18\x1a \x01(\v2\x1c.chatbox.cluster.v1.WatchersH\x00R\bwatchersB\x06\n" +
 	"\x04body\"/\n" +
 	"\x03Pid\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
@@ -1553,7 +1730,16 @@ const file_wire_proto_rawDesc = "" +
 	"\bshare_id\x18\x01 \x01(\tR\ashareId\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessageB)Z'github.com/chatbox/chatbox/cluster/wireb\x06proto3"
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"+\n" +
+	"\n" +
+	"WatchersOf\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"C\n" +
+	"\bWatchers\x127\n" +
+	"\bwatchers\x18\x01 \x03(\v2\x1b.chatbox.cluster.v1.WatcherR\bwatchers\"8\n" +
+	"\aWatcher\x12\x19\n" +
+	"\badmin_id\x18\x01 \x01(\tR\aadminId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04nameB)Z'github.com/chatbox/chatbox/cluster/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1567,7 +1753,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),      // 0: chatbox.cluster.v1.Envelope
 	(*Pid)(nil),           // 1: chatbox.cluster.v1.Pid
@@ -1588,6 +1774,9 @@ var file_wire_proto_goTypes = []any{
 	(*EraseDone)(nil),     // 16: chatbox.cluster.v1.EraseDone
 	(*SetShare)(nil),      // 17: chatbox.cluster.v1.SetShare
 	(*ShareAnswer)(nil),   // 18: chatbox.cluster.v1.ShareAnswer
+	(*WatchersOf)(nil),    // 19: chatbox.cluster.v1.WatchersOf
+	(*Watchers)(nil),      // 20: chatbox.cluster.v1.Watchers
+	(*Watcher)(nil),       // 21: chatbox.cluster.v1.Watcher
 }
 var file_wire_proto_depIdxs = []int32{
 	3,  // 0: chatbox.cluster.v1.Envelope.attach:type_name -> chatbox.cluster.v1.Attach
@@ -1605,22 +1794,25 @@ var file_wire_proto_depIdxs = []int32{
 	16, // 12: chatbox.cluster.v1.Envelope.erase_done:type_name -> chatbox.cluster.v1.EraseDone
 	17, // 13: chatbox.cluster.v1.Envelope.set_share:type_name -> chatbox.cluster.v1.SetShare
 	18, // 14: chatbox.cluster.v1.Envelope.share_answer:type_name -> chatbox.cluster.v1.ShareAnswer
-	2,  // 15: chatbox.cluster.v1.Attach.identity:type_name -> chatbox.cluster.v1.Identity
-	1,  // 16: chatbox.cluster.v1.Attach.conn:type_name -> chatbox.cluster.v1.Pid
-	1,  // 17: chatbox.cluster.v1.Command.conn:type_name -> chatbox.cluster.v1.Pid
-	5,  // 18: chatbox.cluster.v1.Command.cmd:type_name -> chatbox.cluster.v1.ClientCommand
-	8,  // 19: chatbox.cluster.v1.Command.reject:type_name -> chatbox.cluster.v1.Event
-	2,  // 20: chatbox.cluster.v1.Call.identity:type_name -> chatbox.cluster.v1.Identity
-	1,  // 21: chatbox.cluster.v1.Call.conn:type_name -> chatbox.cluster.v1.Pid
-	5,  // 22: chatbox.cluster.v1.Call.cmd:type_name -> chatbox.cluster.v1.ClientCommand
-	1,  // 23: chatbox.cluster.v1.Call.reply_to:type_name -> chatbox.cluster.v1.Pid
-	8,  // 24: chatbox.cluster.v1.AdminAlert.event:type_name -> chatbox.cluster.v1.Event
-	1,  // 25: chatbox.cluster.v1.AdminOnline.conn:type_name -> chatbox.cluster.v1.Pid
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	19, // 15: chatbox.cluster.v1.Envelope.watchers_of:type_name -> chatbox.cluster.v1.WatchersOf
+	20, // 16: chatbox.cluster.v1.Envelope.watchers:type_name -> chatbox.cluster.v1.Watchers
+	2,  // 17: chatbox.cluster.v1.Attach.identity:type_name -> chatbox.cluster.v1.Identity
+	1,  // 18: chatbox.cluster.v1.Attach.conn:type_name -> chatbox.cluster.v1.Pid
+	1,  // 19: chatbox.cluster.v1.Command.conn:type_name -> chatbox.cluster.v1.Pid
+	5,  // 20: chatbox.cluster.v1.Command.cmd:type_name -> chatbox.cluster.v1.ClientCommand
+	8,  // 21: chatbox.cluster.v1.Command.reject:type_name -> chatbox.cluster.v1.Event
+	2,  // 22: chatbox.cluster.v1.Call.identity:type_name -> chatbox.cluster.v1.Identity
+	1,  // 23: chatbox.cluster.v1.Call.conn:type_name -> chatbox.cluster.v1.Pid
+	5,  // 24: chatbox.cluster.v1.Call.cmd:type_name -> chatbox.cluster.v1.ClientCommand
+	1,  // 25: chatbox.cluster.v1.Call.reply_to:type_name -> chatbox.cluster.v1.Pid
+	8,  // 26: chatbox.cluster.v1.AdminAlert.event:type_name -> chatbox.cluster.v1.Event
+	1,  // 27: chatbox.cluster.v1.AdminOnline.conn:type_name -> chatbox.cluster.v1.Pid
+	21, // 28: chatbox.cluster.v1.Watchers.watchers:type_name -> chatbox.cluster.v1.Watcher
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1644,6 +1836,8 @@ func file_wire_proto_init() {
 		(*Envelope_EraseDone)(nil),
 		(*Envelope_SetShare)(nil),
 		(*Envelope_ShareAnswer)(nil),
+		(*Envelope_WatchersOf)(nil),
+		(*Envelope_Watchers)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1651,7 +1845,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

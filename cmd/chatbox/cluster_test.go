@@ -212,6 +212,15 @@ func TestClusterAdminOnNode3TakesOverASessionOfAUserOnNode1(t *testing.T) {
 		t.Fatalf("takeover seen by the user: %v", e)
 	}
 	admin.next(isType("takeover"))
+	// The session view on a third node names who watches, asked of the
+	// user's actor wherever it is.
+	var view struct {
+		Watchers []map[string]string `json:"watchers"`
+	}
+	if code := nodes[1].getJSON(t, signAdmin(t, "cy", "Cy"), "/api/admin/sessions/"+sid, &view); code != 200 ||
+		len(view.Watchers) != 1 || view.Watchers[0]["admin_id"] != "ada" || view.Watchers[0]["name"] != "Ada" {
+		t.Fatalf("session view on node 2: %d, watchers %v; want Ada", code, view.Watchers)
+	}
 	admin.send(map[string]any{"type": "send", "id": "a1", "session_id": sid, "text": "Hello, Ada here"})
 	if m := user.next(isType("message")).msg(); m.str("role") != "admin" || m.str("text") != "Hello, Ada here" {
 		t.Fatalf("the admin's message reached the user as %v", m)
