@@ -64,7 +64,9 @@ func (s *sessionActor) startGeneration(ctx actor.Context, model string, seq int6
 				return
 			}
 			if chunk.Text != "" {
-				root.Send(self, &genChunk{gen: g.id, text: chunk.Text})
+				c := genChunks.Get().(*genChunk)
+				c.gen, c.text = g.id, chunk.Text
+				root.Send(self, c)
 			}
 			if chunk.Usage != nil {
 				usage = chunk.Usage

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"sync"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/chatbox/chatbox/protocol"
@@ -155,6 +157,10 @@ type genChunk struct {
 	gen  uint64
 	text string
 }
+
+// genChunks recycles the chunks of every generation, which would otherwise
+// cost an allocation per token.
+var genChunks = sync.Pool{New: func() any { return new(genChunk) }}
 
 type genDone struct {
 	gen   uint64

@@ -75,6 +75,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		}
 	case *genChunk:
 		s.chunk(ctx, m)
+		*m = genChunk{}
+		genChunks.Put(m) // nothing keeps a chunk once handled
 	case *genDone:
 		s.done(ctx, m)
 	case *checkpointDone:
