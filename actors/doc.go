@@ -42,6 +42,10 @@
 // socket's node under a local parent and attach to their user's actor
 // wherever it is placed, and whatever crosses nodes is a wire.Envelope.
 //
+// A connected user who has not acted yet has no user actor: the directory
+// keeps its connections parked until the first command or call spawns it
+// (parked.go).
+//
 // Actors stop when idle (no connection, no reply in flight) after a
 // handshake with their parent that counts routed messages, so a command in
 // flight to a stopping actor is never lost: the parent only stops a child

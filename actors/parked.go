@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -34,7 +35,7 @@ func (d *directory) park(ctx actor.Context, m *attach) {
 	uid := m.identity.UserID
 	c, err := d.hub.spawnConn(ctx.Self().Id+"/"+userName(uid), m)
 	if err != nil {
-		d.hub.log.Error("attach connection", "conn_id", m.connID, "err", err)
+		d.hub.log.Error("attach connection", slog.String("conn_id", m.connID), slog.Any("err", err))
 		m.reply <- &attached{}
 		return
 	}
