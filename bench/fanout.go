@@ -305,18 +305,7 @@ func runFanout(ctx context.Context, e *env, t *target, o fanoutOptions) fanoutRe
 // device calls onReply at the final message of each reply, and with false
 // when a send of its own is answered by an error instead.
 func (d *device) read(ws, we int64, onReply func(ok bool)) {
-	buf := make([]byte, 0, 16<<10)
-	for {
-		f, err := d.c.ReadMessage(buf)
-		if err != nil {
-			if err == errClosedByPeer {
-				d.disconnects++
-			}
-			return
-		}
-		buf = f[:0]
-		d.event(f, time.Now().UnixNano(), ws, we, onReply)
-	}
+	d.eachFrame(func(f []byte, now int64) { d.event(f, now, ws, we, onReply) })
 }
 
 // readCentrifugo is read for Centrifugo's JSON protocol: each frame holds
@@ -324,17 +313,7 @@ func (d *device) read(ws, we int64, onReply func(ok bool)) {
 // of Chatbox's shape (the publisher's), handled like a Chatbox frame; an
 // empty message is the server's ping, answered with an empty message.
 func (d *device) readCentrifugo(ws, we int64, onReply func(ok bool)) {
-	buf := make([]byte, 0, 16<<10)
-	for {
-		f, err := d.c.ReadMessage(buf)
-		if err != nil {
-			if err == errClosedByPeer {
-				d.disconnects++
-			}
-			return
-		}
-		buf = f[:0]
-		now := time.Now().UnixNano()
+	d.eachFrame(func(f []byte, now int64) {
 		if now >= ws && now < we {
 			d.wsFrames++
 		}
@@ -347,6 +326,23 @@ func (d *device) readCentrifugo(ws, we int64, onReply func(ok bool)) {
 				d.errs["centrifugo_disconnect_"+code]++
 			}
 		})
+	})
+}
+
+// eachFrame hands every frame to handle with the time it was read, until the
+// connection ends (counting a close by the peer as a disconnect).
+func (d *device) eachFrame(handle func(f []byte, now int64)) {
+	buf := make([]byte, 0, 16<<10)
+	for {
+		f, err := d.c.ReadMessage(buf)
+		if err != nil {
+			if err == errClosedByPeer {
+				d.disconnects++
+			}
+			return
+		}
+		buf = f[:0]
+		handle(f, time.Now().UnixNano())
 	}
 }
 
