@@ -39,6 +39,10 @@ type Placement interface {
 	Owner(userID string) string
 	// Members lists the member addresses this node sees.
 	Members() []string
+	// Leave takes this node out of the other members' topology, so that
+	// users find their new owners; before the user actors stop. It returns
+	// when the others have seen it or ctx ends.
+	Leave(ctx context.Context)
 	// Shutdown leaves the cluster; after the actors are stopped.
 	Shutdown()
 }
@@ -86,15 +90,24 @@ func (h *Hub) Join() (err error) {
 	return h.startCluster()
 }
 
-// stopClusterActors closes this node's connections, then stops the user
-// actors hosted here.
-func (h *Hub) stopClusterActors() error {
+// leaveWait bounds how long a shutdown waits for the other members to drop
+// this node (Placement.Leave) before it stops the user actors hosted here.
+const leaveWait = 3 * time.Second
+
+// stopClusterActors closes this node's connections, leaves the other
+// members' topology, then stops the user actors hosted here: the
+// connections other nodes hold for those users attach to their new owners
+// rather than being closed.
+func (h *Hub) stopClusterActors(ctx context.Context) error {
 	var errs []error
 	if h.conns != nil {
 		if err := h.root.StopFuture(h.conns).Wait(); err != nil {
 			errs = append(errs, fmt.Errorf("stop connections: %w", err))
 		}
 	}
+	leave, cancel := context.WithTimeout(ctx, leaveWait)
+	h.cfg.Placement.Leave(leave)
+	cancel()
 	if err := h.stopGrains(); err != nil {
 		errs = append(errs, fmt.Errorf("stop user actors: %w", err))
 	}
@@ -263,6 +276,12 @@ func (g *userGrain) Receive(ctx actor.Context) {
 			// attaches to the owner once it has stopped.
 			g.conns = nil
 			return
+		}
+		if h.stopping.Load() {
+			// Its node is shutting down: the connections held here are
+			// closed (CloseConnections), those on other nodes attach to
+			// the user's new owner, as when it moved.
+			g.conns = slices.DeleteFunc(g.conns, func(c *connEntry) bool { return c.pid.Address != ctx.Self().Address })
 		}
 		g.userActor.Receive(ctx)
 	case *actor.Stopped:

@@ -125,6 +125,7 @@ type Hub struct {
 	onSweep                 func()        // called after each sweep; for tests, set before Start
 	typingEvery             time.Duration // the typing rate limit; tests widen it before connecting
 	draining                atomic.Bool   // Drain has begun: no new generations
+	stopping                atomic.Bool   // Shutdown has begun
 	// storeDown is set when a store call failed as unavailable and cleared
 	// by the next success; while set, sends store before calling a model.
 	storeDown atomic.Bool
@@ -339,8 +340,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			h.goroutines.Stop()
 			return
 		}
+		h.stopping.Store(true)
 		if h.clustered() {
-			h.shutdownErr = h.stopClusterActors()
+			h.shutdownErr = h.stopClusterActors(ctx)
 		}
 		for _, pid := range []*actor.PID{h.directory, h.admins} {
 			if werr := h.root.StopFuture(pid).Wait(); werr != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,7 @@ type Node struct {
 	discovery net.Listener         // static: the membership endpoint
 	members   []string             // addresses of the latest topology, sorted
 	owners    *pcluster.Rendezvous // disthash's placement over the latest topology
+	leaving   bool                 // Leave has begun: the static health route answers 503
 	stopped   bool
 }
 
@@ -151,9 +153,9 @@ func (n *Node) staticProvider() (pcluster.ClusterProvider, error) {
 	e.Listener = ln
 	e.GET("/_health", func(c echo.Context) error {
 		n.mu.Lock()
-		cl := n.c
+		cl, leaving := n.c, n.leaving
 		n.mu.Unlock()
-		if cl == nil || cl.Remote == nil {
+		if cl == nil || cl.Remote == nil || leaving {
 			return c.NoContent(http.StatusServiceUnavailable)
 		}
 		host, memberPort, err := cl.ActorSystem.GetHostPort()
@@ -244,6 +246,39 @@ func (n *Node) cluster() *pcluster.Cluster {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.c
+}
+
+// Leave takes this node out of the other members' topology before its
+// user actors stop, so that the connections attached to them from other
+// nodes find their users' new owners at once rather than this node again.
+// With the static provider the health route answers 503 from now on: every
+// member, this one included, drops the node at its next poll. Leave returns
+// once this node's own topology no longer has it and the peers have had two
+// polls to see the same, or when ctx ends. With the Kubernetes provider
+// membership follows the pod, which leaves at Shutdown; Leave returns at
+// once.
+func (n *Node) Leave(ctx context.Context) {
+	n.mu.Lock()
+	static := n.discovery != nil && n.c != nil && !n.stopped && !n.leaving
+	n.leaving = true
+	n.mu.Unlock()
+	if !static {
+		return
+	}
+	self := n.Address()
+	settled := time.NewTimer(2 * staticRefresh)
+	defer settled.Stop()
+	tick := time.NewTicker(staticRefresh / 10)
+	defer tick.Stop()
+	for waiting := true; waiting || slices.Contains(n.Members(), self); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-settled.C:
+			waiting = false
+		case <-tick.C:
+		}
+	}
 }
 
 // Shutdown leaves the cluster and stops the actor system (call it after the

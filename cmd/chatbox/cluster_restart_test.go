@@ -17,9 +17,11 @@ import (
 // of three nodes in turn (SIGTERM, a graceful drain, then the same binary
 // on the same cluster ports) while two users chat from a device on every
 // node, each device in its own session. A device whose node goes away
-// reconnects to another and returns once its node is back. At the end a
-// fresh device syncs every session: each acked message is there exactly
-// once, no seq twice, and no send that was answered with an error.
+// reconnects to another and returns once its node is back; a device on a
+// node that stays up keeps its socket (its user's actor moving off a node
+// that shuts down does not close it). At the end a fresh device syncs
+// every session: each acked message is there exactly once, no seq twice,
+// and no send that was answered with an error.
 func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 	chatboxBinary(t)
 	proxiedStore(t)
@@ -70,6 +72,8 @@ func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 			}
 			if err := d.c.write(cmd); err != nil {
 				texts[j] = ""
+				d.lost = true
+				t.Errorf("node %d, up, closed a device's socket (%s): %v", d.at+1, d.c.closeStatus(), err)
 			} else {
 				texts[j] = id + "\x00" + texts[j]
 			}
@@ -89,6 +93,9 @@ func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 					refused = append(refused, text)
 				default:
 					unanswered++ // the socket closed, or the command went to an actor that stopped
+				}
+				if errors.Is(err, errClosed) && up(d.at) {
+					t.Errorf("node %d, up, closed a device's socket (%s)", d.at+1, d.c.closeStatus())
 				}
 				d.lost = d.lost || errors.Is(err, errClosed)
 			}
@@ -229,6 +236,17 @@ func (c *client) within(limit time.Duration, ok func(event) bool) (event, error)
 		case <-deadline:
 			return nil, fmt.Errorf("no matching event in %v", limit)
 		}
+	}
+}
+
+// closeStatus describes how the server closed c's socket, once it has.
+func (c *client) closeStatus() string {
+	select {
+	case ce := <-c.closed:
+		c.closed <- ce
+		return fmt.Sprintf("status %d %q", ce.Code, ce.Reason)
+	default:
+		return "no close frame"
 	}
 }
 
