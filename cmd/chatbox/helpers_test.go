@@ -225,21 +225,26 @@ func (c *client) sendRaw(b []byte) {
 }
 
 // next returns the first event matching ok, failing the test after waitFor.
-// Events before it are dropped.
+// Events before it are dropped; a failure names the last of them.
 func (c *client) next(ok func(event) bool) event {
 	c.t.Helper()
 	deadline := time.After(waitFor)
+	var skipped []event // the last few, for the failure message
 	for {
 		select {
 		case e, open := <-c.events:
 			if !open {
-				c.t.Fatal("connection closed while waiting for an event")
+				c.t.Fatalf("connection closed while waiting for an event; last events before it: %v", skipped)
 			}
 			if ok(e) {
 				return e
 			}
+			if len(skipped) == 5 {
+				skipped = skipped[1:]
+			}
+			skipped = append(skipped, e)
 		case <-deadline:
-			c.t.Fatal("no matching event in time")
+			c.t.Fatalf("no matching event in %v; last events before it: %v", waitFor, skipped)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chatbox/chatbox/persistence"
 	"github.com/chatbox/chatbox/persistence/embedded"
@@ -137,12 +138,19 @@ func OpenAt(t testing.TB, uri, database string) *mongo.Store {
 	return MongoAt(t, uri, database, Keyring(t))
 }
 
+// testTimeout bounds each call of a test store. The tests share one
+// FerretDB per test binary, which takes one command at a time, under the
+// race detector, on a machine running the other packages' tests as well:
+// a command can wait seconds behind the others. The suite checks what a
+// store does, not how fast; tests of timeouts open stores of their own.
+const testTimeout = 30 * time.Second
+
 // MongoAt returns a store with its indexes on database at uri, keyed with
 // keys, closed (but not dropped) when the test ends.
 func MongoAt(t testing.TB, uri, database string, keys *persistence.Keyring) *mongo.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: database, Keyring: keys})
+	st, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: database, Keyring: keys, Timeout: testTimeout})
 	if err != nil {
 		t.Fatalf("open test store: %v", err)
 	}
