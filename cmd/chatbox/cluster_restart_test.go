@@ -52,14 +52,18 @@ func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 	}
 	acked := map[string]string{} // message id → text
 	var refused []string         // texts of sends answered with an error
+	codes := map[string]int{}    // their error codes
 	unanswered, sends := 0, 0
 	// round: every device sends once, then each waits for its answer and,
 	// after an ack, for the reply's end. A device whose socket closed (its
 	// node is draining) reconnects to a node that is up.
-	round := func(up func(int) bool) {
+	round := func(up func(int) bool, only ...*device) {
 		t.Helper()
 		texts := make([]string, len(devices))
 		for j, d := range devices {
+			if len(only) > 0 && !slices.Contains(only, d) {
+				continue
+			}
 			if !up(d.at) {
 				continue
 			}
@@ -91,6 +95,7 @@ func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 					_, err = d.c.within(5*time.Second, isFinal)
 				case err == nil:
 					refused = append(refused, text)
+					codes[e.str("code")]++
 				default:
 					unanswered++ // the socket closed, or the command went to an actor that stopped
 				}
@@ -138,10 +143,22 @@ func TestClusterRollingRestartUnderSteadyChatLosesNothingAcked(t *testing.T) {
 		round(all)
 		round(all)
 	}
-	t.Logf("restarted 3 nodes in %v; %d sends: %d acked, %d answered with an error, %d unanswered",
-		time.Since(start).Round(time.Millisecond), sends, len(acked), len(refused), unanswered)
-	if len(acked) < sends/2 {
-		t.Fatalf("only %d of %d sends acked", len(acked), sends)
+	t.Logf("restarted 3 nodes in %v; %d sends: %d acked, %d answered with an error %v, %d unanswered",
+		time.Since(start).Round(time.Millisecond), sends, len(acked), len(refused), codes, unanswered)
+	// How many sends were refused says little: a device whose user's
+	// actor is on a draining node is answered busy at once, so it goes
+	// round again, as often as the drain lasts. What must hold is that the
+	// chat goes on: once every node is back, each device's send is acked
+	// within waitFor (its user's actor may still be moving back home).
+	for j, d := range devices {
+		deadline := time.Now().Add(waitFor)
+		before := len(acked)
+		for len(acked) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("device %d (node %d): no send acked within %v of the last restart", j, d.at+1, waitFor)
+			}
+			round(all, d)
+		}
 	}
 
 	// Every session, synced by a fresh device of its user.
