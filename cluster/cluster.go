@@ -254,7 +254,8 @@ func (n *Node) cluster() *pcluster.Cluster {
 // With the static provider the health route answers 503 from now on: every
 // member, this one included, drops the node at its next poll. Leave returns
 // once this node's own topology no longer has it and the peers have had two
-// polls to see the same, or when ctx ends. With the Kubernetes provider
+// polls to see the same, or when ctx ends; at once when it is the only
+// member. With the Kubernetes provider
 // membership follows the pod, which leaves at Shutdown; Leave returns at
 // once.
 func (n *Node) Leave(ctx context.Context) {
@@ -262,10 +263,10 @@ func (n *Node) Leave(ctx context.Context) {
 	static := n.discovery != nil && n.c != nil && !n.stopped && !n.leaving
 	n.leaving = true
 	n.mu.Unlock()
-	if !static {
-		return
-	}
 	self := n.Address()
+	if !static || !slices.ContainsFunc(n.Members(), func(m string) bool { return m != self }) {
+		return // no other member to hand the users to
+	}
 	settled := time.NewTimer(2 * staticRefresh)
 	defer settled.Stop()
 	tick := time.NewTicker(staticRefresh / 10)

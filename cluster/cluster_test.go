@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -67,6 +69,23 @@ func TestOneStaticNodeJoinsOnLoopbackAndPlacesAUser(t *testing.T) {
 	}
 	if again := n.Get("alice"); !again.Equal(pid) {
 		t.Fatalf("a second lookup found %v, want the same activation %v", again, pid)
+	}
+
+	// Leaving: the membership route answers 503 from then on, and a node
+	// with no other member to hand its users to does not wait for one.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	n.Leave(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("Leave of the only member waited until its context ended")
+	}
+	resp, err := http.Get("http://" + disc + "/_health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("membership route after Leave: %d, want 503", resp.StatusCode)
 	}
 	n.Shutdown()
 	n.Shutdown() // idempotent
