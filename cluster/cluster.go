@@ -255,16 +255,15 @@ func (n *Node) cluster() *pcluster.Cluster {
 // member, this one included, drops the node at its next poll. Leave returns
 // once this node's own topology no longer has it and the peers have had two
 // polls to see the same, or when ctx ends; at once when it is the only
-// member. With the Kubernetes provider
-// membership follows the pod, which leaves at Shutdown; Leave returns at
-// once.
+// member. With the Kubernetes provider membership follows the pod, which
+// leaves at Shutdown; Leave returns at once.
 func (n *Node) Leave(ctx context.Context) {
 	n.mu.Lock()
-	static := n.discovery != nil && n.c != nil && !n.stopped && !n.leaving
+	first := n.discovery != nil && n.c != nil && !n.stopped && !n.leaving // static, running, not yet leaving
 	n.leaving = true
 	n.mu.Unlock()
 	self := n.Address()
-	if !static || !slices.ContainsFunc(n.Members(), func(m string) bool { return m != self }) {
+	if !first || !slices.ContainsFunc(n.Members(), func(m string) bool { return m != self }) {
 		return // no other member to hand the users to
 	}
 	settled := time.NewTimer(2 * staticRefresh)
